@@ -1,0 +1,184 @@
+//! Command line: clap definitions and dispatch. This is the binary's edge,
+//! so handlers return `anyhow::Result`; the modules they call use typed errors.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use crate::cmd;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kata",
+    version,
+    about = "git-push micro-PaaS: deploy kata-compose.yaml apps on Docker behind Caddy",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the KATA_ROOT skeleton and store host settings.
+    Setup(cmd::setup::SetupArgs),
+    /// Register SSH public keys (FILE or - for stdin) with the kata forced command.
+    #[command(name = "setup:ssh")]
+    SetupSsh {
+        file: String,
+        /// Name for the key(s); default: the key comment.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List registered SSH keys.
+    #[command(name = "ssh:keys")]
+    SshKeys {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a registered SSH key by name or fingerprint.
+    #[command(name = "ssh:remove")]
+    SshRemove { key: String },
+    /// The forced command run by sshd for every connection.
+    #[command(name = "ssh-serve", hide = true)]
+    SshServe {
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Post-receive hook entry point (reads `old new ref` lines on stdin).
+    #[command(name = "git-hook", hide = true)]
+    GitHook { app: String },
+    /// Check a kata-compose.yaml and print `ok` or every error.
+    Validate { file: Option<PathBuf> },
+    /// Print the compose file a deploy would write, without deploying.
+    Render {
+        file: Option<PathBuf>,
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long, value_enum, default_value = "v2")]
+        target: crate::render::Target,
+    },
+    /// List apps and whether they are running.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an app's containers (or swarm tasks).
+    Ps {
+        app: String,
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an app's logs.
+    Logs {
+        app: String,
+        service: Option<String>,
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long)]
+        tail: Option<String>,
+    },
+    /// Start a stopped app.
+    Start { app: String },
+    /// Stop an app (its data stays).
+    Stop { app: String },
+    /// Restart an app or one of its services.
+    Restart { app: String, service: Option<String> },
+    /// Remove an app; data/ and config/ survive unless --wipe.
+    Rm {
+        app: String,
+        #[arg(short, long)]
+        force: bool,
+        #[arg(long)]
+        wipe: bool,
+    },
+    /// Run a command inside a running service container.
+    Run {
+        app: String,
+        service: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Redeploy the app's current commit.
+    Deploy { app: String },
+    /// Pass arguments to docker.
+    Docker {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// List the swarm services of an app's stack.
+    #[command(name = "docker:services")]
+    DockerServices { app: String },
+    /// Create or replace a swarm secret: NAME=VALUE, NAME=@file, or NAME (value on stdin).
+    #[command(name = "secrets:set")]
+    SecretsSet { spec: String },
+    #[command(name = "secrets:ls")]
+    SecretsLs,
+    #[command(name = "secrets:rm")]
+    SecretsRm { name: String },
+    /// Show an app's config (config/<app>/ENV).
+    Config { app: String },
+    #[command(name = "config:get")]
+    ConfigGet { app: String, key: String },
+    /// Set K=V pairs and redeploy.
+    #[command(name = "config:set")]
+    ConfigSet {
+        app: String,
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        #[arg(long)]
+        no_deploy: bool,
+    },
+    /// Unset keys and redeploy.
+    #[command(name = "config:unset")]
+    ConfigUnset {
+        app: String,
+        #[arg(required = true)]
+        keys: Vec<String>,
+        #[arg(long)]
+        no_deploy: bool,
+    },
+    /// Show the deployed app's kata-compose.yaml.
+    #[command(name = "config:stack")]
+    ConfigStack { app: String },
+    /// Show the deployed app's generated .docker-compose.yaml.
+    #[command(name = "config:docker")]
+    ConfigDocker { app: String },
+    /// Show the app's live Caddy server JSON.
+    #[command(name = "config:caddy")]
+    ConfigCaddy { app: String },
+    /// List every app's hosts, listen addresses and upstreams in Caddy.
+    #[command(name = "caddy:ls")]
+    CaddyLs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or set an app's deploy mode.
+    Mode {
+        app: String,
+        #[arg(value_enum)]
+        mode: Option<crate::state::Mode>,
+    },
+    /// List an app's releases.
+    Releases {
+        app: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-deploy a kept release (default: the one before the live one).
+    Rollback { app: String, release: Option<u64> },
+}
+
+/// Runs the command and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        println!();
+        return Ok(0);
+    };
+    cmd::dispatch(command)
+}

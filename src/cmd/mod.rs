@@ -1,0 +1,55 @@
+//! Command handlers, one file per area. `dispatch` is the only router.
+
+pub mod apps;
+pub mod caddy;
+pub mod config;
+pub mod releases;
+pub mod setup;
+pub mod spec;
+pub mod ssh;
+
+use crate::cli::Command;
+
+pub fn dispatch(command: Command) -> anyhow::Result<i32> {
+    use Command::*;
+    match command {
+        Setup(args) => setup::setup(args),
+        SetupSsh { file, name } => ssh::setup_ssh(&file, name.as_deref()),
+        SshKeys { json } => ssh::keys(json),
+        SshRemove { key } => ssh::remove(&key),
+        SshServe { key, name } => ssh::serve(&key, &name),
+        GitHook { app } => ssh::git_hook(&app),
+        Validate { file } => spec::validate(file),
+        Render { file, app, target } => spec::render(file, app, target),
+        Ls { json } => apps::ls(json),
+        Ps { app, service, json } => apps::ps(&app, service.as_deref(), json),
+        Logs { app, service, follow, tail } => apps::logs(&app, service.as_deref(), follow, tail),
+        Start { app } => apps::start(&app),
+        Stop { app } => apps::stop(&app),
+        Restart { app, service } => apps::restart(&app, service.as_deref()),
+        Rm { app, force, wipe } => apps::rm(&app, force, wipe),
+        Run { app, service, cmd } => apps::run(&app, &service, &cmd),
+        Deploy { app } => apps::deploy(&app),
+        Docker { args } => apps::docker(&args),
+        DockerServices { app } => apps::docker_services(&app),
+        SecretsSet { spec } => apps::secrets_set(&spec),
+        SecretsLs => apps::secrets_ls(),
+        SecretsRm { name } => apps::secrets_rm(&name),
+        Config { app } => config::show(&app),
+        ConfigGet { app, key } => config::get(&app, &key),
+        ConfigSet { app, pairs, no_deploy } => config::set(&app, &pairs, !no_deploy),
+        ConfigUnset { app, keys, no_deploy } => config::unset(&app, &keys, !no_deploy),
+        ConfigStack { app } => config::stack(&app),
+        ConfigDocker { app } => config::docker(&app),
+        ConfigCaddy { app } => caddy::config_caddy(&app),
+        CaddyLs { json } => caddy::ls(json),
+        Mode { app, mode } => apps::mode(&app, mode),
+        Releases { app, json } => releases::list(&app, json),
+        Rollback { app, release } => releases::rollback(&app, release),
+    }
+}
+
+/// Validates an app name typed by a user, before any file is touched.
+pub fn app_arg(raw: &str) -> anyhow::Result<String> {
+    Ok(crate::names::app_name(raw)?)
+}

@@ -1,0 +1,69 @@
+//! `kata setup`: the KATA_ROOT skeleton and host settings.
+
+use crate::paths::{Paths, SKELETON};
+use crate::settings;
+
+#[derive(Debug, clap::Args)]
+pub struct SetupArgs {
+    /// Caddy admin endpoint: http://host:port or unix//path.
+    #[arg(long, value_name = "URL")]
+    pub caddy_admin: Option<String>,
+    /// Base image the runtime images build FROM.
+    #[arg(long, value_name = "IMAGE")]
+    pub base_image: Option<String>,
+    /// Default deploy branch (default: main, else master).
+    #[arg(long, value_name = "BRANCH")]
+    pub deploy_branch: Option<String>,
+    /// How many releases to keep per app.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub keep_releases: Option<u64>,
+}
+
+pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    if let Some(url) = &args.caddy_admin {
+        crate::caddy::Endpoint::parse(url)?;
+    }
+    if let Some(b) = &args.deploy_branch {
+        anyhow::ensure!(
+            crate::git::valid_branch_name(b),
+            "invalid branch name {b:?}"
+        );
+    }
+    for dir in SKELETON {
+        let p = paths.root().join(dir);
+        if p.is_dir() {
+            println!("exists   {}", p.display());
+        } else {
+            std::fs::create_dir_all(&p)?;
+            println!("created  {}", p.display());
+        }
+    }
+    let mut stored = settings::load_stored(&paths)?;
+    let before = stored.clone();
+    if let Some(v) = args.caddy_admin {
+        stored.caddy_admin = Some(v);
+    }
+    if let Some(v) = args.base_image {
+        stored.base_image = Some(v);
+    }
+    if let Some(v) = args.deploy_branch {
+        stored.deploy_branch = Some(v);
+    }
+    if let Some(v) = args.keep_releases {
+        stored.keep_releases = Some(v as usize);
+    }
+    if stored != before {
+        settings::save_stored(&paths, &stored)?;
+        println!("saved    {}", paths.settings_file().display());
+    }
+    let s = settings::resolve(&stored, |k| std::env::var(k).ok());
+    println!("caddy admin:   {}", s.caddy_admin);
+    println!("base image:    {}", s.base_image);
+    println!(
+        "deploy branch: {}",
+        s.deploy_branch.as_deref().unwrap_or("main (else master)")
+    );
+    println!("keep releases: {}", s.keep_releases);
+    Ok(0)
+}

@@ -1,0 +1,25 @@
+//! kata: a git-push micro-PaaS. The functional core (spec, env, render,
+//! caddy planning, release planning) takes values and returns values; the
+//! shell modules (git, ssh, docker, caddy admin, deploy) run processes and HTTP.
+
+pub mod cli;
+pub mod cmd;
+
+// core
+pub mod envfile;
+pub mod expand;
+pub mod names;
+pub mod render;
+pub mod spec;
+pub mod yaml;
+
+// shell
+pub mod caddy;
+pub mod deploy;
+pub mod fsutil;
+pub mod git;
+pub mod lock;
+pub mod paths;
+pub mod settings;
+pub mod state;
+pub mod ui;

@@ -1,0 +1,13 @@
+use clap::Parser;
+
+fn main() {
+    let cli = kata::cli::Cli::parse();
+    let code = match kata::cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,77 @@
+//! Where everything lives under `KATA_ROOT` (default `$HOME`).
+//!
+//! User-facing dirs follow the spec (`app data config envs logs repos`);
+//! kata's own bookkeeping (settings, releases, locks, mode) lives under
+//! `state/`, never inside a user's checkout.
+
+use std::path::{Path, PathBuf};
+
+pub const SKELETON: [&str; 7] = ["app", "data", "config", "envs", "logs", "repos", "state"];
+
+#[derive(Debug, Clone)]
+pub struct Paths {
+    root: PathBuf,
+}
+
+impl Paths {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Paths { root: root.into() }
+    }
+
+    /// `KATA_ROOT`, else `$HOME`, else the current directory.
+    pub fn from_env() -> Self {
+        let root = std::env::var_os("KATA_ROOT")
+            .filter(|v| !v.is_empty())
+            .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Paths::new(root)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The live checkout (a symlink to the live release's tree once releases exist).
+    pub fn app(&self, app: &str) -> PathBuf {
+        self.root.join("app").join(app)
+    }
+    pub fn data(&self, app: &str) -> PathBuf {
+        self.root.join("data").join(app)
+    }
+    pub fn config(&self, app: &str) -> PathBuf {
+        self.root.join("config").join(app)
+    }
+    pub fn envs(&self, app: &str) -> PathBuf {
+        self.root.join("envs").join(app)
+    }
+    pub fn logs(&self, app: &str) -> PathBuf {
+        self.root.join("logs").join(app)
+    }
+    pub fn repo(&self, app: &str) -> PathBuf {
+        self.root.join("repos").join(app)
+    }
+    /// kata's own per-app state: releases, mode, locks.
+    pub fn state(&self, app: &str) -> PathBuf {
+        self.root.join("state").join("apps").join(app)
+    }
+    /// Host-wide settings written by `kata setup --<setting>`.
+    pub fn settings_file(&self) -> PathBuf {
+        self.root.join("state").join("settings.json")
+    }
+    /// Host-wide locks (Caddy writes, authorized_keys).
+    pub fn host_lock(&self, name: &str) -> PathBuf {
+        self.root.join("state").join(format!("{name}.lock"))
+    }
+    pub fn app_lock(&self, app: &str) -> PathBuf {
+        self.state(app).join("deploy.lock")
+    }
+    /// The four bind mounts a runtime service gets, in their fixed order.
+    pub fn runtime_mounts(&self, app: &str) -> [(&'static str, PathBuf, &'static str); 4] {
+        [
+            ("app", self.app(app), "/app"),
+            ("config", self.config(app), "/config"),
+            ("data", self.data(app), "/data"),
+            ("venv", self.envs(app), "/venv"),
+        ]
+    }
+}

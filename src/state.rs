@@ -1,0 +1,57 @@
+//! kata's per-app bookkeeping under `state/apps/<app>/`: the chosen mode
+//! (kept across deploys), the deploy branch override.
+
+use crate::fsutil::write_atomic;
+use crate::paths::Paths;
+use std::io;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Compose,
+    Swarm,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Compose => "compose",
+            Mode::Swarm => "swarm",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s.trim() {
+            "compose" => Some(Mode::Compose),
+            "swarm" => Some(Mode::Swarm),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn read_opt(path: &std::path::Path) -> io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s.trim().to_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The mode an admin chose with `kata mode APP MODE`, if any.
+pub fn stored_mode(paths: &Paths, app: &str) -> io::Result<Option<Mode>> {
+    Ok(read_opt(&paths.state(app).join("mode"))?.and_then(|s| Mode::parse(&s)))
+}
+
+pub fn set_mode(paths: &Paths, app: &str, mode: Mode) -> io::Result<()> {
+    write_atomic(&paths.state(app).join("mode"), format!("{mode}\n").as_bytes())
+}
+
+/// Per-app deploy branch override (`kata setup` sets the host default).
+pub fn stored_branch(paths: &Paths, app: &str) -> io::Result<Option<String>> {
+    read_opt(&paths.state(app).join("branch"))
+}
