@@ -59,6 +59,9 @@ pub enum Command {
         app: Option<String>,
         #[arg(long, value_enum, default_value = "v2")]
         target: crate::render::Target,
+        /// Print the app's Caddy server JSON instead of the compose file.
+        #[arg(long)]
+        caddy: bool,
     },
     /// List apps and whether they are running.
     Ls {

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cmd;
 
 // core
+pub mod env;
 pub mod envfile;
 pub mod expand;
 pub mod names;
@@ -16,10 +17,14 @@ pub mod yaml;
 // shell
 pub mod caddy;
 pub mod deploy;
+pub mod docker;
 pub mod fsutil;
 pub mod git;
 pub mod lock;
 pub mod paths;
+pub mod release;
+pub mod runtime;
 pub mod settings;
+pub mod ssh;
 pub mod state;
 pub mod ui;

@@ -1,1 +1,698 @@
-//! The kata-compose.yaml model.
+//! The kata-compose.yaml model: parse a spanned YAML tree into an [`AppSpec`],
+//! collecting every error and warning with its line and column. Nothing here
+//! touches the disk or expands variables; `render` does the latter.
+
+use crate::names;
+use crate::state::Mode;
+use crate::yaml::{self, Node, Pos, Value};
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// One finding about the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diag {
+    pub pos: Option<Pos>,
+    pub message: String,
+}
+
+impl Diag {
+    fn at(n: &Node, message: impl Into<String>) -> Diag {
+        Diag {
+            pos: Some(n.pos),
+            message: message.into(),
+        }
+    }
+    /// `file:line:column: message` (or `file: message` without a position).
+    pub fn display<'a>(&'a self, file: &'a str) -> impl fmt::Display + 'a {
+        struct D<'a>(&'a Diag, &'a str);
+        impl fmt::Display for D<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0.pos {
+                    Some(p) if p.line > 0 => write!(f, "{}:{}: {}", self.1, p, self.0.message),
+                    _ => write!(f, "{}: {}", self.1, self.0.message),
+                }
+            }
+        }
+        D(self, file)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Runtime {
+    Python,
+    Nodejs,
+    Go,
+    Static,
+}
+
+impl Runtime {
+    pub const ALL: [Runtime; 4] = [Runtime::Python, Runtime::Nodejs, Runtime::Go, Runtime::Static];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Python => "python",
+            Runtime::Nodejs => "nodejs",
+            Runtime::Go => "go",
+            Runtime::Static => "static",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Runtime> {
+        Runtime::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+    /// The image kata builds for this runtime.
+    pub fn image(self) -> String {
+        format!("kata/{}", self.as_str())
+    }
+}
+
+/// kata's own health check, run from the host against each new container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HttpCheck {
+    pub path: String,
+    pub port: Option<u16>,
+    pub status: u16,
+    pub timeout_secs: u64,
+    pub interval_secs: u64,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Health {
+    /// `healthcheck: {path: /health, ...}`: checked by kata from the host.
+    Http(HttpCheck),
+    /// A compose `healthcheck:` (`test:` ...), passed through as written.
+    Compose(Json),
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Service {
+    pub runtime: Option<Runtime>,
+    pub image: Option<String>,
+    /// For `type: static`: the directory (relative to the app) to serve.
+    pub static_root: Option<String>,
+    pub environment: Vec<(String, String)>,
+    pub depends_on: Vec<String>,
+    /// Long-form `depends_on` as written (conditions), for compose targets.
+    pub depends_on_long: Option<Json>,
+    pub health: Option<Health>,
+    pub instances: Option<u32>,
+    /// Every other compose key, in file order, as written (not yet expanded).
+    pub extra: IndexMap<String, Json>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AppSpec {
+    /// `app.name`: informational; the git remote names the app.
+    pub app_name: Option<String>,
+    pub environment: Vec<(String, String)>,
+    /// `build.commands`: run by the runtime before the app starts.
+    pub build_commands: Vec<String>,
+    pub services: IndexMap<String, Service>,
+    pub volumes: IndexMap<String, Json>,
+    pub networks: IndexMap<String, Json>,
+    pub secrets: IndexMap<String, Json>,
+    pub configs: IndexMap<String, Json>,
+    /// Top-level `x-*` keys other than `x-kata-mode`.
+    pub extensions: IndexMap<String, Json>,
+    /// The `caddy:` server object, still as YAML (for positions).
+    pub caddy: Option<Node>,
+    pub mode: Option<Mode>,
+}
+
+/// The result of reading a file: the model (when the file is usable) plus
+/// every error and warning found.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub spec: Option<AppSpec>,
+    pub errors: Vec<Diag>,
+    pub warnings: Vec<Diag>,
+}
+
+/// Volume names kata declares itself as bind mounts.
+pub const KATA_VOLUMES: [&str; 4] = ["app", "config", "data", "venv"];
+
+/// Compose service keys passed through as written.
+const COMPOSE_SERVICE_KEYS: &[&str] = &[
+    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup",
+    "cgroup_parent", "command", "configs", "container_name", "cpu_count", "cpu_percent",
+    "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset",
+    "credential_spec", "deploy", "develop", "device_cgroup_rules", "devices", "dns", "dns_opt",
+    "dns_search", "domainname", "entrypoint", "env_file", "expose", "extends", "external_links",
+    "extra_hosts", "gpus", "group_add", "hostname", "init", "ipc", "isolation", "labels", "links",
+    "logging", "mac_address", "mem_limit", "mem_reservation", "mem_swappiness", "memswap_limit",
+    "network_mode", "networks", "oom_kill_disable", "oom_score_adj", "pid", "pids_limit",
+    "platform", "ports", "post_start", "pre_stop", "privileged", "profiles", "pull_policy",
+    "read_only", "restart", "scale", "secrets", "security_opt", "shm_size", "stdin_open",
+    "stop_grace_period", "stop_signal", "storage_opt", "sysctls", "tmpfs", "tty", "ulimits",
+    "user", "userns_mode", "uts", "volumes", "volumes_from", "working_dir",
+];
+
+struct Ctx {
+    errors: Vec<Diag>,
+    warnings: Vec<Diag>,
+}
+
+impl Ctx {
+    fn err(&mut self, n: &Node, msg: impl Into<String>) {
+        self.errors.push(Diag::at(n, msg));
+    }
+    fn warn(&mut self, n: &Node, msg: impl Into<String>) {
+        self.warnings.push(Diag::at(n, msg));
+    }
+    fn map<'a>(&mut self, n: &'a Node, path: &str) -> Option<&'a IndexMap<String, Node>> {
+        match &n.value {
+            Value::Map(m) => Some(m),
+            _ => {
+                self.err(n, format!("`{path}` must be a mapping, found {}", n.kind()));
+                None
+            }
+        }
+    }
+    fn string(&mut self, n: &Node, path: &str) -> Option<String> {
+        match &n.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => n.scalar_string(),
+            _ => {
+                self.err(n, format!("`{path}` must be a string, found {}", n.kind()));
+                None
+            }
+        }
+    }
+}
+
+/// Parses and validates `text`. Never panics, whatever the input.
+pub fn parse(text: &str) -> Parsed {
+    let root = match yaml::parse(text) {
+        Ok(n) => n,
+        Err(e) => {
+            return Parsed {
+                errors: vec![Diag {
+                    pos: e.pos,
+                    message: e.message,
+                }],
+                ..Parsed::default()
+            };
+        }
+    };
+    let mut cx = Ctx {
+        errors: vec![],
+        warnings: vec![],
+    };
+    let spec = parse_root(&mut cx, &root);
+    if let Some(spec) = &spec {
+        check_references(&mut cx, spec, &root);
+    }
+    Parsed {
+        spec: if cx.errors.is_empty() { spec } else { None },
+        errors: cx.errors,
+        warnings: cx.warnings,
+    }
+}
+
+fn parse_root(cx: &mut Ctx, root: &Node) -> Option<AppSpec> {
+    if matches!(root.value, Value::Null) {
+        cx.err(root, "the file is empty: it needs at least a `services:` mapping");
+        return None;
+    }
+    let top = cx.map(root, "(top level)")?;
+    let mut spec = AppSpec::default();
+    let mut default_runtime = None;
+    for (key, n) in top {
+        match key.as_str() {
+            "version" => cx.warn(n, "`version` is obsolete and ignored"),
+            "name" => cx.warn(n, "`name` is ignored: the app is named by its git remote"),
+            "app" => {
+                if let Some(m) = cx.map(n, "app") {
+                    for (k, v) in m {
+                        match k.as_str() {
+                            "name" => spec.app_name = cx.string(v, "app.name"),
+                            "runtime" => default_runtime = parse_runtime(cx, v, "app.runtime"),
+                            other => cx.warn(v, format!("unknown key `app.{other}` ignored")),
+                        }
+                    }
+                }
+            }
+            "environment" => spec.environment = parse_env(cx, n, "environment"),
+            "build" => {
+                if let Some(m) = cx.map(n, "build") {
+                    for (k, v) in m {
+                        match k.as_str() {
+                            "commands" => spec.build_commands = string_list(cx, v, "build.commands"),
+                            other => cx.warn(v, format!("unknown key `build.{other}` ignored")),
+                        }
+                    }
+                }
+            }
+            "services" => {}
+            "volumes" => spec.volumes = passthrough_map(cx, n, "volumes"),
+            "networks" => spec.networks = passthrough_map(cx, n, "networks"),
+            "secrets" => spec.secrets = passthrough_map(cx, n, "secrets"),
+            "configs" => spec.configs = passthrough_map(cx, n, "configs"),
+            "caddy" => {
+                spec.caddy = Some(n.clone());
+                for issue in crate::caddy::validate(n) {
+                    cx.errors.push(Diag {
+                        pos: Some(issue.pos),
+                        message: format!("`{}`: {}", issue.path, issue.message),
+                    });
+                }
+            }
+            "x-kata-mode" => match n.as_str().and_then(Mode::parse) {
+                Some(m) => spec.mode = Some(m),
+                None => cx.err(n, "`x-kata-mode` must be `compose` or `swarm`"),
+            },
+            k if k.starts_with("x-") => {
+                spec.extensions.insert(k.to_owned(), n.to_json());
+            }
+            other => cx.warn(n, format!("unknown top-level key `{other}` ignored")),
+        }
+    }
+    match top.get("services") {
+        None => cx.errors.push(Diag {
+            pos: Some(root.pos),
+            message: "missing `services:`: declare at least one service".into(),
+        }),
+        Some(n) => {
+            if let Some(m) = cx.map(n, "services") {
+                if m.is_empty() {
+                    cx.err(n, "`services` is empty: declare at least one service");
+                }
+                for (name, sn) in m {
+                    if let Err(e) = names::service_name(name) {
+                        cx.err(sn, e.to_string());
+                        continue;
+                    }
+                    if let Some(svc) = parse_service(cx, name, sn, default_runtime) {
+                        spec.services.insert(name.clone(), svc);
+                    }
+                }
+            }
+        }
+    }
+    Some(spec)
+}
+
+fn parse_runtime(cx: &mut Ctx, n: &Node, path: &str) -> Option<Runtime> {
+    let s = cx.string(n, path)?;
+    let r = Runtime::parse(&s);
+    if r.is_none() {
+        let known: Vec<_> = Runtime::ALL.iter().map(|r| r.as_str()).collect();
+        cx.err(n, format!("unknown runtime {s:?} in `{path}` (known: {})", known.join(", ")));
+    }
+    r
+}
+
+fn passthrough_map(cx: &mut Ctx, n: &Node, path: &str) -> IndexMap<String, Json> {
+    if matches!(n.value, Value::Null) {
+        return IndexMap::new();
+    }
+    let Some(m) = cx.map(n, path) else {
+        return IndexMap::new();
+    };
+    m.iter()
+        .map(|(k, v)| {
+            if !matches!(v.value, Value::Null | Value::Map(_)) {
+                cx.err(v, format!("`{path}.{k}` must be a mapping or empty, found {}", v.kind()));
+            }
+            (k.clone(), v.to_json())
+        })
+        .collect()
+}
+
+fn string_list(cx: &mut Ctx, n: &Node, path: &str) -> Vec<String> {
+    match &n.value {
+        Value::Seq(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, it)| cx.string(it, &format!("{path}[{i}]")))
+            .collect(),
+        Value::Str(s) => vec![s.clone()],
+        _ => {
+            cx.err(n, format!("`{path}` must be a list of strings, found {}", n.kind()));
+            vec![]
+        }
+    }
+}
+
+/// `environment:` as a mapping (`K: v`) or a list (`K=v`, bare `K` → "").
+fn parse_env(cx: &mut Ctx, n: &Node, path: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = vec![];
+    let mut push = |cx: &mut Ctx, at: &Node, k: &str, v: String| {
+        if k.is_empty() || k.chars().any(|c| c.is_whitespace() || c == '=') {
+            cx.err(at, format!("invalid variable name {k:?} in `{path}`"));
+            return;
+        }
+        out.retain(|(key, _)| key != k);
+        out.push((k.to_owned(), v));
+    };
+    match &n.value {
+        Value::Null => {}
+        Value::Map(m) => {
+            for (k, v) in m {
+                match v.scalar_string() {
+                    Some(s) => push(cx, v, k, s),
+                    None => cx.err(v, format!("`{path}.{k}` must be a scalar, found {}", v.kind())),
+                }
+            }
+        }
+        Value::Seq(items) => {
+            for it in items {
+                match it.as_str() {
+                    Some(s) => match s.split_once('=') {
+                        Some((k, v)) => push(cx, it, k, v.to_owned()),
+                        None => push(cx, it, s, String::new()),
+                    },
+                    None => cx.err(it, format!("`{path}` list entries must be strings like KEY=value, found {}", it.kind())),
+                }
+            }
+        }
+        _ => cx.err(n, format!("`{path}` must be a mapping or a list, found {}", n.kind())),
+    }
+    out
+}
+
+fn parse_service(cx: &mut Ctx, name: &str, n: &Node, default_runtime: Option<Runtime>) -> Option<Service> {
+    let p = format!("services.{name}");
+    if matches!(n.value, Value::Null) {
+        cx.err(n, format!("`{p}` is empty: give it an `image:` or a `runtime:`"));
+        return None;
+    }
+    let m = cx.map(n, &p)?;
+    let mut svc = Service::default();
+    for (key, v) in m {
+        let kp = format!("{p}.{key}");
+        match key.as_str() {
+            "runtime" => svc.runtime = parse_runtime(cx, v, &kp),
+            "image" => svc.image = cx.string(v, &kp),
+            "type" => match v.as_str() {
+                Some("static") => svc.runtime = Some(Runtime::Static),
+                _ => cx.err(v, format!("`{kp}` must be `static`")),
+            },
+            "root" => svc.static_root = cx.string(v, &kp),
+            "environment" => svc.environment = parse_env(cx, v, &kp),
+            "depends_on" => parse_depends_on(cx, v, &kp, &mut svc),
+            "healthcheck" => svc.health = parse_health(cx, v, &kp),
+            "instances" => match &v.value {
+                Value::Int(i) if (0..=1000).contains(i) => svc.instances = Some(*i as u32),
+                _ => cx.err(v, format!("`{kp}` must be a whole number from 0 to 1000")),
+            },
+            "restart" => {
+                let ok = v.as_str().is_some_and(|s| {
+                    matches!(s, "no" | "always" | "on-failure" | "unless-stopped")
+                        || s.strip_prefix("on-failure:").is_some_and(|n| n.parse::<u32>().is_ok())
+                });
+                if ok {
+                    svc.extra.insert(key.clone(), v.to_json());
+                } else {
+                    cx.err(v, format!("`{kp}` must be one of no, always, on-failure[:N], unless-stopped"));
+                }
+            }
+            "ports" | "volumes" | "networks" | "secrets" | "configs" | "labels" | "command" | "entrypoint" => {
+                check_shape(cx, key, v, &kp);
+                svc.extra.insert(key.clone(), v.to_json());
+            }
+            k if COMPOSE_SERVICE_KEYS.contains(&k) || k.starts_with("x-") => {
+                svc.extra.insert(key.clone(), v.to_json());
+            }
+            other => cx.warn(v, format!("unknown key `{p}.{other}` ignored")),
+        }
+    }
+    if svc.static_root.is_some() && svc.runtime != Some(Runtime::Static) {
+        cx.warn(n, format!("`{p}.root` only applies to `type: static` services; ignored"));
+    }
+    if svc.runtime.is_some() && svc.image.is_some() {
+        cx.err(n, format!("`{p}` has both `runtime` and `image`: use one"));
+    }
+    if svc.runtime.is_none() && svc.image.is_none() {
+        if svc.extra.contains_key("build") || m.contains_key("runtime") {
+            // compose builds it from the checkout, or the runtime was already reported
+            // compose builds it from the checkout
+        } else if let Some(r) = default_runtime {
+            svc.runtime = Some(r);
+        } else if let Some(r) = runtime_from_command(svc.extra.get("command")) {
+            cx.warn(n, format!("`{p}` has no `image` or `runtime`; using runtime `{}` for its command", r.as_str()));
+            svc.runtime = Some(r);
+        } else {
+            cx.err(n, format!("`{p}` has neither `image` nor `runtime` (add `runtime: python|nodejs|go|static` or `image: NAME`)"));
+        }
+    }
+    Some(svc)
+}
+
+/// A runtime guessed from the program a service runs (`node server.js`).
+fn runtime_from_command(cmd: Option<&Json>) -> Option<Runtime> {
+    let first = match cmd? {
+        Json::String(s) => s.split_whitespace().next()?.to_owned(),
+        Json::Array(a) => a.first()?.as_str()?.to_owned(),
+        _ => return None,
+    };
+    let prog = first.rsplit('/').next().unwrap_or(&first);
+    match prog {
+        "node" | "npm" | "npx" | "yarn" => Some(Runtime::Nodejs),
+        p if p.starts_with("python") => Some(Runtime::Python),
+        "gunicorn" | "uvicorn" | "flask" | "celery" | "hypercorn" | "waitress-serve" => Some(Runtime::Python),
+        _ => None,
+    }
+}
+
+/// Type checks for the passthrough keys whose references kata verifies.
+fn check_shape(cx: &mut Ctx, key: &str, v: &Node, kp: &str) {
+    let ok = match key {
+        "command" | "entrypoint" => matches!(v.value, Value::Str(_) | Value::Seq(_) | Value::Null),
+        "labels" => matches!(v.value, Value::Map(_) | Value::Seq(_)),
+        "networks" => matches!(v.value, Value::Map(_) | Value::Seq(_)),
+        _ => matches!(v.value, Value::Seq(_)),
+    };
+    if !ok {
+        let want = match key {
+            "command" | "entrypoint" => "a string or a list",
+            "labels" | "networks" => "a mapping or a list",
+            _ => "a list",
+        };
+        cx.err(v, format!("`{kp}` must be {want}, found {}", v.kind()));
+    }
+}
+
+fn parse_depends_on(cx: &mut Ctx, v: &Node, kp: &str, svc: &mut Service) {
+    match &v.value {
+        Value::Seq(items) => {
+            for it in items {
+                if let Some(s) = cx.string(it, kp) {
+                    svc.depends_on.push(s);
+                }
+            }
+        }
+        Value::Map(m) => {
+            svc.depends_on = m.keys().cloned().collect();
+            svc.depends_on_long = Some(v.to_json());
+        }
+        _ => cx.err(v, format!("`{kp}` must be a list or a mapping, found {}", v.kind())),
+    }
+}
+
+fn parse_health(cx: &mut Ctx, v: &Node, kp: &str) -> Option<Health> {
+    let m = cx.map(v, kp)?;
+    if m.contains_key("test") || m.contains_key("disable") {
+        if m.contains_key("path") {
+            cx.err(v, format!("`{kp}` mixes kata's `path:` form with compose's `test:` form"));
+        }
+        return Some(Health::Compose(v.to_json()));
+    }
+    let mut check = HttpCheck {
+        path: "/".into(),
+        port: None,
+        status: 200,
+        timeout_secs: 5,
+        interval_secs: 1,
+        attempts: 30,
+    };
+    for (k, n) in m {
+        let p = format!("{kp}.{k}");
+        match k.as_str() {
+            "path" => match n.as_str() {
+                Some(s) if s.starts_with('/') => check.path = s.to_owned(),
+                _ => cx.err(n, format!("`{p}` must be a path starting with /")),
+            },
+            "port" => match int_in(n, 1, 65535) {
+                Some(i) => check.port = Some(i as u16),
+                None => cx.err(n, format!("`{p}` must be a port number")),
+            },
+            "status" => match int_in(n, 100, 599) {
+                Some(i) => check.status = i as u16,
+                None => cx.err(n, format!("`{p}` must be an HTTP status code")),
+            },
+            "timeout" | "interval" => match duration_secs(n) {
+                Some(s) if k == "timeout" => check.timeout_secs = s,
+                Some(s) => check.interval_secs = s,
+                None => cx.err(n, format!("`{p}` must be a duration like 5s, 1m or a number of seconds")),
+            },
+            "attempts" | "retries" => match int_in(n, 1, 1000) {
+                Some(i) => check.attempts = i as u32,
+                None => cx.err(n, format!("`{p}` must be a whole number from 1 to 1000")),
+            },
+            other => cx.warn(n, format!("unknown key `{kp}.{other}` ignored")),
+        }
+    }
+    Some(Health::Http(check))
+}
+
+fn int_in(n: &Node, lo: i64, hi: i64) -> Option<i64> {
+    let i = match &n.value {
+        Value::Int(i) => *i,
+        Value::Str(s) => s.parse().ok()?,
+        _ => return None,
+    };
+    (lo..=hi).contains(&i).then_some(i)
+}
+
+/// `5`, `"5s"`, `"2m"`, `"1h"` → seconds.
+fn duration_secs(n: &Node) -> Option<u64> {
+    match &n.value {
+        Value::Int(i) if *i >= 0 => Some(*i as u64),
+        Value::Str(s) => {
+            let s = s.trim();
+            let (num, mul) = if let Some(x) = s.strip_suffix("ms") {
+                return x.parse::<u64>().ok().map(|ms| ms.div_ceil(1000));
+            } else if let Some(x) = s.strip_suffix('s') {
+                (x, 1)
+            } else if let Some(x) = s.strip_suffix('m') {
+                (x, 60)
+            } else if let Some(x) = s.strip_suffix('h') {
+                (x, 3600)
+            } else {
+                (s, 1)
+            };
+            num.parse::<u64>().ok().map(|v| v * mul)
+        }
+        _ => None,
+    }
+}
+
+/// Cross-references: depends_on targets and cycles, named volumes, networks, secrets.
+fn check_references(cx: &mut Ctx, spec: &AppSpec, root: &Node) {
+    let services_node = root.as_map().and_then(|m| m.get("services"));
+    let node_of = |svc: &str, key: &str| -> Option<&Node> {
+        let s = services_node?.as_map()?.get(svc)?;
+        s.as_map()?.get(key).or(Some(s))
+    };
+    for (name, svc) in &spec.services {
+        for dep in &svc.depends_on {
+            if !spec.services.contains_key(dep) {
+                if let Some(n) = node_of(name, "depends_on") {
+                    cx.err(n, format!("`services.{name}.depends_on` names unknown service `{dep}`"));
+                }
+            }
+        }
+        if let Some(vols) = svc.extra.get("volumes").and_then(Json::as_array) {
+            for v in vols {
+                if let Some(src) = named_volume(v) {
+                    if !spec.volumes.contains_key(&src) && !KATA_VOLUMES.contains(&src.as_str()) {
+                        if let Some(n) = node_of(name, "volumes") {
+                            cx.err(n, format!("`services.{name}.volumes` uses volume `{src}`, which is not declared under top-level `volumes:`"));
+                        }
+                    }
+                }
+            }
+        }
+        for (key, declared) in [("networks", &spec.networks), ("secrets", &spec.secrets), ("configs", &spec.configs)] {
+            for r in referenced_names(svc.extra.get(key)) {
+                if !(key == "networks" && r == "default") && !declared.contains_key(&r) {
+                    if let Some(n) = node_of(name, key) {
+                        cx.err(n, format!("`services.{name}.{key}` uses `{r}`, which is not declared under top-level `{key}:`"));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(cycle) = depends_cycle(spec) {
+        let n = node_of(&cycle[0], "depends_on").unwrap_or(root);
+        cx.err(n, format!("`depends_on` cycle: {}", cycle.join(" -> ")));
+    }
+}
+
+/// The volume name in a service volume entry, if it names a volume (not a path).
+fn named_volume(v: &Json) -> Option<String> {
+    let src = match v {
+        Json::String(s) => {
+            let (src, _) = s.split_once(':')?;
+            src.to_owned()
+        }
+        Json::Object(m) => {
+            if m.get("type").and_then(Json::as_str).is_some_and(|t| t != "volume") {
+                return None;
+            }
+            m.get("source")?.as_str()?.to_owned()
+        }
+        _ => return None,
+    };
+    let is_path = src.is_empty() || src.starts_with(['/', '.', '~', '$']);
+    (!is_path).then_some(src)
+}
+
+fn referenced_names(v: Option<&Json>) -> Vec<String> {
+    match v {
+        Some(Json::Array(a)) => a
+            .iter()
+            .filter_map(|e| match e {
+                Json::String(s) => Some(s.clone()),
+                Json::Object(m) => m.get("source").and_then(Json::as_str).map(str::to_owned),
+                _ => None,
+            })
+            .collect(),
+        Some(Json::Object(m)) => m.keys().cloned().collect(),
+        _ => vec![],
+    }
+}
+
+/// A `depends_on` cycle, as the list of services walked (first repeated last).
+pub fn depends_cycle(spec: &AppSpec) -> Option<Vec<String>> {
+    fn visit(
+        spec: &AppSpec,
+        n: &str,
+        stack: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = stack.iter().position(|s| s == n) {
+            let mut c = stack[i..].to_vec();
+            c.push(n.to_owned());
+            return Some(c);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        stack.push(n.to_owned());
+        if let Some(svc) = spec.services.get(n) {
+            for d in &svc.depends_on {
+                if let Some(c) = visit(spec, d, stack, done) {
+                    return Some(c);
+                }
+            }
+        }
+        stack.pop();
+        done.insert(n.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for name in spec.services.keys() {
+        if let Some(c) = visit(spec, name, &mut vec![], &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Services in dependency order (dependencies first; ties in file order).
+pub fn start_order(spec: &AppSpec) -> Vec<String> {
+    let mut placed: Vec<String> = vec![];
+    let mut left: BTreeMap<usize, &String> = spec.services.keys().enumerate().collect();
+    while !left.is_empty() {
+        let next = left
+            .iter()
+            .find(|(_, n)| spec.services[n.as_str()].depends_on.iter().all(|d| placed.contains(d) || !spec.services.contains_key(d)))
+            .map(|(i, _)| *i)
+            .unwrap_or(*left.keys().next().expect("non-empty"));
+        placed.push(left.remove(&next).expect("present").clone());
+    }
+    placed
+}

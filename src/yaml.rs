@@ -133,3 +133,111 @@ mod tests {
         println!("EMPTY {empty:?}");
     }
 }
+
+impl Node {
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_map(&self) -> Option<&IndexMap<String, Node>> {
+        match &self.value {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Seq(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// A scalar as the string compose would see (`8000` → "8000"); None for
+    /// maps and sequences.
+    pub fn scalar_string(&self) -> Option<String> {
+        match &self.value {
+            Value::Null => Some(String::new()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            Value::Str(s) => Some(s.clone()),
+            Value::Seq(_) | Value::Map(_) => None,
+        }
+    }
+    /// What kind of value this is, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match &self.value {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(s) => J::Array(s.iter().map(Node::to_json).collect()),
+            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+        }
+    }
+}
+
+/// A YAML syntax or structure error with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub pos: Option<Pos>,
+    pub message: String,
+}
+
+/// Parses a whole document. Duplicate keys are errors; YAML 1.1 booleans such
+/// as `on`/`yes` stay strings (compose v2 reads YAML 1.2).
+pub fn parse(text: &str) -> Result<Node, ParseError> {
+    let options = serde_saphyr::options! { strict_booleans: true };
+    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
+        let pos = e.location().map(|l| Pos {
+            line: l.line(),
+            column: l.column(),
+        });
+        let full = e.without_snippet().to_string();
+        let first = full.lines().next().unwrap_or("").trim();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        // Drop serde-saphyr's own "line X column Y: " prefix; we print file:line:col.
+        let message = match first.split_once(": ") {
+            Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => rest,
+            _ => first,
+        };
+        ParseError {
+            pos,
+            message: tidy(message),
+        }
+    })
+}
+
+/// serde-saphyr's messages repeat the position and mention its own options;
+/// keep just what a user of kata needs.
+fn tidy(message: &str) -> String {
+    let mut m = message.to_owned();
+    if let Some(i) = m.find(" (defined at line") {
+        m.truncate(i);
+    }
+    while let Some(i) = m.rfind(" at line ") {
+        if m[i..].contains(", column ") {
+            m.truncate(i);
+        } else {
+            break;
+        }
+    }
+    if m.starts_with("budget breached") {
+        return "document too large: it expands (through aliases or sheer size) past kata's limit".into();
+    }
+    m.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+}

@@ -1,5 +1,27 @@
 //! Caddy: validation and expansion of an app's server object (pure), and the
 //! admin API client that writes exactly `apps.http.servers.<app>` (shell).
+//!
+//! - [`validate`]: structural checks on the `caddy:` YAML (before variable
+//!   expansion), each issue with a key path and line:column.
+//! - [`expand`]: kata's shorthand (`domains`, `service`, `port`, `https`) →
+//!   a full Caddy server object.
+//! - [`resolve_upstreams`] / [`service_dials`]: `<service>:<port>` dials →
+//!   the service's live container addresses.
+//! - [`Admin`]: targeted admin API calls (TCP via ureq, or a unix socket).
+//! - [`summarize`]: what `caddy:ls` shows about one server.
+
+mod admin;
+mod http1;
+mod shorthand;
+mod summary;
+mod upstreams;
+mod validate;
+
+pub use admin::{Admin, UpstreamStatus};
+pub use shorthand::expand;
+pub use summary::{ServerSummary, summarize};
+pub use upstreams::{resolve_upstreams, service_dials};
+pub use validate::{CaddyIssue, validate};
 
 use thiserror::Error;
 
@@ -7,6 +29,71 @@ use thiserror::Error;
 pub enum EndpointError {
     #[error("invalid Caddy admin endpoint {0:?}: use http://host:port or unix//path")]
     Invalid(String),
+}
+
+/// Everything that can go wrong planning or writing an app's Caddy server.
+/// Errors from the admin API always name the endpoint; when Caddy answered
+/// with an error status, its body is included verbatim.
+#[derive(Debug, Error)]
+pub enum CaddyError {
+    /// The server object (after variable expansion) is not usable.
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    /// A `<service>:<port>` dial names a service with no running container.
+    #[error(
+        "caddy: service {service:?} is routed (dial {dial:?}) but has no live container address"
+    )]
+    NoAddresses { service: String, dial: String },
+    /// A name that cannot be a server key under `apps.http.servers`.
+    #[error("invalid Caddy server name {0:?}")]
+    BadName(String),
+    /// Connecting, sending or reading failed (refused, timed out, ...).
+    #[error("Caddy admin API at {endpoint} is unreachable: {detail}")]
+    Unreachable { endpoint: String, detail: String },
+    /// Caddy answered with an error status; `body` is Caddy's own words.
+    #[error(
+        "Caddy admin API at {endpoint} refused {method} {path} (HTTP {status}): {body}{}",
+        hint(body)
+    )]
+    Refused {
+        endpoint: String,
+        method: String,
+        path: String,
+        status: u16,
+        body: String,
+    },
+    /// Caddy answered 2xx with something kata cannot read.
+    #[error("Caddy admin API at {endpoint}: unexpected answer to {method} {path}: {detail}")]
+    Protocol {
+        endpoint: String,
+        method: String,
+        path: String,
+        detail: String,
+    },
+    /// The config kept changing under us (another writer) and retries ran out.
+    #[error(
+        "Caddy admin API at {endpoint}: config changed concurrently {attempts} times while writing {path}; try again"
+    )]
+    Conflict {
+        endpoint: String,
+        path: String,
+        attempts: u32,
+    },
+    /// The host-wide Caddy lock could not be taken.
+    #[error("cannot take the Caddy lock {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A short explanation for Caddy errors whose cause is not obvious.
+fn hint(body: &str) -> &'static str {
+    if body.contains("listener address repeated") {
+        "\nhint: Caddy allows only one server per listen address; another server (app) already listens there"
+    } else {
+        ""
+    }
 }
 
 /// Where Caddy's admin API listens.
@@ -58,14 +145,52 @@ mod tests {
     fn endpoints() {
         assert_eq!(
             Endpoint::parse("http://localhost:2019").unwrap(),
-            Endpoint::Http { host: "localhost".into(), port: 2019 }
+            Endpoint::Http {
+                host: "localhost".into(),
+                port: 2019
+            }
         );
         assert_eq!(
             Endpoint::parse("unix//run/caddy/admin.sock").unwrap(),
             Endpoint::Unix("/run/caddy/admin.sock".into())
         );
-        for bad in ["localhost:2019", "http://h", "http://h:x", "unix/rel", "https://h:1", "http://u@h:1"] {
+        for bad in [
+            "localhost:2019",
+            "http://h",
+            "http://h:x",
+            "unix/rel",
+            "https://h:1",
+            "http://u@h:1",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
+        for s in [
+            "http://localhost:2019",
+            "unix//run/caddy/admin.sock",
+            "http://[::1]:2019",
+        ] {
+            assert_eq!(Endpoint::parse(s).unwrap().to_string(), s);
+        }
+    }
+
+    #[test]
+    fn refused_error_keeps_body_and_hints() {
+        let e = CaddyError::Refused {
+            endpoint: "http://127.0.0.1:1".into(),
+            method: "POST".into(),
+            path: "/config/apps/http/servers/a".into(),
+            status: 500,
+            body: "{\"error\":\"... listener address repeated: tcp/:80 ...\"}".into(),
+        };
+        let s = e.to_string();
+        assert!(s.contains("http://127.0.0.1:1"), "{s}");
+        assert!(
+            s.contains("{\"error\":\"... listener address repeated: tcp/:80 ...\"}"),
+            "{s}"
+        );
+        assert!(
+            s.contains("hint: Caddy allows only one server per listen address"),
+            "{s}"
+        );
     }
 }

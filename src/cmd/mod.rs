@@ -20,7 +20,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
         SshServe { key, name } => ssh::serve(&key, &name),
         GitHook { app } => ssh::git_hook(&app),
         Validate { file } => spec::validate(file),
-        Render { file, app, target } => spec::render(file, app, target),
+        Render { file, app, target, caddy } => spec::render(file, app, target, caddy),
         Ls { json } => apps::ls(json),
         Ps { app, service, json } => apps::ps(&app, service.as_deref(), json),
         Logs { app, service, follow, tail } => apps::logs(&app, service.as_deref(), follow, tail),

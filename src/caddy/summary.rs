@@ -1,0 +1,107 @@
+//! What `caddy:ls` shows about one server (pure).
+
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerSummary {
+    /// The key under `apps.http.servers`.
+    pub name: String,
+    /// Whether the name is one of kata's apps on this host.
+    pub kata_app: bool,
+    /// Every `host` matcher value, at any depth, once each.
+    pub hosts: Vec<String>,
+    pub listen: Vec<String>,
+    /// Every `reverse_proxy` upstream dial, at any depth, once each.
+    pub upstreams: Vec<String>,
+}
+
+fn push_unique(out: &mut Vec<String>, s: &str) {
+    if !out.iter().any(|x| x == s) {
+        out.push(s.to_owned());
+    }
+}
+
+fn walk(v: &Value, hosts: &mut Vec<String>, upstreams: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m {
+                match (k.as_str(), c) {
+                    ("host", Value::Array(hs)) => hs
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .for_each(|h| push_unique(hosts, h)),
+                    ("upstreams", Value::Array(us))
+                        if m.get("handler").and_then(Value::as_str) == Some("reverse_proxy") =>
+                    {
+                        us.iter()
+                            .filter_map(|u| u.get("dial").and_then(Value::as_str))
+                            .for_each(|d| push_unique(upstreams, d))
+                    }
+                    _ => walk(c, hosts, upstreams),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| walk(c, hosts, upstreams)),
+        _ => {}
+    }
+}
+
+/// Hosts, listen addresses and upstreams of one server object.
+pub fn summarize(name: &str, server: &Value, kata_app: bool) -> ServerSummary {
+    let mut hosts = Vec::new();
+    let mut upstreams = Vec::new();
+    if let Some(routes) = server.get("routes") {
+        walk(routes, &mut hosts, &mut upstreams);
+    }
+    if let Some(errors) = server.get("errors") {
+        walk(errors, &mut hosts, &mut upstreams);
+    }
+    let listen = server
+        .get("listen")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    ServerSummary {
+        name: name.to_owned(),
+        kata_app,
+        hosts,
+        listen,
+        upstreams,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn collects_nested_hosts_and_upstreams() {
+        let s = json!({
+            "listen": [":80", ":443"],
+            "routes": [
+                {"match": [{"host": ["a.test", "b.test"]}], "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "10.0.0.2:80"}, {"dial": "10.0.0.3:80"}]}]},
+                {"match": [{"host": ["a.test"], "protocol": "http"}], "handle": [{"handler": "static_response", "status_code": 308}]},
+                {"handle": [{"handler": "subroute", "routes": [{"match": [{"host": ["c.test"]}], "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "10.0.0.2:80"}]}]}]}]}
+            ]
+        });
+        assert_eq!(
+            summarize("app", &s, true),
+            ServerSummary {
+                name: "app".into(),
+                kata_app: true,
+                hosts: vec!["a.test".into(), "b.test".into(), "c.test".into()],
+                listen: vec![":80".into(), ":443".into()],
+                upstreams: vec!["10.0.0.2:80".into(), "10.0.0.3:80".into()],
+            }
+        );
+        let empty = summarize("x", &json!({}), false);
+        assert!(empty.hosts.is_empty() && empty.listen.is_empty() && empty.upstreams.is_empty());
+    }
+}

@@ -1,0 +1,320 @@
+//! `<service>:<port>` dials → the service's live container addresses (pure).
+//!
+//! Caddy runs on the host and cannot resolve compose service names, so every
+//! `dial` of a `reverse_proxy` handler (at any depth: routes, subroutes,
+//! error routes) whose host part is one of the app's services becomes one
+//! upstream per container address. Other dials (`127.0.0.1:8000`, `:8000`,
+//! `example.org:80`, placeholders) are left exactly as written.
+
+use super::CaddyError;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// A dial split into its optional network prefix (`tcp/`), host and port text.
+struct Dial<'a> {
+    network: Option<&'a str>,
+    host: &'a str,
+    port: &'a str,
+}
+
+fn split_dial(dial: &str) -> Option<Dial<'_>> {
+    let (network, rest) = match dial.split_once('/') {
+        Some((n, r)) if !n.contains(':') => (Some(n), r),
+        _ => (None, dial),
+    };
+    let (host, port) = rest.rsplit_once(':')?;
+    Some(Dial {
+        network,
+        host,
+        port,
+    })
+}
+
+fn format_addr(ip: &str, port: u16) -> String {
+    if ip.contains(':') && !ip.starts_with('[') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// Calls `f` on every `reverse_proxy` handler object in the server.
+fn each_proxy(v: &Value, f: &mut dyn FnMut(&Map<String, Value>)) {
+    match v {
+        Value::Object(m) => {
+            if m.get("handler").and_then(Value::as_str) == Some("reverse_proxy") {
+                f(m);
+            }
+            m.values().for_each(|c| each_proxy(c, f));
+        }
+        Value::Array(a) => a.iter().for_each(|c| each_proxy(c, f)),
+        _ => {}
+    }
+}
+
+/// A visitor of `reverse_proxy` handler objects that may fail.
+type ProxyVisitor<'a> = dyn FnMut(&mut Map<String, Value>) -> Result<(), CaddyError> + 'a;
+
+fn each_proxy_mut(v: &mut Value, f: &mut ProxyVisitor<'_>) -> Result<(), CaddyError> {
+    match v {
+        Value::Object(m) => {
+            if m.get("handler").and_then(Value::as_str) == Some("reverse_proxy") {
+                f(m)?;
+            }
+            for c in m.values_mut() {
+                each_proxy_mut(c, f)?;
+            }
+        }
+        Value::Array(a) => {
+            for c in a {
+                each_proxy_mut(c, f)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The `(service, port)` pairs the server routes to, in first-seen order,
+/// once each: the dials whose host is one of `services` (the app's service
+/// names). The deploy uses them to know what to health-check.
+pub fn service_dials<S: AsRef<str>>(
+    server: &Value,
+    services: impl IntoIterator<Item = S>,
+) -> Vec<(String, u16)> {
+    let names: Vec<String> = services
+        .into_iter()
+        .map(|s| s.as_ref().to_owned())
+        .collect();
+    let mut out: Vec<(String, u16)> = Vec::new();
+    each_proxy(server, &mut |proxy| {
+        for up in proxy
+            .get("upstreams")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(d) = up.get("dial").and_then(Value::as_str).and_then(split_dial) else {
+                continue;
+            };
+            if !names.iter().any(|n| n == d.host) {
+                continue;
+            }
+            if let Ok(port) = d.port.parse::<u16>() {
+                let pair = (d.host.to_owned(), port);
+                if !out.contains(&pair) {
+                    out.push(pair);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// Rewrites every `<service>:<port>` dial (service = a key of `services`)
+/// into one upstream per live address of that service (`"<ip>:<port>"`),
+/// copying the upstream's other fields (e.g. `max_requests`). Literal dials
+/// are untouched. A routed service with no address is an error naming it.
+pub fn resolve_upstreams(
+    server: &Value,
+    services: &BTreeMap<String, Vec<String>>,
+) -> Result<Value, CaddyError> {
+    let mut out = server.clone();
+    each_proxy_mut(&mut out, &mut |proxy| {
+        let Some(Value::Array(ups)) = proxy.get_mut("upstreams") else {
+            return Ok(());
+        };
+        let mut resolved = Vec::with_capacity(ups.len());
+        for up in ups.drain(..) {
+            let dial = up.get("dial").and_then(Value::as_str).map(str::to_owned);
+            let target = dial.as_deref().and_then(split_dial).and_then(|d| {
+                services
+                    .get(d.host)
+                    .map(|addrs| (d.network.map(str::to_owned), d.port.to_owned(), addrs))
+            });
+            let Some((network, port, addrs)) = target else {
+                resolved.push(up);
+                continue;
+            };
+            let dial = dial.unwrap_or_default();
+            let port: u16 = port.parse().map_err(|_| CaddyError::Invalid {
+                path: "caddy".into(),
+                message: format!("upstream dial {dial:?}: port {port:?} is not a number"),
+            })?;
+            if addrs.is_empty() {
+                let service = split_dial(&dial)
+                    .map(|d| d.host.to_owned())
+                    .unwrap_or_default();
+                return Err(CaddyError::NoAddresses { service, dial });
+            }
+            for ip in addrs {
+                let mut u = up.clone();
+                let addr = format_addr(ip, port);
+                let addr = match &network {
+                    Some(n) => format!("{n}/{addr}"),
+                    None => addr,
+                };
+                u["dial"] = Value::String(addr);
+                resolved.push(u);
+            }
+        }
+        *ups = resolved;
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn server() -> Value {
+        json!({
+            "listen": [":80"],
+            "routes": [
+                {"match": [{"host": ["api.test"]}],
+                 "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "api:3000", "max_requests": 10}, {"dial": "127.0.0.1:9000"}]}]},
+                {"handle": [{"handler": "subroute", "routes": [
+                    {"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "web:80"}, {"dial": "tcp/web:81"}, {"dial": ":8000"}, {"dial": "example.org:80"}]}]}
+                ]}]},
+                {"handle": [{"handler": "static_response", "upstreams": [{"dial": "web:80"}]}]}
+            ]
+        })
+    }
+
+    fn services() -> BTreeMap<String, Vec<String>> {
+        BTreeMap::from([
+            (
+                "api".to_owned(),
+                vec!["172.18.0.2".to_owned(), "172.18.0.3".to_owned()],
+            ),
+            ("web".to_owned(), vec!["fd00::5".to_owned()]),
+            ("db".to_owned(), vec![]),
+        ])
+    }
+
+    #[test]
+    fn service_dials_become_one_upstream_per_replica() {
+        insta::assert_json_snapshot!(resolve_upstreams(&server(), &services()).unwrap(), @r#"
+        {
+          "listen": [
+            ":80"
+          ],
+          "routes": [
+            {
+              "match": [
+                {
+                  "host": [
+                    "api.test"
+                  ]
+                }
+              ],
+              "handle": [
+                {
+                  "handler": "reverse_proxy",
+                  "upstreams": [
+                    {
+                      "dial": "172.18.0.2:3000",
+                      "max_requests": 10
+                    },
+                    {
+                      "dial": "172.18.0.3:3000",
+                      "max_requests": 10
+                    },
+                    {
+                      "dial": "127.0.0.1:9000"
+                    }
+                  ]
+                }
+              ]
+            },
+            {
+              "handle": [
+                {
+                  "handler": "subroute",
+                  "routes": [
+                    {
+                      "handle": [
+                        {
+                          "handler": "reverse_proxy",
+                          "upstreams": [
+                            {
+                              "dial": "[fd00::5]:80"
+                            },
+                            {
+                              "dial": "tcp/[fd00::5]:81"
+                            },
+                            {
+                              "dial": ":8000"
+                            },
+                            {
+                              "dial": "example.org:80"
+                            }
+                          ]
+                        }
+                      ]
+                    }
+                  ]
+                }
+              ]
+            },
+            {
+              "handle": [
+                {
+                  "handler": "static_response",
+                  "upstreams": [
+                    {
+                      "dial": "web:80"
+                    }
+                  ]
+                }
+              ]
+            }
+          ]
+        }
+        "#);
+    }
+
+    #[test]
+    fn routed_service_without_address_is_an_error() {
+        let s = json!({"routes": [{"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "db:5432"}]}]}]});
+        let e = resolve_upstreams(&s, &services()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "caddy: service \"db\" is routed (dial \"db:5432\") but has no live container address"
+        );
+        let s = json!({"routes": [{"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "web:http"}]}]}]});
+        assert!(
+            resolve_upstreams(&s, &services())
+                .unwrap_err()
+                .to_string()
+                .contains("\"web:http\"")
+        );
+    }
+
+    #[test]
+    fn literal_dials_are_untouched() {
+        let s = json!({"routes": [{"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:1"}, {"dial": "other:2"}]}]}]});
+        assert_eq!(resolve_upstreams(&s, &services()).unwrap(), s);
+        assert_eq!(
+            resolve_upstreams(&json!({}), &BTreeMap::new()).unwrap(),
+            json!({})
+        );
+    }
+
+    #[test]
+    fn lists_routed_services_once() {
+        assert_eq!(
+            service_dials(&server(), ["api", "web", "db"]),
+            vec![
+                ("api".to_owned(), 3000),
+                ("web".to_owned(), 80),
+                ("web".to_owned(), 81)
+            ]
+        );
+        let names = services();
+        assert_eq!(service_dials(&server(), names.keys()).len(), 3);
+        assert!(service_dials(&server(), Vec::<String>::new()).is_empty());
+    }
+}

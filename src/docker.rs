@@ -1,0 +1,239 @@
+//! The docker CLI, as processes: every call's failure carries docker's own
+//! message, and every failure is an error (non-zero exit for kata).
+
+use std::ffi::OsStr;
+use std::process::{Command, Stdio};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DockerError {
+    #[error("could not run `{cmd}`: {source}")]
+    Spawn { cmd: String, source: std::io::Error },
+    #[error("`{cmd}` failed ({status}){}", if stderr.is_empty() { String::new() } else { format!(":\n{stderr}") })]
+    Failed { cmd: String, status: String, stderr: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn show(program: &str, args: &[impl AsRef<OsStr>]) -> String {
+    let mut s = program.to_owned();
+    for a in args {
+        s.push(' ');
+        s.push_str(&a.as_ref().to_string_lossy());
+    }
+    s
+}
+
+fn status_text(s: std::process::ExitStatus) -> String {
+    match s.code() {
+        Some(c) => format!("exit {c}"),
+        None => "killed by a signal".into(),
+    }
+}
+
+/// Runs a command with output streamed to ours (the pusher sees it live).
+pub fn stream(program: &str, args: &[impl AsRef<OsStr>], env: &[(&str, &str)]) -> Result<(), DockerError> {
+    let cmd = show(program, args);
+    let mut c = Command::new(program);
+    c.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    // stdout → our stdout; the hook relays both to the pusher
+    let status = c.status().map_err(|source| DockerError::Spawn { cmd: cmd.clone(), source })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(DockerError::Failed { cmd, status: status_text(status), stderr: String::new() })
+    }
+}
+
+/// Runs a command and returns its stdout; stderr is kept for the error.
+pub fn capture(program: &str, args: &[impl AsRef<OsStr>]) -> Result<String, DockerError> {
+    let cmd = show(program, args);
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| DockerError::Spawn { cmd: cmd.clone(), source })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(DockerError::Failed {
+            cmd,
+            status: status_text(out.status),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+pub fn docker(args: &[&str]) -> Result<String, DockerError> {
+    capture("docker", args)
+}
+
+/// Which compose CLI this host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComposeCli {
+    /// `docker compose` (v2 plugin)
+    V2,
+    /// `docker-compose` 1.x
+    V1,
+}
+
+impl ComposeCli {
+    pub fn detect() -> Result<ComposeCli, DockerError> {
+        if let Ok(v) = std::env::var("KATA_COMPOSE") {
+            match v.as_str() {
+                "v1" => return Ok(ComposeCli::V1),
+                "v2" => return Ok(ComposeCli::V2),
+                _ => {}
+            }
+        }
+        if capture("docker", &["compose", "version"]).is_ok() {
+            Ok(ComposeCli::V2)
+        } else if capture("docker-compose", &["version"]).is_ok() {
+            Ok(ComposeCli::V1)
+        } else {
+            Err(DockerError::Other(
+                "neither `docker compose` (v2) nor `docker-compose` (v1) works on this host".into(),
+            ))
+        }
+    }
+    pub fn target(self) -> crate::render::Target {
+        match self {
+            ComposeCli::V2 => crate::render::Target::V2,
+            ComposeCli::V1 => crate::render::Target::V1,
+        }
+    }
+    /// Program and leading args for `compose -p PROJECT -f FILE ...`.
+    pub fn argv(self, project: &str, file: &std::path::Path, rest: &[&str]) -> (String, Vec<String>) {
+        let mut args: Vec<String> = vec![];
+        let program = match self {
+            ComposeCli::V2 => {
+                args.push("compose".into());
+                "docker"
+            }
+            ComposeCli::V1 => "docker-compose",
+        };
+        args.extend(["-p".into(), project.into(), "-f".into(), file.display().to_string()]);
+        args.extend(rest.iter().map(|s| s.to_string()));
+        (program.into(), args)
+    }
+}
+
+/// This node's swarm role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwarmRole {
+    None,
+    Manager,
+    Worker,
+}
+
+pub fn swarm_role() -> Result<SwarmRole, DockerError> {
+    let out = docker(&["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"])?;
+    Ok(parse_swarm_role(&out))
+}
+
+pub fn parse_swarm_role(out: &str) -> SwarmRole {
+    let mut it = out.split_whitespace();
+    match (it.next(), it.next()) {
+        (Some("active"), Some("true")) => SwarmRole::Manager,
+        (Some("active"), _) => SwarmRole::Worker,
+        _ => SwarmRole::None,
+    }
+}
+
+/// One running container of an app, found by kata's labels.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    pub state: String,
+    pub status: String,
+    pub release: Option<u64>,
+}
+
+/// Containers labelled `kata.app=<app>` (all states).
+pub fn containers(app: &str) -> Result<Vec<Container>, DockerError> {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=kata.app={app}"),
+        "--format",
+        "{{.ID}}\t{{.Names}}\t{{.Label \"kata.service\"}}\t{{.State}}\t{{.Status}}\t{{.Label \"kata.release\"}}",
+    ])?;
+    Ok(parse_containers(&out))
+}
+
+pub fn parse_containers(out: &str) -> Vec<Container> {
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() >= 5).then(|| Container {
+                id: f[0].into(),
+                name: f[1].into(),
+                service: f[2].into(),
+                state: f[3].into(),
+                status: f[4].into(),
+                release: f.get(5).and_then(|r| r.parse().ok()),
+            })
+        })
+        .collect()
+}
+
+/// The IP addresses of a container on each of its networks.
+pub fn container_ips(id: &str) -> Result<Vec<String>, DockerError> {
+    let out = docker(&[
+        "inspect",
+        "--format",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        id,
+    ])?;
+    Ok(out.split_whitespace().map(str::to_owned).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swarm_roles() {
+        assert_eq!(parse_swarm_role("active true\n"), SwarmRole::Manager);
+        assert_eq!(parse_swarm_role("active false\n"), SwarmRole::Worker);
+        assert_eq!(parse_swarm_role("inactive false\n"), SwarmRole::None);
+        assert_eq!(parse_swarm_role(""), SwarmRole::None);
+    }
+
+    #[test]
+    fn container_lines() {
+        let c = parse_containers("abc\tdemo-web-1\tweb\trunning\tUp 2 seconds\t3\nbad line\n");
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].service, "web");
+        assert_eq!(c[0].release, Some(3));
+    }
+
+    #[test]
+    fn compose_argv() {
+        let (p, a) = ComposeCli::V2.argv("demo", std::path::Path::new("/x/c.yaml"), &["up", "-d"]);
+        assert_eq!(p, "docker");
+        assert_eq!(a, ["compose", "-p", "demo", "-f", "/x/c.yaml", "up", "-d"]);
+        let (p, a) = ComposeCli::V1.argv("demo", std::path::Path::new("/x/c.yaml"), &["ps"]);
+        assert_eq!(p, "docker-compose");
+        assert_eq!(a, ["-p", "demo", "-f", "/x/c.yaml", "ps"]);
+    }
+}
+
+/// Containers of a swarm stack's tasks on this node, as [`Container`]s.
+pub fn containers_of_stack(app: &str) -> Result<Vec<Container>, DockerError> {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.stack.namespace={app}"),
+        "--format",
+        "{{.ID}}\t{{.Names}}\t{{.Label \"kata.service\"}}\t{{.State}}\t{{.Status}}\t{{.Label \"kata.release\"}}",
+    ])?;
+    Ok(parse_containers(&out))
+}

@@ -1,0 +1,88 @@
+//! Runtime images (`kata/<runtime>`), built from the Dockerfiles in
+//! `runtimes/` that are embedded in the binary. An image is rebuilt only when
+//! its Dockerfile, the entrypoint script or the base image changed.
+
+use crate::docker::{self, DockerError};
+use crate::spec::Runtime;
+use sha2::{Digest, Sha256};
+
+const ENTRYPOINT: &str = include_str!("../runtimes/kata-runtime");
+
+pub fn dockerfile(rt: Runtime) -> &'static str {
+    match rt {
+        Runtime::Python => include_str!("../runtimes/python/Dockerfile"),
+        Runtime::Nodejs => include_str!("../runtimes/nodejs/Dockerfile"),
+        Runtime::Go => include_str!("../runtimes/go/Dockerfile"),
+        Runtime::Static => include_str!("../runtimes/static/Dockerfile"),
+    }
+}
+
+/// The fingerprint an up-to-date image carries in its `kata.runtime.hash` label.
+pub fn fingerprint(rt: Runtime, base_image: &str, base_id: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [dockerfile(rt), ENTRYPOINT, base_image, base_id] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Builds `kata/<rt>` unless an image with the same fingerprint exists.
+/// Returns whether it built.
+pub fn ensure(rt: Runtime, base_image: &str) -> Result<bool, DockerError> {
+    let base_id = docker::docker(&["image", "inspect", "--format", "{{.Id}}", base_image])
+        .map_err(|e| DockerError::Other(format!(
+            "base image {base_image} is not available on this host (set another with `kata setup --base-image IMAGE`): {e}"
+        )))?;
+    let want = fingerprint(rt, base_image, base_id.trim());
+    let have = docker::docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{ index .Config.Labels \"kata.runtime.hash\" }}",
+        &rt.image(),
+    ])
+    .unwrap_or_default();
+    if have.trim() == want {
+        return Ok(false);
+    }
+    let dir = tempfile::tempdir().map_err(|e| DockerError::Other(format!("temp dir: {e}")))?;
+    let write = |name: &str, body: &str, mode: u32| -> Result<(), DockerError> {
+        crate::fsutil::write_atomic_mode(&dir.path().join(name), body.as_bytes(), Some(mode))
+            .map_err(|e| DockerError::Other(format!("writing build context: {e}")))
+    };
+    write("Dockerfile", dockerfile(rt), 0o644)?;
+    write("kata-runtime", ENTRYPOINT, 0o755)?;
+    let ctx = dir.path().display().to_string();
+    docker::stream(
+        "docker",
+        &[
+            "build",
+            "--build-arg",
+            &format!("BASE={base_image}"),
+            "--label",
+            &format!("kata.runtime.hash={want}"),
+            "-t",
+            &rt.image(),
+            &ctx,
+        ],
+        &[("DOCKER_BUILDKIT", "0")],
+    )?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_changes_with_inputs() {
+        let a = fingerprint(Runtime::Python, "debian:bookworm-slim", "sha256:1");
+        assert_eq!(a, fingerprint(Runtime::Python, "debian:bookworm-slim", "sha256:1"));
+        assert_ne!(a, fingerprint(Runtime::Python, "debian:bookworm-slim", "sha256:2"));
+        assert_ne!(a, fingerprint(Runtime::Nodejs, "debian:bookworm-slim", "sha256:1"));
+        for rt in Runtime::ALL {
+            assert!(dockerfile(rt).contains("kata-runtime"));
+        }
+    }
+}
