@@ -89,7 +89,10 @@ pub enum Command {
     /// Stop an app (its data stays).
     Stop { app: String },
     /// Restart an app or one of its services.
-    Restart { app: String, service: Option<String> },
+    Restart {
+        app: String,
+        service: Option<String>,
+    },
     /// Remove an app; data/ and config/ survive unless --wipe.
     Rm {
         app: String,

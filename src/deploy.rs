@@ -40,7 +40,11 @@ fn fail(msg: impl Into<String>) -> DeployError {
 }
 
 /// Where a deploy's mode came from, for the progress line.
-pub fn choose_mode(stored: Option<Mode>, in_file: Option<Mode>, role: SwarmRole) -> Result<(Mode, &'static str), String> {
+pub fn choose_mode(
+    stored: Option<Mode>,
+    in_file: Option<Mode>,
+    role: SwarmRole,
+) -> Result<(Mode, &'static str), String> {
     let (mode, why) = match (stored, in_file) {
         (Some(m), _) => (m, "set by `kata mode`"),
         (None, Some(m)) => (m, "x-kata-mode"),
@@ -66,7 +70,10 @@ pub fn deploy_new_release(paths: &Paths, app: &str, commit: &str) -> Result<u64,
     let existing = release::list(paths, app)?;
     let n = release::next_number(&existing);
     let src = release::src(paths, app, n);
-    ui::step(format!("Preparing release {n} of {app} ({})", short(commit)));
+    ui::step(format!(
+        "Preparing release {n} of {app} ({})",
+        short(commit)
+    ));
     crate::git::export_tree(&paths.repo(app), commit, &src)?;
     deploy_release(paths, &settings, app, n, commit, None)
 }
@@ -105,7 +112,10 @@ pub fn deploy_release(
     match run(paths, settings, app, &mut rel) {
         Ok(()) => {
             let all = release::list(paths, app)?;
-            for mut other in all.into_iter().filter(|r| r.number != n && r.status == Status::Live) {
+            for mut other in all
+                .into_iter()
+                .filter(|r| r.number != n && r.status == Status::Live)
+            {
                 other.status = Status::Superseded;
                 release::save(paths, app, &other)?;
             }
@@ -143,8 +153,11 @@ fn short(commit: &str) -> &str {
 /// with `kata-compose.yaml:line:column`.
 pub fn load_spec(src: &Path) -> Result<AppSpec, DeployError> {
     let file = src.join("kata-compose.yaml");
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| fail(format!("kata-compose.yaml: cannot read it from the pushed commit: {e}")))?;
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        fail(format!(
+            "kata-compose.yaml: cannot read it from the pushed commit: {e}"
+        ))
+    })?;
     let parsed = spec::parse(&text);
     for w in &parsed.warnings {
         ui::warn(w.display("kata-compose.yaml"));
@@ -152,7 +165,11 @@ pub fn load_spec(src: &Path) -> Result<AppSpec, DeployError> {
     match parsed.spec {
         Some(s) => Ok(s),
         None => {
-            let lines: Vec<String> = parsed.errors.iter().map(|e| e.display("kata-compose.yaml").to_string()).collect();
+            let lines: Vec<String> = parsed
+                .errors
+                .iter()
+                .map(|e| e.display("kata-compose.yaml").to_string())
+                .collect();
             Err(fail(lines.join("\n")))
         }
     }
@@ -173,11 +190,23 @@ pub fn plan(
 ) -> Result<render::Rendered, DeployError> {
     let config_env = envfile::read_config(paths, app)?;
     let (puid, pgid) = ids();
-    let cx = render::Context { app, paths, config_env: &config_env, puid, pgid, release };
+    let cx = render::Context {
+        app,
+        paths,
+        config_env: &config_env,
+        puid,
+        pgid,
+        release,
+    };
     Ok(render::render(spec, &cx, target))
 }
 
-fn run(paths: &Paths, settings: &Settings, app: &str, rel: &mut Release) -> Result<(), DeployError> {
+fn run(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    rel: &mut Release,
+) -> Result<(), DeployError> {
     let n = rel.number;
     let src = release::src(paths, app, n);
     let spec = load_spec(&src)?;
@@ -199,7 +228,12 @@ fn run(paths: &Paths, settings: &Settings, app: &str, rel: &mut Release) -> Resu
     }
     let compose_file = src.join(".docker-compose.yaml");
     crate::fsutil::write_atomic(&compose_file, out.yaml().as_bytes())?;
-    for d in [paths.data(app), paths.config(app), paths.envs(app), paths.logs(app)] {
+    for d in [
+        paths.data(app),
+        paths.config(app),
+        paths.envs(app),
+        paths.logs(app),
+    ] {
         std::fs::create_dir_all(d)?;
     }
 
@@ -211,7 +245,10 @@ fn run(paths: &Paths, settings: &Settings, app: &str, rel: &mut Release) -> Resu
     };
 
     // From here on, containers change: remember how to go back.
-    let previous = release::list(paths, app)?.into_iter().rev().find(|r| r.status == Status::Live);
+    let previous = release::list(paths, app)?
+        .into_iter()
+        .rev()
+        .find(|r| r.status == Status::Live);
     release::point_app_at(paths, app, &src)?;
     let started = match compose {
         Some(cli) => up_compose(cli, app, &compose_file, &spec),
@@ -286,7 +323,10 @@ fn build_runtimes(
         }
         if !spec.build_commands.is_empty() {
             args.push("-e".into());
-            args.push(format!("KATA_BUILD_COMMANDS={}", spec.build_commands.join("\n")));
+            args.push(format!(
+                "KATA_BUILD_COMMANDS={}",
+                spec.build_commands.join("\n")
+            ));
         }
         args.push(rt.image());
         args.push("build".into());
@@ -297,12 +337,19 @@ fn build_runtimes(
 }
 
 fn up_compose(cli: ComposeCli, app: &str, file: &Path, spec: &AppSpec) -> Result<(), DeployError> {
-    ui::step(format!("Starting {app} with {}", match cli {
-        ComposeCli::V2 => "docker compose",
-        ComposeCli::V1 => "docker-compose",
-    }));
+    ui::step(format!(
+        "Starting {app} with {}",
+        match cli {
+            ComposeCli::V2 => "docker compose",
+            ComposeCli::V1 => "docker-compose",
+        }
+    ));
     let mut rest = vec!["up", "-d", "--remove-orphans"];
-    if spec.services.values().any(|s| s.extra.contains_key("build")) {
+    if spec
+        .services
+        .values()
+        .any(|s| s.extra.contains_key("build"))
+    {
         rest.push("--build");
     }
     let (program, args) = cli.argv(app, file, &rest);
@@ -313,7 +360,11 @@ fn up_compose(cli: ComposeCli, app: &str, file: &Path, spec: &AppSpec) -> Result
 fn up_stack(app: &str, file: &Path) -> Result<(), DeployError> {
     ui::step(format!("Deploying stack {app}"));
     let f = file.display().to_string();
-    docker::stream("docker", &["stack", "deploy", "--prune", "-c", &f, app], &[])?;
+    docker::stream(
+        "docker",
+        &["stack", "deploy", "--prune", "-c", &f, app],
+        &[],
+    )?;
     Ok(())
 }
 
@@ -370,10 +421,19 @@ fn compose_problem(app: &str, spec: &AppSpec) -> Result<Option<String>, DeployEr
 }
 
 fn stack_problem(app: &str, spec: &AppSpec) -> Result<Option<String>, DeployError> {
-    let out = docker::docker(&["stack", "services", app, "--format", "{{.Name}} {{.Replicas}}"])?;
+    let out = docker::docker(&[
+        "stack",
+        "services",
+        app,
+        "--format",
+        "{{.Name}} {{.Replicas}}",
+    ])?;
     for (name, _) in &spec.services {
         let full = format!("{app}_{name}");
-        let Some(line) = out.lines().find(|l| l.split_whitespace().next() == Some(full.as_str())) else {
+        let Some(line) = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(full.as_str()))
+        else {
             return Ok(Some(format!("service {full} not found in stack")));
         };
         let reps = line.split_whitespace().nth(1).unwrap_or("");
@@ -387,7 +447,11 @@ fn stack_problem(app: &str, spec: &AppSpec) -> Result<Option<String>, DeployErro
 }
 
 /// Live container addresses of each service of the app.
-pub fn service_addresses(app: &str, spec: &AppSpec, mode: Mode) -> Result<BTreeMap<String, Vec<String>>, DeployError> {
+pub fn service_addresses(
+    app: &str,
+    spec: &AppSpec,
+    mode: Mode,
+) -> Result<BTreeMap<String, Vec<String>>, DeployError> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let cs = match mode {
         Mode::Compose => docker::containers(app)?,
@@ -409,9 +473,19 @@ pub fn service_addresses(app: &str, spec: &AppSpec, mode: Mode) -> Result<BTreeM
 }
 
 /// Writes the app's Caddy server with service dials resolved to containers.
-pub fn route(paths: &Paths, settings: &Settings, app: &str, spec: &AppSpec, server: &serde_json::Value, mode: Mode) -> Result<(), DeployError> {
+pub fn route(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    spec: &AppSpec,
+    server: &serde_json::Value,
+    mode: Mode,
+) -> Result<(), DeployError> {
     let admin = caddy::Admin::from_settings(settings, paths).map_err(|e| fail(e.to_string()))?;
-    ui::step(format!("Routing {app} through Caddy at {}", admin.endpoint()));
+    ui::step(format!(
+        "Routing {app} through Caddy at {}",
+        admin.endpoint()
+    ));
     let addrs = service_addresses(app, spec, mode)?;
     let resolved = caddy::resolve_upstreams(server, &addrs)?;
     let _lock = admin.lock()?;
@@ -435,10 +509,25 @@ mod tests {
         use SwarmRole as R;
         assert_eq!(choose_mode(None, None, R::None).unwrap().0, Compose);
         assert_eq!(choose_mode(None, None, R::Manager).unwrap().0, Swarm);
-        assert_eq!(choose_mode(None, Some(Compose), R::Manager).unwrap().0, Compose);
-        assert_eq!(choose_mode(Some(Compose), Some(Swarm), R::Manager).unwrap().0, Compose);
-        assert!(choose_mode(None, Some(Swarm), R::Worker).unwrap_err().contains("worker"));
+        assert_eq!(
+            choose_mode(None, Some(Compose), R::Manager).unwrap().0,
+            Compose
+        );
+        assert_eq!(
+            choose_mode(Some(Compose), Some(Swarm), R::Manager)
+                .unwrap()
+                .0,
+            Compose
+        );
+        assert!(
+            choose_mode(None, Some(Swarm), R::Worker)
+                .unwrap_err()
+                .contains("worker")
+        );
         assert!(choose_mode(None, Some(Swarm), R::None).is_err());
-        assert_eq!(choose_mode(None, Some(Compose), R::Worker).unwrap().0, Compose);
+        assert_eq!(
+            choose_mode(None, Some(Compose), R::Worker).unwrap().0,
+            Compose
+        );
     }
 }

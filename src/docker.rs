@@ -10,7 +10,11 @@ pub enum DockerError {
     #[error("could not run `{cmd}`: {source}")]
     Spawn { cmd: String, source: std::io::Error },
     #[error("`{cmd}` failed ({status}){}", if stderr.is_empty() { String::new() } else { format!(":\n{stderr}") })]
-    Failed { cmd: String, status: String, stderr: String },
+    Failed {
+        cmd: String,
+        status: String,
+        stderr: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -32,7 +36,11 @@ fn status_text(s: std::process::ExitStatus) -> String {
 }
 
 /// Runs a command with output streamed to ours (the pusher sees it live).
-pub fn stream(program: &str, args: &[impl AsRef<OsStr>], env: &[(&str, &str)]) -> Result<(), DockerError> {
+pub fn stream(
+    program: &str,
+    args: &[impl AsRef<OsStr>],
+    env: &[(&str, &str)],
+) -> Result<(), DockerError> {
     let cmd = show(program, args);
     let mut c = Command::new(program);
     c.args(args).stdin(Stdio::null());
@@ -40,11 +48,18 @@ pub fn stream(program: &str, args: &[impl AsRef<OsStr>], env: &[(&str, &str)]) -
         c.env(k, v);
     }
     // stdout → our stdout; the hook relays both to the pusher
-    let status = c.status().map_err(|source| DockerError::Spawn { cmd: cmd.clone(), source })?;
+    let status = c.status().map_err(|source| DockerError::Spawn {
+        cmd: cmd.clone(),
+        source,
+    })?;
     if status.success() {
         Ok(())
     } else {
-        Err(DockerError::Failed { cmd, status: status_text(status), stderr: String::new() })
+        Err(DockerError::Failed {
+            cmd,
+            status: status_text(status),
+            stderr: String::new(),
+        })
     }
 }
 
@@ -55,7 +70,10 @@ pub fn capture(program: &str, args: &[impl AsRef<OsStr>]) -> Result<String, Dock
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| DockerError::Spawn { cmd: cmd.clone(), source })?;
+        .map_err(|source| DockerError::Spawn {
+            cmd: cmd.clone(),
+            source,
+        })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -106,7 +124,12 @@ impl ComposeCli {
         }
     }
     /// Program and leading args for `compose -p PROJECT -f FILE ...`.
-    pub fn argv(self, project: &str, file: &std::path::Path, rest: &[&str]) -> (String, Vec<String>) {
+    pub fn argv(
+        self,
+        project: &str,
+        file: &std::path::Path,
+        rest: &[&str],
+    ) -> (String, Vec<String>) {
         let mut args: Vec<String> = vec![];
         let program = match self {
             ComposeCli::V2 => {
@@ -115,7 +138,12 @@ impl ComposeCli {
             }
             ComposeCli::V1 => "docker-compose",
         };
-        args.extend(["-p".into(), project.into(), "-f".into(), file.display().to_string()]);
+        args.extend([
+            "-p".into(),
+            project.into(),
+            "-f".into(),
+            file.display().to_string(),
+        ]);
         args.extend(rest.iter().map(|s| s.to_string()));
         (program.into(), args)
     }
@@ -130,7 +158,11 @@ pub enum SwarmRole {
 }
 
 pub fn swarm_role() -> Result<SwarmRole, DockerError> {
-    let out = docker(&["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"])?;
+    let out = docker(&[
+        "info",
+        "--format",
+        "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+    ])?;
     Ok(parse_swarm_role(&out))
 }
 
@@ -194,6 +226,19 @@ pub fn container_ips(id: &str) -> Result<Vec<String>, DockerError> {
     Ok(out.split_whitespace().map(str::to_owned).collect())
 }
 
+/// Containers of a swarm stack's tasks on this node, as [`Container`]s.
+pub fn containers_of_stack(app: &str) -> Result<Vec<Container>, DockerError> {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.stack.namespace={app}"),
+        "--format",
+        "{{.ID}}\t{{.Names}}\t{{.Label \"kata.service\"}}\t{{.State}}\t{{.Status}}\t{{.Label \"kata.release\"}}",
+    ])?;
+    Ok(parse_containers(&out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,17 +268,4 @@ mod tests {
         assert_eq!(p, "docker-compose");
         assert_eq!(a, ["-p", "demo", "-f", "/x/c.yaml", "ps"]);
     }
-}
-
-/// Containers of a swarm stack's tasks on this node, as [`Container`]s.
-pub fn containers_of_stack(app: &str) -> Result<Vec<Container>, DockerError> {
-    let out = docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=com.docker.stack.namespace={app}"),
-        "--format",
-        "{{.ID}}\t{{.Names}}\t{{.Label \"kata.service\"}}\t{{.State}}\t{{.Status}}\t{{.Label \"kata.release\"}}",
-    ])?;
-    Ok(parse_containers(&out))
 }

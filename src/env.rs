@@ -29,7 +29,9 @@ pub fn base(app: &str, paths: &Paths, puid: u32, pgid: u32) -> Vec<(String, Stri
 }
 
 /// Layers in precedence order; later layers win, keeping first-seen key order.
-pub fn layer<'a>(layers: impl IntoIterator<Item = &'a [(String, String)]>) -> IndexMap<String, String> {
+pub fn layer<'a>(
+    layers: impl IntoIterator<Item = &'a [(String, String)]>,
+) -> IndexMap<String, String> {
     let mut out = IndexMap::new();
     for layer in layers {
         for (k, v) in layer {
@@ -56,7 +58,9 @@ fn expand_in(v: &str, map: &IndexMap<String, String>, depth: u32) -> String {
     if depth == 0 {
         return v.to_owned();
     }
-    expand(v, &|name| map.get(name).map(|inner| expand_in(inner, map, depth - 1)))
+    expand(v, &|name| {
+        map.get(name).map(|inner| expand_in(inner, map, depth - 1))
+    })
 }
 
 /// A lookup over a resolved map, for expanding other strings.
@@ -69,19 +73,31 @@ mod tests {
     use super::*;
 
     fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn precedence_and_expansion() {
         let base = kv(&[("PUID", "1000"), ("PORT", "1")]);
-        let top = kv(&[("PORT", "8000"), ("URL", "http://x:$PORT/"), ("LIT", "$$HOME")]);
+        let top = kv(&[
+            ("PORT", "8000"),
+            ("URL", "http://x:$PORT/"),
+            ("LIT", "$$HOME"),
+        ]);
         let mut file = Env::new();
         file.insert("PORT".into(), "9000".into());
         file.insert("PASS".into(), "pa$word".into());
         let file = literal_layer(&file);
         let svc = kv(&[("ME", "${PUID}-${MISSING:-d}"), ("SELF", "$SELF")]);
-        let merged = resolve(&layer([base.as_slice(), top.as_slice(), file.as_slice(), svc.as_slice()]));
+        let merged = resolve(&layer([
+            base.as_slice(),
+            top.as_slice(),
+            file.as_slice(),
+            svc.as_slice(),
+        ]));
         assert_eq!(merged["PORT"], "9000");
         assert_eq!(merged["URL"], "http://x:9000/");
         assert_eq!(merged["LIT"], "$$HOME");

@@ -37,9 +37,16 @@ pub fn parse(text: &str) -> Result<Env, EnvFileError> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let body = trimmed.strip_prefix("export ").map(str::trim_start).unwrap_or(trimmed);
+        let body = trimmed
+            .strip_prefix("export ")
+            .map(str::trim_start)
+            .unwrap_or(trimmed);
         let col0 = indent + (trimmed.len() - body.len()) + 1;
-        let err = |column: usize, message: String| EnvFileError { line: lineno, column, message };
+        let err = |column: usize, message: String| EnvFileError {
+            line: lineno,
+            column,
+            message,
+        };
         let Some((key, rest)) = body.split_once('=') else {
             return Err(err(col0, format!("expected KEY=VALUE, found {:?}", body)));
         };
@@ -194,20 +201,54 @@ H=#notacomment
 
     #[test]
     fn errors_point_at_line_and_column() {
-        assert_eq!(parse("A=1\nnot a pair\n").unwrap_err().to_string(), "2:1: expected KEY=VALUE, found \"not a pair\"");
+        assert_eq!(
+            parse("A=1\nnot a pair\n").unwrap_err().to_string(),
+            "2:1: expected KEY=VALUE, found \"not a pair\""
+        );
         assert_eq!(parse("1X=1").unwrap_err().line, 1);
-        assert!(parse("A='open").unwrap_err().message.contains("unterminated"));
-        assert!(parse("A=\"open\nstill").unwrap_err().message.contains("unterminated"));
-        assert!(parse("A='x' y").unwrap_err().message.contains("after closing quote"));
+        assert!(
+            parse("A='open")
+                .unwrap_err()
+                .message
+                .contains("unterminated")
+        );
+        assert!(
+            parse("A=\"open\nstill")
+                .unwrap_err()
+                .message
+                .contains("unterminated")
+        );
+        assert!(
+            parse("A='x' y")
+                .unwrap_err()
+                .message
+                .contains("after closing quote")
+        );
     }
 
     #[test]
     fn round_trips_awkward_values() {
         let mut env = Env::new();
         for (i, v) in [
-            "", "plain", "with space", "quote\"s", "single'q", "a=b", "#hash", "x #y", "$HOME",
-            "${X:-y}", "back\\slash", "new\nline", "cr\r\nlf", "tab\there", " lead", "trail ",
-            "uni—code ✓", "`tick`", "\\n literal",
+            "",
+            "plain",
+            "with space",
+            "quote\"s",
+            "single'q",
+            "a=b",
+            "#hash",
+            "x #y",
+            "$HOME",
+            "${X:-y}",
+            "back\\slash",
+            "new\nline",
+            "cr\r\nlf",
+            "tab\there",
+            " lead",
+            "trail ",
+            "uni—code ✓",
+            "`tick`",
+            "\\n literal",
         ]
         .iter()
         .enumerate()
@@ -234,7 +275,10 @@ pub enum ReadError {
     #[error("{path}:{source}")]
     Syntax { path: String, source: EnvFileError },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Reads the app's config file; a missing file is an empty config.

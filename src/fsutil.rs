@@ -20,7 +20,8 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Re
     tmp.as_file().sync_all()?;
     if let Some(m) = mode {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(m))?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(m))?;
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

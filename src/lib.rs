@@ -15,6 +15,7 @@ pub mod spec;
 pub mod yaml;
 
 // shell
+pub mod apps;
 pub mod caddy;
 pub mod deploy;
 pub mod docker;

@@ -45,7 +45,8 @@ mod tests {
         let waited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let w2 = waited.clone();
         let t = std::thread::spawn(move || {
-            let _l = exclusive(&p2, || w2.store(true, std::sync::atomic::Ordering::SeqCst)).unwrap();
+            let _l =
+                exclusive(&p2, || w2.store(true, std::sync::atomic::Ordering::SeqCst)).unwrap();
         });
         std::thread::sleep(std::time::Duration::from_millis(100));
         drop(first);

@@ -6,7 +6,9 @@ use thiserror::Error;
 pub enum NameError {
     #[error("invalid app name {0:?}: use 1-63 of a-z 0-9 _ -, starting with a letter or digit")]
     App(String),
-    #[error("invalid service name {0:?}: use 1-63 of a-z 0-9 _ . -, starting with a letter or digit")]
+    #[error(
+        "invalid service name {0:?}: use 1-63 of a-z 0-9 _ . -, starting with a letter or digit"
+    )]
     Service(String),
 }
 
@@ -46,7 +48,11 @@ pub fn service_name(s: &str) -> Result<(), NameError> {
         && b.iter().all(|c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.')
         });
-    if ok { Ok(()) } else { Err(NameError::Service(s.to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError::Service(s.to_owned()))
+    }
 }
 
 #[cfg(test)]
@@ -64,8 +70,22 @@ mod tests {
     fn refuses_hostile_names() {
         let long = "a".repeat(64);
         for raw in [
-            "", "..", "../x", "a/b", "A", "-a", "_a", "a b", "a;b", "$(id)", "a\nb", ".git", &long,
-            "app.git.git", "a.b", "''",
+            "",
+            "..",
+            "../x",
+            "a/b",
+            "A",
+            "-a",
+            "_a",
+            "a b",
+            "a;b",
+            "$(id)",
+            "a\nb",
+            ".git",
+            &long,
+            "app.git.git",
+            "a.b",
+            "''",
         ] {
             assert!(app_name(raw).is_err(), "{raw:?} accepted");
         }

@@ -66,10 +66,10 @@ pub fn list(paths: &Paths, app: &str) -> io::Result<Vec<Release>> {
         Err(e) => return Err(e),
     };
     for e in rd.flatten() {
-        if let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) {
-            if let Ok(r) = load(paths, app, n) {
-                out.push(r);
-            }
+        if let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok())
+            && let Ok(r) = load(paths, app, n)
+        {
+            out.push(r);
         }
     }
     out.sort_by_key(|r| r.number);
@@ -131,7 +131,14 @@ mod tests {
     use super::*;
 
     fn r(n: u64, status: Status) -> Release {
-        Release { number: n, commit: format!("c{n}"), created: n, status, mode: None, note: None }
+        Release {
+            number: n,
+            commit: format!("c{n}"),
+            created: n,
+            status,
+            mode: None,
+            note: None,
+        }
     }
 
     #[test]

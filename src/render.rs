@@ -5,7 +5,7 @@ use crate::env;
 use crate::envfile::Env;
 use crate::expand::expand;
 use crate::paths::Paths;
-use crate::spec::{AppSpec, Health, Runtime, Service, KATA_VOLUMES};
+use crate::spec::{AppSpec, Health, KATA_VOLUMES, Runtime, Service};
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json, json};
 
@@ -77,19 +77,23 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
             svc.environment.as_slice(),
         ]));
         let mut out = render_service(cx.app, name, svc, &senv, target, &mut warnings);
-        if let (Some((n, commit)), true) = (cx.release, runs_app_code(svc)) {
-            if let Some(Json::Object(labels)) = out.get_mut("labels") {
-                labels.insert("kata.release".into(), json!(n.to_string()));
-                labels.insert("kata.commit".into(), json!(commit));
-            }
+        if let (Some((n, commit)), true) = (cx.release, runs_app_code(svc))
+            && let Some(Json::Object(labels)) = out.get_mut("labels")
+        {
+            labels.insert("kata.release".into(), json!(n.to_string()));
+            labels.insert("kata.commit".into(), json!(commit));
         }
-        for v in out.get("volumes").and_then(Json::as_array).into_iter().flatten() {
-            if let Some(src) = v.as_str().and_then(|s| s.split_once(':')).map(|(s, _)| s) {
-                if let Some(k) = KATA_VOLUMES.iter().find(|k| **k == src) {
-                    if !used_kata_volumes.contains(k) {
-                        used_kata_volumes.push(k);
-                    }
-                }
+        for v in out
+            .get("volumes")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(src) = v.as_str().and_then(|s| s.split_once(':')).map(|(s, _)| s)
+                && let Some(k) = KATA_VOLUMES.iter().find(|k| **k == src)
+                && !used_kata_volumes.contains(k)
+            {
+                used_kata_volumes.push(k);
             }
         }
         services.insert(name.clone(), Json::Object(out));
@@ -121,7 +125,9 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
     }
     for (name, v) in &spec.volumes {
         if KATA_VOLUMES.contains(&name.as_str()) {
-            warnings.push(format!("top-level volume `{name}` replaces kata's bind mount of the same name"));
+            warnings.push(format!(
+                "top-level volume `{name}` replaces kata's bind mount of the same name"
+            ));
         }
         volumes.insert(name.clone(), expand_json(v, &lookup));
     }
@@ -130,9 +136,16 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
             doc.insert(key.into(), Json::Object(m.clone()));
         }
     }
-    for (key, m) in [("networks", &spec.networks), ("secrets", &spec.secrets), ("configs", &spec.configs)] {
+    for (key, m) in [
+        ("networks", &spec.networks),
+        ("secrets", &spec.secrets),
+        ("configs", &spec.configs),
+    ] {
         if !m.is_empty() {
-            let o: Map<String, Json> = m.iter().map(|(k, v)| (k.clone(), expand_json(v, &lookup))).collect();
+            let o: Map<String, Json> = m
+                .iter()
+                .map(|(k, v)| (k.clone(), expand_json(v, &lookup)))
+                .collect();
             doc.insert(key.into(), Json::Object(o));
         }
     }
@@ -140,7 +153,10 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
         doc.insert(k.clone(), v.clone());
     }
 
-    let caddy = spec.caddy.as_ref().map(|n| expand_json(&n.to_json(), &lookup));
+    let caddy = spec
+        .caddy
+        .as_ref()
+        .map(|n| expand_json(&n.to_json(), &lookup));
     Rendered {
         compose: Json::Object(doc),
         caddy,
@@ -172,7 +188,9 @@ fn render_service(
     for key in ["build", "command", "entrypoint"] {
         if let Some(v) = svc.extra.get(key) {
             if key == "build" && target == Target::Stack {
-                warnings.push(format!("services.{name}.build is not supported by docker stack deploy; dropped"));
+                warnings.push(format!(
+                    "services.{name}.build is not supported by docker stack deploy; dropped"
+                ));
                 continue;
             }
             out.insert(key.into(), x(v));
@@ -185,7 +203,11 @@ fn render_service(
     for (k, v) in sorted {
         environment.insert(k.clone(), json!(v));
     }
-    if let Some(root) = svc.static_root.as_ref().filter(|_| svc.runtime == Some(Runtime::Static)) {
+    if let Some(root) = svc
+        .static_root
+        .as_ref()
+        .filter(|_| svc.runtime == Some(Runtime::Static))
+    {
         environment.insert("KATA_STATIC_ROOT".into(), json!(expand(root, &lookup)));
     }
     out.insert("environment".into(), Json::Object(environment));
@@ -195,10 +217,20 @@ fn render_service(
     }
 
     let mut volumes: Vec<Json> = vec![];
-    let user_volumes: Vec<Json> = svc.extra.get("volumes").map(x).and_then(|v| v.as_array().cloned()).unwrap_or_default();
+    let user_volumes: Vec<Json> = svc
+        .extra
+        .get("volumes")
+        .map(x)
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default();
     if svc.runtime.is_some() {
         let taken: Vec<String> = user_volumes.iter().filter_map(container_path).collect();
-        for (vol, target_path) in [("app", "/app"), ("config", "/config"), ("data", "/data"), ("venv", "/venv")] {
+        for (vol, target_path) in [
+            ("app", "/app"),
+            ("config", "/config"),
+            ("data", "/data"),
+            ("venv", "/venv"),
+        ] {
             if !taken.iter().any(|t| t == target_path) {
                 volumes.push(json!(format!("{vol}:{target_path}")));
             }
@@ -236,7 +268,11 @@ fn render_service(
             let (cond, max) = match r {
                 "no" => ("none", None),
                 "always" | "unless-stopped" => ("any", None),
-                r => ("on-failure", r.strip_prefix("on-failure:").and_then(|n| n.parse::<u64>().ok())),
+                r => (
+                    "on-failure",
+                    r.strip_prefix("on-failure:")
+                        .and_then(|n| n.parse::<u64>().ok()),
+                ),
             };
             if deploy.get("restart_policy").is_none() {
                 let mut p = json!({"condition": cond});
@@ -273,21 +309,32 @@ fn render_service(
     out.insert("labels".into(), Json::Object(labels));
 
     const HANDLED: &[&str] = &[
-        "build", "command", "entrypoint", "ports", "volumes", "deploy", "restart", "labels",
+        "build",
+        "command",
+        "entrypoint",
+        "ports",
+        "volumes",
+        "deploy",
+        "restart",
+        "labels",
     ];
     for (k, v) in &svc.extra {
         if HANDLED.contains(&k.as_str()) {
             continue;
         }
         if target == Target::Stack && matches!(k.as_str(), "container_name" | "scale") {
-            warnings.push(format!("services.{name}.{k} is not supported by docker stack deploy; dropped"));
+            warnings.push(format!(
+                "services.{name}.{k} is not supported by docker stack deploy; dropped"
+            ));
             continue;
         }
         out.insert(k.clone(), x(v));
     }
     if deploy.as_object().is_some_and(|m| !m.is_empty()) {
         if target == Target::V1 {
-            warnings.push(format!("services.{name}.deploy is ignored by docker-compose 1.x"));
+            warnings.push(format!(
+                "services.{name}.deploy is ignored by docker-compose 1.x"
+            ));
         }
         out.insert("deploy".into(), deploy);
     }
@@ -318,7 +365,11 @@ pub fn expand_json(v: &Json, lookup: &dyn Fn(&str) -> Option<String>) -> Json {
     match v {
         Json::String(s) => Json::String(expand(s, lookup)),
         Json::Array(a) => Json::Array(a.iter().map(|e| expand_json(e, lookup)).collect()),
-        Json::Object(m) => Json::Object(m.iter().map(|(k, e)| (k.clone(), expand_json(e, lookup))).collect()),
+        Json::Object(m) => Json::Object(
+            m.iter()
+                .map(|(k, e)| (k.clone(), expand_json(e, lookup)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -331,14 +382,25 @@ mod tests {
     /// Renders a fixture the way snapshots see it: fixed paths and ids.
     pub(crate) fn render_fixture(text: &str, app: &str, target: Target) -> (Rendered, Vec<String>) {
         let parsed = spec::parse(text);
-        let warnings = parsed.warnings.iter().map(|w| w.display("kata-compose.yaml").to_string()).collect();
-        let spec = parsed.spec.unwrap_or_else(|| {
-            panic!("fixture has errors: {:?}", parsed.errors)
-        });
+        let warnings = parsed
+            .warnings
+            .iter()
+            .map(|w| w.display("kata-compose.yaml").to_string())
+            .collect();
+        let spec = parsed
+            .spec
+            .unwrap_or_else(|| panic!("fixture has errors: {:?}", parsed.errors));
         let paths = Paths::new("/home/kata");
         let mut config = Env::new();
         config.insert("SECRET".into(), "from $config file".into());
-        let cx = Context { app, paths: &paths, config_env: &config, puid: 1000, pgid: 1000, release: Some((7, "0123abc")) };
+        let cx = Context {
+            app,
+            paths: &paths,
+            config_env: &config,
+            puid: 1000,
+            pgid: 1000,
+            release: Some((7, "0123abc")),
+        };
         (render(&spec, &cx, target), warnings)
     }
 
@@ -346,13 +408,18 @@ mod tests {
     fn spec_examples_render_for_every_target() {
         insta::glob!("../tests/fixtures/spec", "*.yaml", |path| {
             let text = std::fs::read_to_string(path).unwrap();
-            for (target, tag) in [(Target::V2, "v2"), (Target::V1, "v1"), (Target::Stack, "stack")] {
+            for (target, tag) in [
+                (Target::V2, "v2"),
+                (Target::V1, "v1"),
+                (Target::Stack, "stack"),
+            ] {
                 let (out, mut warnings) = render_fixture(&text, "demo", target);
                 warnings.extend(out.warnings.iter().cloned());
                 let mut shown = format!("# warnings: {warnings:#?}\n");
                 shown.push_str(&out.yaml());
                 if let Some(server) = &out.caddy {
-                    let full = crate::caddy::expand(server.clone(), "demo").expect("caddy block expands");
+                    let full =
+                        crate::caddy::expand(server.clone(), "demo").expect("caddy block expands");
                     shown.push_str("# caddy server apps.http.servers.demo:\n");
                     shown.push_str(&serde_json::to_string_pretty(&full).unwrap());
                     shown.push('\n');
@@ -388,9 +455,17 @@ mod tests {
         let (out, _) = render_fixture(text, "demo", Target::V2);
         let vols = &out.compose["volumes"];
         assert!(vols.get("db").is_some(), "user volume kept");
-        assert_eq!(vols["data"]["driver_opts"]["device"], "/home/kata/data/demo");
-        assert!(vols.get("app").is_none(), "user mounts /app itself, so kata's app volume is unused");
-        let svc_vols = out.compose["services"]["web"]["volumes"].as_array().unwrap();
+        assert_eq!(
+            vols["data"]["driver_opts"]["device"],
+            "/home/kata/data/demo"
+        );
+        assert!(
+            vols.get("app").is_none(),
+            "user mounts /app itself, so kata's app volume is unused"
+        );
+        let svc_vols = out.compose["services"]["web"]["volumes"]
+            .as_array()
+            .unwrap();
         assert!(svc_vols.contains(&serde_json::json!("data:/data")));
         assert!(!svc_vols.contains(&serde_json::json!("app:/app")));
     }
@@ -406,8 +481,14 @@ mod tests {
         assert!(v1.compose.get("name").is_none());
         let (st, _) = render_fixture(text, "demo", Target::Stack);
         assert_eq!(st.compose["services"]["web"]["deploy"]["replicas"], 3);
-        assert_eq!(st.compose["services"]["web"]["deploy"]["restart_policy"]["condition"], "any");
-        assert_eq!(st.compose["services"]["web"]["depends_on"], serde_json::json!(["db"]));
+        assert_eq!(
+            st.compose["services"]["web"]["deploy"]["restart_policy"]["condition"],
+            "any"
+        );
+        assert_eq!(
+            st.compose["services"]["web"]["depends_on"],
+            serde_json::json!(["db"])
+        );
         assert!(st.compose["services"]["web"].get("restart").is_none());
     }
 
@@ -415,7 +496,13 @@ mod tests {
     fn yaml_11_lookalikes_are_quoted_for_compose_v1() {
         let text = "services:\n  web:\n    image: x\n    environment:\n      A: \"yes\"\n      B: \"on\"\n      C: \"22:22\"\n      D: \"0777\"\n      E: \"null\"\n";
         let yaml = render_fixture(text, "demo", Target::V1).0.yaml();
-        for line in ["A: \"yes\"", "B: \"on\"", "C: \"22:22\"", "D: \"0777\"", "E: \"null\""] {
+        for line in [
+            "A: \"yes\"",
+            "B: \"on\"",
+            "C: \"22:22\"",
+            "D: \"0777\"",
+            "E: \"null\"",
+        ] {
             assert!(yaml.contains(line), "{line} missing in\n{yaml}");
         }
     }

@@ -78,9 +78,18 @@ mod tests {
     #[test]
     fn fingerprint_changes_with_inputs() {
         let a = fingerprint(Runtime::Python, "debian:bookworm-slim", "sha256:1");
-        assert_eq!(a, fingerprint(Runtime::Python, "debian:bookworm-slim", "sha256:1"));
-        assert_ne!(a, fingerprint(Runtime::Python, "debian:bookworm-slim", "sha256:2"));
-        assert_ne!(a, fingerprint(Runtime::Nodejs, "debian:bookworm-slim", "sha256:1"));
+        assert_eq!(
+            a,
+            fingerprint(Runtime::Python, "debian:bookworm-slim", "sha256:1")
+        );
+        assert_ne!(
+            a,
+            fingerprint(Runtime::Python, "debian:bookworm-slim", "sha256:2")
+        );
+        assert_ne!(
+            a,
+            fingerprint(Runtime::Nodejs, "debian:bookworm-slim", "sha256:1")
+        );
         for rt in Runtime::ALL {
             assert!(dockerfile(rt).contains("kata-runtime"));
         }

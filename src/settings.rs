@@ -17,7 +17,10 @@ pub enum SettingsError {
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
     #[error("{path}: not valid settings JSON: {source}")]
-    Parse { path: String, source: serde_json::Error },
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
 }
 
 /// What is stored; `None` means "use the default".
@@ -72,9 +75,7 @@ pub fn save_stored(paths: &Paths, stored: &Stored) -> Result<(), SettingsError> 
 /// Pure: combines the stored file with an environment lookup.
 pub fn resolve(stored: &Stored, env: impl Fn(&str) -> Option<String>) -> Settings {
     let pick = |var: &str, file: &Option<String>| {
-        env(var)
-            .filter(|v| !v.is_empty())
-            .or_else(|| file.clone())
+        env(var).filter(|v| !v.is_empty()).or_else(|| file.clone())
     };
     Settings {
         caddy_admin: pick("KATA_CADDY_ADMIN", &stored.caddy_admin)
@@ -107,7 +108,9 @@ mod tests {
         let s = resolve(&stored, |_| None);
         assert_eq!(s.caddy_admin, "unix//run/caddy.sock");
         assert_eq!(s.base_image, DEFAULT_BASE_IMAGE);
-        let s = resolve(&stored, |k| (k == "KATA_CADDY_ADMIN").then(|| "http://h:1".into()));
+        let s = resolve(&stored, |k| {
+            (k == "KATA_CADDY_ADMIN").then(|| "http://h:1".into())
+        });
         assert_eq!(s.caddy_admin, "http://h:1");
     }
 }

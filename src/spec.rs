@@ -48,7 +48,12 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    pub const ALL: [Runtime; 4] = [Runtime::Python, Runtime::Nodejs, Runtime::Go, Runtime::Static];
+    pub const ALL: [Runtime; 4] = [
+        Runtime::Python,
+        Runtime::Nodejs,
+        Runtime::Go,
+        Runtime::Static,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Runtime::Python => "python",
@@ -134,18 +139,88 @@ pub const KATA_VOLUMES: [&str; 4] = ["app", "config", "data", "venv"];
 
 /// Compose service keys passed through as written.
 const COMPOSE_SERVICE_KEYS: &[&str] = &[
-    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup",
-    "cgroup_parent", "command", "configs", "container_name", "cpu_count", "cpu_percent",
-    "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset",
-    "credential_spec", "deploy", "develop", "device_cgroup_rules", "devices", "dns", "dns_opt",
-    "dns_search", "domainname", "entrypoint", "env_file", "expose", "extends", "external_links",
-    "extra_hosts", "gpus", "group_add", "hostname", "init", "ipc", "isolation", "labels", "links",
-    "logging", "mac_address", "mem_limit", "mem_reservation", "mem_swappiness", "memswap_limit",
-    "network_mode", "networks", "oom_kill_disable", "oom_score_adj", "pid", "pids_limit",
-    "platform", "ports", "post_start", "pre_stop", "privileged", "profiles", "pull_policy",
-    "read_only", "restart", "scale", "secrets", "security_opt", "shm_size", "stdin_open",
-    "stop_grace_period", "stop_signal", "storage_opt", "sysctls", "tmpfs", "tty", "ulimits",
-    "user", "userns_mode", "uts", "volumes", "volumes_from", "working_dir",
+    "annotations",
+    "attach",
+    "blkio_config",
+    "build",
+    "cap_add",
+    "cap_drop",
+    "cgroup",
+    "cgroup_parent",
+    "command",
+    "configs",
+    "container_name",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_shares",
+    "cpus",
+    "cpuset",
+    "credential_spec",
+    "deploy",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "env_file",
+    "expose",
+    "extends",
+    "external_links",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "hostname",
+    "init",
+    "ipc",
+    "isolation",
+    "labels",
+    "links",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "network_mode",
+    "networks",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "ports",
+    "post_start",
+    "pre_stop",
+    "privileged",
+    "profiles",
+    "pull_policy",
+    "read_only",
+    "restart",
+    "scale",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "user",
+    "userns_mode",
+    "uts",
+    "volumes",
+    "volumes_from",
+    "working_dir",
 ];
 
 struct Ctx {
@@ -212,7 +287,10 @@ pub fn parse(text: &str) -> Parsed {
 
 fn parse_root(cx: &mut Ctx, root: &Node) -> Option<AppSpec> {
     if matches!(root.value, Value::Null) {
-        cx.err(root, "the file is empty: it needs at least a `services:` mapping");
+        cx.err(
+            root,
+            "the file is empty: it needs at least a `services:` mapping",
+        );
         return None;
     }
     let top = cx.map(root, "(top level)")?;
@@ -238,7 +316,9 @@ fn parse_root(cx: &mut Ctx, root: &Node) -> Option<AppSpec> {
                 if let Some(m) = cx.map(n, "build") {
                     for (k, v) in m {
                         match k.as_str() {
-                            "commands" => spec.build_commands = string_list(cx, v, "build.commands"),
+                            "commands" => {
+                                spec.build_commands = string_list(cx, v, "build.commands")
+                            }
                             other => cx.warn(v, format!("unknown key `build.{other}` ignored")),
                         }
                     }
@@ -298,7 +378,13 @@ fn parse_runtime(cx: &mut Ctx, n: &Node, path: &str) -> Option<Runtime> {
     let r = Runtime::parse(&s);
     if r.is_none() {
         let known: Vec<_> = Runtime::ALL.iter().map(|r| r.as_str()).collect();
-        cx.err(n, format!("unknown runtime {s:?} in `{path}` (known: {})", known.join(", ")));
+        cx.err(
+            n,
+            format!(
+                "unknown runtime {s:?} in `{path}` (known: {})",
+                known.join(", ")
+            ),
+        );
     }
     r
 }
@@ -313,7 +399,13 @@ fn passthrough_map(cx: &mut Ctx, n: &Node, path: &str) -> IndexMap<String, Json>
     m.iter()
         .map(|(k, v)| {
             if !matches!(v.value, Value::Null | Value::Map(_)) {
-                cx.err(v, format!("`{path}.{k}` must be a mapping or empty, found {}", v.kind()));
+                cx.err(
+                    v,
+                    format!(
+                        "`{path}.{k}` must be a mapping or empty, found {}",
+                        v.kind()
+                    ),
+                );
             }
             (k.clone(), v.to_json())
         })
@@ -329,7 +421,10 @@ fn string_list(cx: &mut Ctx, n: &Node, path: &str) -> Vec<String> {
             .collect(),
         Value::Str(s) => vec![s.clone()],
         _ => {
-            cx.err(n, format!("`{path}` must be a list of strings, found {}", n.kind()));
+            cx.err(
+                n,
+                format!("`{path}` must be a list of strings, found {}", n.kind()),
+            );
             vec![]
         }
     }
@@ -352,7 +447,10 @@ fn parse_env(cx: &mut Ctx, n: &Node, path: &str) -> Vec<(String, String)> {
             for (k, v) in m {
                 match v.scalar_string() {
                     Some(s) => push(cx, v, k, s),
-                    None => cx.err(v, format!("`{path}.{k}` must be a scalar, found {}", v.kind())),
+                    None => cx.err(
+                        v,
+                        format!("`{path}.{k}` must be a scalar, found {}", v.kind()),
+                    ),
                 }
             }
         }
@@ -363,19 +461,36 @@ fn parse_env(cx: &mut Ctx, n: &Node, path: &str) -> Vec<(String, String)> {
                         Some((k, v)) => push(cx, it, k, v.to_owned()),
                         None => push(cx, it, s, String::new()),
                     },
-                    None => cx.err(it, format!("`{path}` list entries must be strings like KEY=value, found {}", it.kind())),
+                    None => cx.err(
+                        it,
+                        format!(
+                            "`{path}` list entries must be strings like KEY=value, found {}",
+                            it.kind()
+                        ),
+                    ),
                 }
             }
         }
-        _ => cx.err(n, format!("`{path}` must be a mapping or a list, found {}", n.kind())),
+        _ => cx.err(
+            n,
+            format!("`{path}` must be a mapping or a list, found {}", n.kind()),
+        ),
     }
     out
 }
 
-fn parse_service(cx: &mut Ctx, name: &str, n: &Node, default_runtime: Option<Runtime>) -> Option<Service> {
+fn parse_service(
+    cx: &mut Ctx,
+    name: &str,
+    n: &Node,
+    default_runtime: Option<Runtime>,
+) -> Option<Service> {
     let p = format!("services.{name}");
     if matches!(n.value, Value::Null) {
-        cx.err(n, format!("`{p}` is empty: give it an `image:` or a `runtime:`"));
+        cx.err(
+            n,
+            format!("`{p}` is empty: give it an `image:` or a `runtime:`"),
+        );
         return None;
     }
     let m = cx.map(n, &p)?;
@@ -400,15 +515,20 @@ fn parse_service(cx: &mut Ctx, name: &str, n: &Node, default_runtime: Option<Run
             "restart" => {
                 let ok = v.as_str().is_some_and(|s| {
                     matches!(s, "no" | "always" | "on-failure" | "unless-stopped")
-                        || s.strip_prefix("on-failure:").is_some_and(|n| n.parse::<u32>().is_ok())
+                        || s.strip_prefix("on-failure:")
+                            .is_some_and(|n| n.parse::<u32>().is_ok())
                 });
                 if ok {
                     svc.extra.insert(key.clone(), v.to_json());
                 } else {
-                    cx.err(v, format!("`{kp}` must be one of no, always, on-failure[:N], unless-stopped"));
+                    cx.err(
+                        v,
+                        format!("`{kp}` must be one of no, always, on-failure[:N], unless-stopped"),
+                    );
                 }
             }
-            "ports" | "volumes" | "networks" | "secrets" | "configs" | "labels" | "command" | "entrypoint" => {
+            "ports" | "volumes" | "networks" | "secrets" | "configs" | "labels" | "command"
+            | "entrypoint" => {
                 check_shape(cx, key, v, &kp);
                 svc.extra.insert(key.clone(), v.to_json());
             }
@@ -419,7 +539,10 @@ fn parse_service(cx: &mut Ctx, name: &str, n: &Node, default_runtime: Option<Run
         }
     }
     if svc.static_root.is_some() && svc.runtime != Some(Runtime::Static) {
-        cx.warn(n, format!("`{p}.root` only applies to `type: static` services; ignored"));
+        cx.warn(
+            n,
+            format!("`{p}.root` only applies to `type: static` services; ignored"),
+        );
     }
     if svc.runtime.is_some() && svc.image.is_some() {
         cx.err(n, format!("`{p}` has both `runtime` and `image`: use one"));
@@ -431,7 +554,13 @@ fn parse_service(cx: &mut Ctx, name: &str, n: &Node, default_runtime: Option<Run
         } else if let Some(r) = default_runtime {
             svc.runtime = Some(r);
         } else if let Some(r) = runtime_from_command(svc.extra.get("command")) {
-            cx.warn(n, format!("`{p}` has no `image` or `runtime`; using runtime `{}` for its command", r.as_str()));
+            cx.warn(
+                n,
+                format!(
+                    "`{p}` has no `image` or `runtime`; using runtime `{}` for its command",
+                    r.as_str()
+                ),
+            );
             svc.runtime = Some(r);
         } else {
             cx.err(n, format!("`{p}` has neither `image` nor `runtime` (add `runtime: python|nodejs|go|static` or `image: NAME`)"));
@@ -451,7 +580,9 @@ fn runtime_from_command(cmd: Option<&Json>) -> Option<Runtime> {
     match prog {
         "node" | "npm" | "npx" | "yarn" => Some(Runtime::Nodejs),
         p if p.starts_with("python") => Some(Runtime::Python),
-        "gunicorn" | "uvicorn" | "flask" | "celery" | "hypercorn" | "waitress-serve" => Some(Runtime::Python),
+        "gunicorn" | "uvicorn" | "flask" | "celery" | "hypercorn" | "waitress-serve" => {
+            Some(Runtime::Python)
+        }
         _ => None,
     }
 }
@@ -487,7 +618,10 @@ fn parse_depends_on(cx: &mut Ctx, v: &Node, kp: &str, svc: &mut Service) {
             svc.depends_on = m.keys().cloned().collect();
             svc.depends_on_long = Some(v.to_json());
         }
-        _ => cx.err(v, format!("`{kp}` must be a list or a mapping, found {}", v.kind())),
+        _ => cx.err(
+            v,
+            format!("`{kp}` must be a list or a mapping, found {}", v.kind()),
+        ),
     }
 }
 
@@ -495,7 +629,10 @@ fn parse_health(cx: &mut Ctx, v: &Node, kp: &str) -> Option<Health> {
     let m = cx.map(v, kp)?;
     if m.contains_key("test") || m.contains_key("disable") {
         if m.contains_key("path") {
-            cx.err(v, format!("`{kp}` mixes kata's `path:` form with compose's `test:` form"));
+            cx.err(
+                v,
+                format!("`{kp}` mixes kata's `path:` form with compose's `test:` form"),
+            );
         }
         return Some(Health::Compose(v.to_json()));
     }
@@ -525,7 +662,10 @@ fn parse_health(cx: &mut Ctx, v: &Node, kp: &str) -> Option<Health> {
             "timeout" | "interval" => match duration_secs(n) {
                 Some(s) if k == "timeout" => check.timeout_secs = s,
                 Some(s) => check.interval_secs = s,
-                None => cx.err(n, format!("`{p}` must be a duration like 5s, 1m or a number of seconds")),
+                None => cx.err(
+                    n,
+                    format!("`{p}` must be a duration like 5s, 1m or a number of seconds"),
+                ),
             },
             "attempts" | "retries" => match int_in(n, 1, 1000) {
                 Some(i) => check.attempts = i as u32,
@@ -578,29 +718,38 @@ fn check_references(cx: &mut Ctx, spec: &AppSpec, root: &Node) {
     };
     for (name, svc) in &spec.services {
         for dep in &svc.depends_on {
-            if !spec.services.contains_key(dep) {
-                if let Some(n) = node_of(name, "depends_on") {
-                    cx.err(n, format!("`services.{name}.depends_on` names unknown service `{dep}`"));
-                }
+            if !spec.services.contains_key(dep)
+                && let Some(n) = node_of(name, "depends_on")
+            {
+                cx.err(
+                    n,
+                    format!("`services.{name}.depends_on` names unknown service `{dep}`"),
+                );
             }
         }
         if let Some(vols) = svc.extra.get("volumes").and_then(Json::as_array) {
             for v in vols {
-                if let Some(src) = named_volume(v) {
-                    if !spec.volumes.contains_key(&src) && !KATA_VOLUMES.contains(&src.as_str()) {
-                        if let Some(n) = node_of(name, "volumes") {
-                            cx.err(n, format!("`services.{name}.volumes` uses volume `{src}`, which is not declared under top-level `volumes:`"));
-                        }
-                    }
+                if let Some(src) = named_volume(v)
+                    && !spec.volumes.contains_key(&src)
+                    && !KATA_VOLUMES.contains(&src.as_str())
+                    && let Some(n) = node_of(name, "volumes")
+                {
+                    cx.err(n, format!("`services.{name}.volumes` uses volume `{src}`, which is not declared under top-level `volumes:`"));
                 }
             }
         }
-        for (key, declared) in [("networks", &spec.networks), ("secrets", &spec.secrets), ("configs", &spec.configs)] {
+        for (key, declared) in [
+            ("networks", &spec.networks),
+            ("secrets", &spec.secrets),
+            ("configs", &spec.configs),
+        ] {
             for r in referenced_names(svc.extra.get(key)) {
-                if !(key == "networks" && r == "default") && !declared.contains_key(&r) {
-                    if let Some(n) = node_of(name, key) {
-                        cx.err(n, format!("`services.{name}.{key}` uses `{r}`, which is not declared under top-level `{key}:`"));
-                    }
+                let implicit = key == "networks" && r == "default";
+                if !implicit
+                    && !declared.contains_key(&r)
+                    && let Some(n) = node_of(name, key)
+                {
+                    cx.err(n, format!("`services.{name}.{key}` uses `{r}`, which is not declared under top-level `{key}:`"));
                 }
             }
         }
@@ -619,7 +768,10 @@ fn named_volume(v: &Json) -> Option<String> {
             src.to_owned()
         }
         Json::Object(m) => {
-            if m.get("type").and_then(Json::as_str).is_some_and(|t| t != "volume") {
+            if m.get("type")
+                .and_then(Json::as_str)
+                .is_some_and(|t| t != "volume")
+            {
                 return None;
             }
             m.get("source")?.as_str()?.to_owned()
@@ -689,7 +841,12 @@ pub fn start_order(spec: &AppSpec) -> Vec<String> {
     while !left.is_empty() {
         let next = left
             .iter()
-            .find(|(_, n)| spec.services[n.as_str()].depends_on.iter().all(|d| placed.contains(d) || !spec.services.contains_key(d)))
+            .find(|(_, n)| {
+                spec.services[n.as_str()]
+                    .depends_on
+                    .iter()
+                    .all(|d| placed.contains(d) || !spec.services.contains_key(d))
+            })
             .map(|(i, _)| *i)
             .unwrap_or(*left.keys().next().expect("non-empty"));
         placed.push(left.remove(&next).expect("present").clone());

@@ -5,7 +5,9 @@ use crate::fsutil::write_atomic;
 use crate::paths::Paths;
 use std::io;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Compose,
@@ -48,7 +50,10 @@ pub fn stored_mode(paths: &Paths, app: &str) -> io::Result<Option<Mode>> {
 }
 
 pub fn set_mode(paths: &Paths, app: &str, mode: Mode) -> io::Result<()> {
-    write_atomic(&paths.state(app).join("mode"), format!("{mode}\n").as_bytes())
+    write_atomic(
+        &paths.state(app).join("mode"),
+        format!("{mode}\n").as_bytes(),
+    )
 }
 
 /// Per-app deploy branch override (`kata setup` sets the host default).

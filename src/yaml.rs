@@ -72,7 +72,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Int(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        i64::try_from(v).map(Value::Int).map_err(|_| E::custom("integer too large"))
+        i64::try_from(v)
+            .map(Value::Int)
+            .map_err(|_| E::custom("integer too large"))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
@@ -99,7 +101,12 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 Value::Bool(b) => b.to_string(),
                 Value::Float(f) => f.to_string(),
                 Value::Null => "null".to_owned(),
-                _ => return Err(de::Error::custom(format!("{}: mapping keys must be scalars", k.pos))),
+                _ => {
+                    return Err(de::Error::custom(format!(
+                        "{}: mapping keys must be scalars",
+                        k.pos
+                    )));
+                }
             };
             let v = map.next_value::<Node>()?;
             out.insert(key, v);
@@ -124,9 +131,15 @@ mod tests {
         println!("{n:#?}");
         let bad = "a: [1, 2\nb: 3\n";
         let e = serde_saphyr::from_str::<Node>(bad).unwrap_err();
-        println!("ERR {e} LOC {:?}", e.location().map(|l| (l.line(), l.column())));
+        println!(
+            "ERR {e} LOC {:?}",
+            e.location().map(|l| (l.line(), l.column()))
+        );
         let dup = "a: 1\na: 2\n";
-        println!("DUP {:?}", serde_saphyr::from_str::<Node>(dup).map(|n| n.value));
+        println!(
+            "DUP {:?}",
+            serde_saphyr::from_str::<Node>(dup).map(|n| n.value)
+        );
         let v = serde_json::json!({"a": "yes", "b": "22:22", "c": "on", "d": "8000", "e": "", "f": "a: b", "g": "multi\nline\n", "h": "$$X", "i": "no", "j": "1e3", "k": "0o17", "l": "null", "m": "~", "n": " x"});
         println!("{}", serde_saphyr::to_string(&v).unwrap());
         let empty = serde_saphyr::from_str::<Node>("");
@@ -183,7 +196,9 @@ impl Node {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(s) => J::Array(s.iter().map(Node::to_json).collect()),
             Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
@@ -237,7 +252,8 @@ fn tidy(message: &str) -> String {
         }
     }
     if m.starts_with("budget breached") {
-        return "document too large: it expands (through aliases or sheer size) past kata's limit".into();
+        return "document too large: it expands (through aliases or sheer size) past kata's limit"
+            .into();
     }
     m.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
 }

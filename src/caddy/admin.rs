@@ -24,6 +24,8 @@ use crate::paths::Paths;
 use crate::settings::Settings;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::cell::RefCell;
+use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,6 +42,33 @@ pub struct UpstreamStatus {
     pub num_requests: i64,
     #[serde(default)]
     pub fails: i64,
+}
+
+thread_local! {
+    /// Lock files this thread holds through a [`CaddyLock`].
+    static HELD: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The host-wide Caddy lock, held while alive (see [`Admin::lock`]).
+#[must_use = "the lock is released when this guard is dropped"]
+#[derive(Debug)]
+pub struct CaddyLock {
+    held: Option<(PathBuf, Lock)>,
+}
+
+impl CaddyLock {
+    fn none() -> CaddyLock {
+        CaddyLock { held: None }
+    }
+}
+
+impl Drop for CaddyLock {
+    fn drop(&mut self) {
+        if let Some((path, _lock)) = self.held.take() {
+            HELD.with(|h| h.borrow_mut().retain(|p| p != &path));
+            // `_lock` drops here, releasing the file lock
+        }
+    }
 }
 
 /// A client for one Caddy admin endpoint.
@@ -78,6 +107,15 @@ fn server_path(name: &str) -> Result<String, CaddyError> {
 /// `{"a": {"b": {...leaf}}}` for keys `[a, b]`.
 fn nest(keys: &[&str], leaf: Value) -> Value {
     keys.iter().rev().fold(leaf, |acc, k| json!({ *k: acc }))
+}
+
+/// The connection went away before an answer: worth another try.
+fn is_dropped_connection(kind: Option<io::ErrorKind>) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        kind,
+        Some(ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
+    )
 }
 
 /// Caddy's answer for a GET below a missing parent (400) or a DELETE/PUT there (500).
@@ -143,18 +181,28 @@ impl Admin {
         &self.endpoint
     }
 
-    /// Takes the host-wide Caddy lock (when configured); held until dropped.
-    pub fn lock(&self) -> Result<Option<Lock>, CaddyError> {
+    /// Takes the host-wide Caddy lock (when configured); held until the
+    /// guard is dropped. Re-entrant within a thread: `put_server` and
+    /// `delete_server` take it themselves, and calling them while holding a
+    /// guard from here is fine (the inner take is a no-op). Other threads and
+    /// processes wait.
+    pub fn lock(&self) -> Result<CaddyLock, CaddyError> {
         let Some(path) = &self.lock_file else {
-            return Ok(None);
+            return Ok(CaddyLock::none());
         };
-        crate::lock::exclusive(path, || {
+        if HELD.with(|h| h.borrow().contains(path)) {
+            return Ok(CaddyLock::none());
+        }
+        let lock = crate::lock::exclusive(path, || {
             crate::ui::info("waiting for another Caddy update to finish")
         })
-        .map(Some)
         .map_err(|source| CaddyError::Lock {
             path: path.display().to_string(),
             source,
+        })?;
+        HELD.with(|h| h.borrow_mut().push(path.clone()));
+        Ok(CaddyLock {
+            held: Some((path.clone(), lock)),
         })
     }
 
@@ -165,6 +213,13 @@ impl Admin {
         }
     }
 
+    /// One exchange, retried a few times when the connection was dropped
+    /// before an answer arrived. Caddy 2.6 restarts its admin listener on
+    /// every config change (the new socket binds beside the old one with
+    /// SO_REUSEPORT), so a request right after a change can meet a reset.
+    /// Retrying is safe for every call kata makes: reads are idempotent,
+    /// `POST .../servers/<app>` writes the same value again, and a repeated
+    /// conditional parent write fails its `If-Match` and is re-planned.
     fn send(
         &self,
         method: &str,
@@ -173,6 +228,31 @@ impl Admin {
         if_match: Option<&str>,
     ) -> Result<Reply, CaddyError> {
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values serialise"));
+        let mut delay = Duration::from_millis(50);
+        let mut attempt = 1;
+        loop {
+            match self.send_once(method, path, body.as_deref(), if_match) {
+                Ok(r) => return Ok(r),
+                Err((kind, detail)) => {
+                    if attempt >= 4 || !is_dropped_connection(kind) {
+                        return Err(self.unreachable(detail));
+                    }
+                }
+            }
+            std::thread::sleep(delay);
+            delay *= 2;
+            attempt += 1;
+        }
+    }
+
+    fn send_once(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, (Option<io::ErrorKind>, String)> {
+        let fail = |e: &dyn std::fmt::Display| (None, e.to_string());
         match &self.endpoint {
             Endpoint::Unix(socket) => {
                 let mut headers = vec![];
@@ -182,15 +262,8 @@ impl Admin {
                 if let Some(tag) = if_match {
                     headers.push(("If-Match", tag));
                 }
-                let r = http1::unix_request(
-                    socket,
-                    method,
-                    path,
-                    &headers,
-                    body.as_deref(),
-                    self.timeout,
-                )
-                .map_err(|e| self.unreachable(e))?;
+                let r = http1::unix_request(socket, method, path, &headers, body, self.timeout)
+                    .map_err(|e| (Some(e.kind()), e.to_string()))?;
                 Ok(Reply {
                     status: r.status,
                     body: r.body,
@@ -210,18 +283,22 @@ impl Admin {
                     Some(b) => agent.run(
                         req.header("Content-Type", "application/json")
                             .body(b)
-                            .map_err(|e| self.unreachable(e))?,
+                            .map_err(|e| fail(&e))?,
                     ),
-                    None => agent.run(req.body(()).map_err(|e| self.unreachable(e))?),
+                    None => agent.run(req.body(()).map_err(|e| fail(&e))?),
                 };
-                let mut resp = result.map_err(|e| self.unreachable(e))?;
+                let ureq_fail = |e: ureq::Error| match e {
+                    ureq::Error::Io(io) => (Some(io.kind()), io.to_string()),
+                    other => (None, other.to_string()),
+                };
+                let mut resp = result.map_err(ureq_fail)?;
                 let status = resp.status().as_u16();
                 let body = resp
                     .body_mut()
                     .with_config()
                     .limit(256 * 1024 * 1024)
                     .read_to_vec()
-                    .map_err(|e| self.unreachable(e))?;
+                    .map_err(ureq_fail)?;
                 Ok(Reply { status, body })
             }
         }
@@ -425,6 +502,36 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn lock_is_reentrant_in_a_thread_and_exclusive_across_threads() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state/caddy.lock");
+        let admin =
+            Admin::new(Endpoint::parse("http://127.0.0.1:1").unwrap()).with_lock_file(&file);
+        let outer = admin.lock().unwrap();
+        let inner = admin.lock().unwrap(); // same thread: no self-deadlock
+        let got = Arc::new(AtomicBool::new(false));
+        let (admin2, got2) = (admin.clone(), got.clone());
+        let t = std::thread::spawn(move || {
+            let _l = admin2.lock().unwrap();
+            got2.store(true, Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(!got.load(Ordering::SeqCst), "other thread must wait");
+        drop(inner);
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(!got.load(Ordering::SeqCst), "inner guard does not release");
+        drop(outer);
+        t.join().unwrap();
+        assert!(got.load(Ordering::SeqCst));
+        // without a lock file: a no-op guard
+        let _free = Admin::new(Endpoint::parse("http://127.0.0.1:1").unwrap())
+            .lock()
+            .unwrap();
     }
 
     #[test]

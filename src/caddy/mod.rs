@@ -17,7 +17,7 @@ mod summary;
 mod upstreams;
 mod validate;
 
-pub use admin::{Admin, UpstreamStatus};
+pub use admin::{Admin, CaddyLock, UpstreamStatus};
 pub use shorthand::expand;
 pub use summary::{ServerSummary, summarize};
 pub use upstreams::{resolve_upstreams, service_dials};

@@ -1,53 +1,516 @@
-//! App lifecycle: ls, ps, logs, start/stop/restart, rm, run, deploy, docker, secrets, mode.
+//! App lifecycle: ls, ps, logs, start/stop/restart, rm, run, deploy, docker,
+//! secrets, mode. Each maps to docker/compose calls on the live release.
 
-use crate::state::Mode;
+use crate::apps::{self, Live};
+use crate::docker::{self, Container};
+use crate::paths::Paths;
+use crate::state::{self, Mode};
+use crate::{lock, settings, ui};
+use anyhow::{Context, bail};
+use std::io::{IsTerminal, Read, Write};
+use std::process::Command;
 
-fn todo(what: &str) -> anyhow::Result<i32> {
-    anyhow::bail!("{what}: not implemented yet")
+fn existing(paths: &Paths, raw: &str) -> anyhow::Result<String> {
+    let app = super::app_arg(raw)?;
+    if !apps::exists(paths, &app) {
+        bail!("app {app:?} does not exist");
+    }
+    Ok(app)
 }
 
-pub fn ls(_json: bool) -> anyhow::Result<i32> {
-    todo("ls")
+fn live(paths: &Paths, app: &str) -> anyhow::Result<Live> {
+    apps::live(paths, app)?.with_context(|| format!("{app} has no live release: push to it first"))
 }
-pub fn ps(_app: &str, _service: Option<&str>, _json: bool) -> anyhow::Result<i32> {
-    todo("ps")
+
+/// Runs a program with our stdio and returns its exit code.
+fn passthrough(program: &str, args: &[String]) -> anyhow::Result<i32> {
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("could not run {program}"))?;
+    Ok(status.code().unwrap_or(1))
 }
-pub fn logs(_app: &str, _service: Option<&str>, _follow: bool, _tail: Option<String>) -> anyhow::Result<i32> {
-    todo("logs")
+
+fn must(program: &str, args: &[String]) -> anyhow::Result<()> {
+    match passthrough(program, args)? {
+        0 => Ok(()),
+        c => bail!("`{program} {}` failed (exit {c})", args.join(" ")),
+    }
 }
-pub fn start(_app: &str) -> anyhow::Result<i32> {
-    todo("start")
+
+fn stack_services(app: &str) -> anyhow::Result<Vec<String>> {
+    let out = docker::docker(&["stack", "services", app, "--format", "{{.Name}}"])?;
+    Ok(out.lines().map(str::to_owned).collect())
 }
-pub fn stop(_app: &str) -> anyhow::Result<i32> {
-    todo("stop")
+
+#[derive(serde::Serialize)]
+struct AppRow {
+    name: String,
+    running: bool,
+    containers: usize,
+    running_containers: usize,
+    release: Option<u64>,
+    mode: Option<String>,
 }
-pub fn restart(_app: &str, _service: Option<&str>) -> anyhow::Result<i32> {
-    todo("restart")
+
+pub fn ls(json: bool) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let mut rows = vec![];
+    for name in apps::names(&paths) {
+        let live = apps::live(&paths, &name)?;
+        let cs: Vec<Container> = match live.as_ref().map(|l| l.mode) {
+            Some(Mode::Swarm) => docker::containers_of_stack(&name)?,
+            _ => docker::containers(&name)?,
+        };
+        let running = cs.iter().filter(|c| c.state == "running").count();
+        rows.push(AppRow {
+            running: running > 0,
+            containers: cs.len(),
+            running_containers: running,
+            release: live.as_ref().map(|l| l.release.number),
+            mode: live.as_ref().map(|l| l.mode.to_string()),
+            name,
+        });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    println!(
+        "{:<24} {:<9} {:<9} {:<8} MODE",
+        "APP", "STATE", "RUNNING", "RELEASE"
+    );
+    for r in rows {
+        println!(
+            "{:<24} {:<9} {:<9} {:<8} {}",
+            r.name,
+            if r.running { "running" } else { "stopped" },
+            format!("{}/{}", r.running_containers, r.containers),
+            r.release
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.mode.unwrap_or_else(|| "-".into()),
+        );
+    }
+    Ok(0)
 }
-pub fn rm(_app: &str, _force: bool, _wipe: bool) -> anyhow::Result<i32> {
-    todo("rm")
+
+pub fn ps(app: &str, service: Option<&str>, json: bool) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    let mode = apps::live(&paths, &app)?
+        .map(|l| l.mode)
+        .unwrap_or(Mode::Compose);
+    let mut cs = match mode {
+        Mode::Swarm => docker::containers_of_stack(&app)?,
+        Mode::Compose => docker::containers(&app)?,
+    };
+    if let Some(s) = service {
+        cs.retain(|c| c.service == s);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&cs)?);
+        return Ok(0);
+    }
+    println!(
+        "{:<40} {:<16} {:<10} {:<8} STATUS",
+        "CONTAINER", "SERVICE", "STATE", "RELEASE"
+    );
+    for c in cs {
+        println!(
+            "{:<40} {:<16} {:<10} {:<8} {}",
+            c.name,
+            c.service,
+            c.state,
+            c.release
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
+            c.status
+        );
+    }
+    Ok(0)
 }
-pub fn run(_app: &str, _service: &str, _cmd: &[String]) -> anyhow::Result<i32> {
-    todo("run")
+
+pub fn logs(
+    app: &str,
+    service: Option<&str>,
+    follow: bool,
+    tail: Option<String>,
+) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    let live = live(&paths, &app)?;
+    if let Some(t) = &tail {
+        anyhow::ensure!(
+            t == "all" || t.parse::<u64>().is_ok(),
+            "--tail takes a number or `all`"
+        );
+    }
+    match live.mode {
+        Mode::Compose => {
+            let mut rest = vec!["logs", "--no-color"];
+            if follow {
+                rest.push("--follow");
+            }
+            if let Some(t) = &tail {
+                rest.extend(["--tail", t]);
+            }
+            if let Some(s) = service {
+                rest.push(s);
+            }
+            let (p, a) = live.compose(&app, &rest)?;
+            passthrough(&p, &a)
+        }
+        Mode::Swarm => {
+            let services = match service {
+                Some(s) => vec![format!("{app}_{s}")],
+                None => stack_services(&app)?,
+            };
+            let mut code = 0;
+            for s in services {
+                let mut a: Vec<String> = vec!["service".into(), "logs".into()];
+                if follow {
+                    a.push("--follow".into());
+                }
+                if let Some(t) = &tail {
+                    a.extend(["--tail".into(), t.clone()]);
+                }
+                a.push(s);
+                code = code.max(passthrough("docker", &a)?);
+            }
+            Ok(code)
+        }
+    }
 }
-pub fn deploy(_app: &str) -> anyhow::Result<i32> {
-    todo("deploy")
+
+pub fn start(app: &str) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    let live = live(&paths, &app)?;
+    ui::step(format!("Starting {app}"));
+    match live.mode {
+        Mode::Compose => {
+            let (p, a) = live.compose(&app, &["up", "-d", "--no-recreate"])?;
+            must(&p, &a)?;
+        }
+        Mode::Swarm => must(
+            "docker",
+            &[
+                "stack",
+                "deploy",
+                "-c",
+                &live.compose_file().display().to_string(),
+                &app,
+            ]
+            .map(String::from),
+        )?,
+    }
+    reroute(&paths, &app, &live)?;
+    Ok(0)
 }
-pub fn docker(_args: &[String]) -> anyhow::Result<i32> {
-    todo("docker")
+
+pub fn stop(app: &str) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    let live = live(&paths, &app)?;
+    ui::step(format!("Stopping {app}"));
+    match live.mode {
+        Mode::Compose => {
+            let (p, a) = live.compose(&app, &["stop"])?;
+            must(&p, &a)?;
+        }
+        Mode::Swarm => {
+            for s in stack_services(&app)? {
+                must(
+                    "docker",
+                    &[
+                        "service".into(),
+                        "scale".into(),
+                        "--detach".into(),
+                        format!("{s}=0"),
+                    ],
+                )?;
+            }
+        }
+    }
+    ui::info("routing stays in Caddy; requests get 502 until `kata start`");
+    Ok(0)
 }
-pub fn docker_services(_app: &str) -> anyhow::Result<i32> {
-    todo("docker:services")
+
+pub fn restart(app: &str, service: Option<&str>) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    let live = live(&paths, &app)?;
+    ui::step(format!(
+        "Restarting {app}{}",
+        service.map(|s| format!(" service {s}")).unwrap_or_default()
+    ));
+    match live.mode {
+        Mode::Compose => {
+            let mut rest = vec!["restart"];
+            if let Some(s) = service {
+                rest.push(s);
+            }
+            let (p, a) = live.compose(&app, &rest)?;
+            must(&p, &a)?;
+        }
+        Mode::Swarm => {
+            let services = match service {
+                Some(s) => vec![format!("{app}_{s}")],
+                None => stack_services(&app)?,
+            };
+            for s in services {
+                must(
+                    "docker",
+                    &[
+                        "service".into(),
+                        "update".into(),
+                        "--force".into(),
+                        "--detach".into(),
+                        s,
+                    ],
+                )?;
+            }
+        }
+    }
+    // Container addresses change on restart.
+    reroute(&paths, &app, &live)?;
+    Ok(0)
 }
-pub fn secrets_set(_spec: &str) -> anyhow::Result<i32> {
-    todo("secrets:set")
+
+/// Re-resolves the app's Caddy upstreams after containers changed.
+fn reroute(paths: &Paths, app: &str, live: &Live) -> anyhow::Result<()> {
+    let settings = settings::load(paths)?;
+    let spec = crate::deploy::load_spec(&live.src)?;
+    if let Some(n) = &spec.caddy {
+        let rendered = crate::deploy::plan(paths, app, &spec, crate::render::Target::V2, None)?;
+        let server = crate::caddy::expand(rendered.caddy.unwrap_or_else(|| n.to_json()), app)?;
+        crate::deploy::route(paths, &settings, app, &spec, &server, live.mode)?;
+    }
+    Ok(())
 }
+
+pub fn rm(app: &str, force: bool, wipe: bool) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    if !force {
+        if !std::io::stdin().is_terminal() {
+            bail!("refusing to remove {app} without --force (no terminal to ask on)");
+        }
+        print!(
+            "Remove {app}{}? Type the app name to confirm: ",
+            if wipe { " AND its data and config" } else { "" }
+        );
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != app {
+            println!("not removed");
+            return Ok(1);
+        }
+    }
+    let _lock = lock::exclusive(&paths.app_lock(&app), || {
+        ui::info(format!("waiting for a deploy of {app} to finish"))
+    })?;
+    ui::step(format!("Removing {app}"));
+    let live = apps::live(&paths, &app)?;
+    match live.as_ref().map(|l| l.mode) {
+        Some(Mode::Swarm) => {
+            let _ = docker::docker(&["stack", "rm", &app]);
+        }
+        _ => {
+            if let Some(l) = &live {
+                let mut rest = vec!["down", "--remove-orphans"];
+                if wipe {
+                    rest.push("--volumes");
+                }
+                let (p, a) = l.compose(&app, &rest)?;
+                must(&p, &a)?;
+            }
+            // Anything left with our label (a failed release's containers).
+            for c in docker::containers(&app)? {
+                let _ = docker::docker(&["rm", "-f", &c.id]);
+            }
+        }
+    }
+    // kata's bind-mount volumes point into KATA_ROOT; drop the volume
+    // objects so a later app of the same name starts clean.
+    for v in crate::spec::KATA_VOLUMES {
+        let _ = docker::docker(&["volume", "rm", &format!("{app}_{v}")]);
+    }
+    let settings = settings::load(&paths)?;
+    if let Ok(admin) = crate::caddy::Admin::from_settings(&settings, &paths) {
+        let removed = admin.lock().and_then(|_l| admin.delete_server(&app));
+        match removed {
+            Ok(true) => ui::info("removed its Caddy server"),
+            Ok(false) => {}
+            Err(e) => ui::warn(format!("could not remove the Caddy server: {e}")),
+        }
+    }
+    let mut gone = vec![paths.repo(&app), paths.envs(&app), paths.logs(&app)];
+    if wipe {
+        gone.extend([paths.data(&app), paths.config(&app)]);
+    }
+    for p in &gone {
+        if p.exists() {
+            std::fs::remove_dir_all(p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    let _ = std::fs::remove_file(paths.app(&app));
+    drop(_lock);
+    std::fs::remove_dir_all(paths.state(&app)).ok();
+    if !wipe {
+        ui::info(format!(
+            "kept {} and {} (use --wipe to delete them)",
+            paths.data(&app).display(),
+            paths.config(&app).display()
+        ));
+    }
+    Ok(0)
+}
+
+pub fn run(app: &str, service: &str, cmd: &[String]) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    let live = live(&paths, &app)?;
+    let cs = match live.mode {
+        Mode::Swarm => docker::containers_of_stack(&app)?,
+        Mode::Compose => docker::containers(&app)?,
+    };
+    let Some(c) = cs
+        .iter()
+        .find(|c| c.service == service && c.state == "running")
+    else {
+        bail!("{app} has no running container for service {service:?}");
+    };
+    let mut args: Vec<String> = vec!["exec".into(), "-i".into()];
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        args.push("-t".into());
+    }
+    args.push(c.id.clone());
+    args.extend(cmd.iter().cloned());
+    passthrough("docker", &args)
+}
+
+pub fn deploy(app: &str) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    let _lock = lock::exclusive(&paths.app_lock(&app), || {
+        ui::info(format!("another deploy of {app} is running; waiting"))
+    })?;
+    crate::deploy::redeploy(&paths, &app)?;
+    Ok(0)
+}
+
+pub fn docker(args: &[String]) -> anyhow::Result<i32> {
+    passthrough("docker", args)
+}
+
+pub fn docker_services(app: &str) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    let live = live(&paths, &app)?;
+    match live.mode {
+        Mode::Swarm => passthrough("docker", &["stack".into(), "services".into(), app]),
+        Mode::Compose => {
+            let (p, a) = live.compose(&app, &["ps", "--services"])?;
+            passthrough(&p, &a)
+        }
+    }
+}
+
+fn require_swarm(what: &str) -> anyhow::Result<()> {
+    match docker::swarm_role()? {
+        docker::SwarmRole::Manager => Ok(()),
+        docker::SwarmRole::Worker => {
+            bail!("{what}: this node is a swarm worker; run it on a manager")
+        }
+        docker::SwarmRole::None => bail!(
+            "{what}: secrets need swarm mode, and this node is not in a swarm (compose apps: use `kata config:set`)"
+        ),
+    }
+}
+
+fn valid_secret_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+        && n.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+pub fn secrets_set(spec: &str) -> anyhow::Result<i32> {
+    let (name, value): (&str, Vec<u8>) = match spec.split_once('=') {
+        Some((n, v)) => match v.strip_prefix('@') {
+            Some(file) => (
+                n,
+                std::fs::read(file).with_context(|| format!("reading {file}"))?,
+            ),
+            None => (n, v.as_bytes().to_vec()),
+        },
+        None => {
+            let mut buf = vec![];
+            std::io::stdin().read_to_end(&mut buf)?;
+            (spec, buf)
+        }
+    };
+    anyhow::ensure!(valid_secret_name(name), "invalid secret name {name:?}");
+    require_swarm("secrets:set")?;
+    let exists = docker::docker(&["secret", "inspect", name]).is_ok();
+    if exists {
+        docker::docker(&["secret", "rm", name]).with_context(|| {
+            format!("secret {name} exists and could not be replaced (a service may be using it)")
+        })?;
+    }
+    let mut child = Command::new("docker")
+        .args(["secret", "create", name, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("could not run docker")?;
+    child.stdin.take().expect("piped").write_all(&value)?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "docker secret create failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    println!("{} {name}", if exists { "replaced" } else { "created" });
+    Ok(0)
+}
+
 pub fn secrets_ls() -> anyhow::Result<i32> {
-    todo("secrets:ls")
+    require_swarm("secrets:ls")?;
+    passthrough("docker", &["secret".into(), "ls".into()])
 }
-pub fn secrets_rm(_name: &str) -> anyhow::Result<i32> {
-    todo("secrets:rm")
+
+pub fn secrets_rm(name: &str) -> anyhow::Result<i32> {
+    anyhow::ensure!(valid_secret_name(name), "invalid secret name {name:?}");
+    require_swarm("secrets:rm")?;
+    docker::docker(&["secret", "rm", name])?;
+    println!("removed {name}");
+    Ok(0)
 }
-pub fn mode(_app: &str, _mode: Option<Mode>) -> anyhow::Result<i32> {
-    todo("mode")
+
+pub fn mode(app: &str, mode: Option<Mode>) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    match mode {
+        Some(m) => {
+            state::set_mode(&paths, &app, m)?;
+            println!("{app}: mode {m} (used from the next deploy on)");
+        }
+        None => {
+            let stored = state::stored_mode(&paths, &app)?;
+            let live = apps::live(&paths, &app)?.map(|l| l.mode);
+            match (stored, live) {
+                (Some(m), _) => println!("{m} (set by `kata mode`)"),
+                (None, Some(m)) => println!("{m} (automatic; live release runs in {m} mode)"),
+                (None, None) => println!("automatic"),
+            }
+        }
+    }
+    Ok(0)
 }

@@ -11,8 +11,8 @@ const DEFAULT_FILE: &str = "kata-compose.yaml";
 /// Reads and parses `path`, printing warnings; prints every error and
 /// returns None when there is any.
 pub fn load(path: &Path) -> anyhow::Result<Option<AppSpec>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let shown = path.display().to_string();
     let parsed = spec::parse(&text);
     for w in &parsed.warnings {
@@ -35,7 +35,12 @@ pub fn validate(file: Option<PathBuf>) -> anyhow::Result<i32> {
     }
 }
 
-pub fn render(file: Option<PathBuf>, app: Option<String>, target: Target, caddy: bool) -> anyhow::Result<i32> {
+pub fn render(
+    file: Option<PathBuf>,
+    app: Option<String>,
+    target: Target,
+    caddy: bool,
+) -> anyhow::Result<i32> {
     let path = file.unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
     let Some(spec) = load(&path)? else {
         return Ok(1);

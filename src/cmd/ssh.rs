@@ -6,7 +6,8 @@ use crate::ssh::{self, Added, Route};
 use crate::{lock, settings, state, ui};
 use anyhow::Context;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The running kata binary, by absolute path (written into authorized_keys
 /// and the post-receive hook).
@@ -157,14 +158,14 @@ pub fn serve(key: &str, name: &str) -> anyhow::Result<i32> {
             if git::ensure_repo(&repo, &hook)? {
                 eprintln!("-----> Created app {app}");
             }
-            exec_git("receive-pack", &repo, key, name)
+            receive_pack(&repo, key, name)
         }
         Route::UploadPack { app } => {
             let repo = paths.repo(&app);
             if !git::is_repo(&repo) {
                 return refuse(format!("no app named {app}"));
             }
-            exec_git("upload-pack", &repo, key, name)
+            exec_upload_pack(&repo, key, name)
         }
         Route::Kata { args } => {
             let argv = std::iter::once("kata".to_owned()).chain(args);
@@ -179,11 +180,8 @@ pub fn serve(key: &str, name: &str) -> anyhow::Result<i32> {
     }
 }
 
-/// Replaces this process with `git <sub> <repo>` (stdio inherited: it speaks
-/// the git protocol with the client).
-fn exec_git(sub: &str, repo: &std::path::Path, key: &str, name: &str) -> anyhow::Result<i32> {
-    use std::os::unix::process::CommandExt;
-    let mut c = std::process::Command::new("git");
+fn git_process(sub: &str, repo: &Path, key: &str, name: &str) -> Command {
+    let mut c = Command::new("git");
     for v in git::GIT_ENV {
         c.env_remove(v);
     }
@@ -191,13 +189,68 @@ fn exec_git(sub: &str, repo: &std::path::Path, key: &str, name: &str) -> anyhow:
         .arg(repo)
         .env("KATA_SSH_KEY", key)
         .env("KATA_SSH_USER", name);
-    let err = c.exec();
-    Err(anyhow::anyhow!("cannot run git {sub}: {err}"))
+    c
+}
+
+/// Replaces this process with `git upload-pack <repo>` (stdio inherited: it
+/// speaks the git protocol with the client).
+fn exec_upload_pack(repo: &Path, key: &str, name: &str) -> anyhow::Result<i32> {
+    use std::os::unix::process::CommandExt;
+    let err = git_process("upload-pack", repo, key, name).exec();
+    Err(anyhow::anyhow!("cannot run git upload-pack: {err}"))
+}
+
+/// Runs `git receive-pack <repo>` with inherited stdio and waits for it.
+/// git ignores the post-receive hook's exit status, so the hook reports a
+/// failed deploy through the file named by `KATA_PUSH_STATUS`; exiting
+/// non-zero here makes `git push` itself fail.
+fn receive_pack(repo: &Path, key: &str, name: &str) -> anyhow::Result<i32> {
+    let status_file = tempfile::Builder::new()
+        .prefix("kata-push-")
+        .tempfile()
+        .context("creating the push status file")?;
+    let status = git_process("receive-pack", repo, key, name)
+        .env(PUSH_STATUS_ENV, status_file.path())
+        .status()
+        .context("cannot run git receive-pack")?;
+    if !status.success() {
+        return Ok(status.code().unwrap_or(1));
+    }
+    let report = std::fs::read_to_string(status_file.path()).unwrap_or_default();
+    if report.trim().is_empty() {
+        return Ok(0);
+    }
+    eprintln!(
+        "error: the push was stored, but its deploy failed (see above); the previous release is still live"
+    );
+    Ok(1)
+}
+
+/// Set by `serve` for receive-pack; the hook appends a line when a deploy fails.
+const PUSH_STATUS_ENV: &str = "KATA_PUSH_STATUS";
+
+fn report_failure(app: &str) {
+    if let Some(path) = std::env::var_os(PUSH_STATUS_ENV) {
+        let _ = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, format!("deploy-failed {app}\n").as_bytes())
+            });
+    }
 }
 
 /// The post-receive hook: reads git's `old new ref` lines and deploys the
 /// deploy branch's new commit under the app's lock.
 pub fn git_hook(app: &str) -> anyhow::Result<i32> {
+    let result = hook(app);
+    if !matches!(result, Ok(0)) {
+        report_failure(app);
+    }
+    result
+}
+
+fn hook(app: &str) -> anyhow::Result<i32> {
     let app = super::app_arg(app)?;
     let paths = Paths::from_env();
     let repo = paths.repo(&app);
@@ -238,7 +291,6 @@ pub fn git_hook(app: &str) -> anyhow::Result<i32> {
     let Some(commit) = plan.deploy else {
         return Ok(0);
     };
-    git::fix_dangling_head(&repo, &branch)?;
     let short = &commit[..commit.len().min(7)];
     let _lock = lock::exclusive(&paths.app_lock(&app), || {
         ui::info(format!("another deploy of {app} is running; waiting"))
@@ -253,9 +305,14 @@ pub fn git_hook(app: &str) -> anyhow::Result<i32> {
             .map(|t| &t[..t.len().min(7)])
             .unwrap_or("deleted");
         ui::step(format!(
-            "{branch} moved on to {now} while waiting; the push that moved it deploys it"
+            "{branch} has moved on to {now} since this push; the push that moved it deploys it"
         ));
         return Ok(0);
+    }
+    if let Err(e) = git::fix_dangling_head(&repo, &branch) {
+        ui::warn(format!(
+            "could not point the repository's HEAD at {branch}: {e}"
+        ));
     }
     ui::step(format!("Deploying {app} from {branch} ({short})"));
     match crate::deploy::deploy_commit(&paths, &app, &commit) {

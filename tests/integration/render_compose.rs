@@ -7,14 +7,21 @@ use std::process::Command;
 fn kata(root: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kata"));
     c.env("KATA_ROOT", root);
-    for v in ["KATA_CADDY_ADMIN", "KATA_BASE_IMAGE", "KATA_DEPLOY_BRANCH", "KATA_KEEP_RELEASES"] {
+    for v in [
+        "KATA_CADDY_ADMIN",
+        "KATA_BASE_IMAGE",
+        "KATA_DEPLOY_BRANCH",
+        "KATA_KEEP_RELEASES",
+    ] {
         c.env_remove(v);
     }
     c
 }
 
 fn fixtures(dir: &str) -> Vec<PathBuf> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(dir);
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&base)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -52,21 +59,45 @@ fn every_invalid_fixture_fails_with_file_line_column() {
         let before: Vec<_> = walk(root.path());
         let out = kata(root.path()).arg("validate").arg(&f).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", f.display());
-        assert!(out.stdout.is_empty(), "{}: printed {:?}", f.display(), out.stdout);
+        assert!(
+            out.stdout.is_empty(),
+            "{}: printed {:?}",
+            f.display(),
+            out.stdout
+        );
         let stderr = String::from_utf8(out.stderr).unwrap();
         let shown = f.display().to_string();
-        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
         assert!(!errors.is_empty(), "{shown}: no error line in {stderr}");
         for e in &errors {
-            let rest = e.strip_prefix("error: ").unwrap().strip_prefix(&shown).unwrap_or_else(|| panic!("{e}"));
+            let rest = e
+                .strip_prefix("error: ")
+                .unwrap()
+                .strip_prefix(&shown)
+                .unwrap_or_else(|| panic!("{e}"));
             let mut parts = rest.splitn(4, ':');
             assert_eq!(parts.next(), Some(""));
-            let line: u64 = parts.next().unwrap().parse().unwrap_or_else(|_| panic!("no line in {e}"));
-            let col: u64 = parts.next().unwrap().parse().unwrap_or_else(|_| panic!("no column in {e}"));
+            let line: u64 = parts
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or_else(|_| panic!("no line in {e}"));
+            let col: u64 = parts
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or_else(|_| panic!("no column in {e}"));
             assert!(line >= 1 && col >= 1, "{e}");
         }
         // Same for render: nothing printed, nothing written.
-        let out = kata(root.path()).args(["render", "--app", "x"]).arg(&f).output().unwrap();
+        let out = kata(root.path())
+            .args(["render", "--app", "x"])
+            .arg(&f)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1));
         assert!(out.stdout.is_empty());
         assert_eq!(walk(root.path()), before, "{shown} wrote files");
@@ -92,8 +123,17 @@ fn invalid_fixture_messages() {
     let mut all = String::new();
     for f in fixtures("invalid") {
         let rel = f.strip_prefix(dir).unwrap();
-        let out = kata(root.path()).current_dir(dir).arg("validate").arg(rel).output().unwrap();
-        all.push_str(&format!("$ kata validate {}\n{}\n", rel.display(), String::from_utf8_lossy(&out.stderr)));
+        let out = kata(root.path())
+            .current_dir(dir)
+            .arg("validate")
+            .arg(rel)
+            .output()
+            .unwrap();
+        all.push_str(&format!(
+            "$ kata validate {}\n{}\n",
+            rel.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     insta::assert_snapshot!(all);
 }
@@ -107,13 +147,29 @@ fn rendered_fixtures_are_accepted_by_real_compose_and_stack() {
         let name = f.file_stem().unwrap().to_string_lossy().to_string();
         for (target, check) in [
             ("v1", vec!["docker-compose", "-f", "FILE", "config", "-q"]),
-            ("v2", vec!["docker", "compose", "-f", "FILE", "config", "-q"]),
+            (
+                "v2",
+                vec!["docker", "compose", "-f", "FILE", "config", "-q"],
+            ),
             ("stack", vec!["docker", "stack", "config", "-c", "FILE"]),
         ] {
-            let yaml = stdout_of(kata(root.path()).args(["render", "--app", "fixture", "--target", target]).arg(&f));
+            let yaml = stdout_of(
+                kata(root.path())
+                    .args(["render", "--app", "fixture", "--target", target])
+                    .arg(&f),
+            );
             let file = work.path().join(format!("{name}.{target}.yaml"));
             std::fs::write(&file, &yaml).unwrap();
-            let args: Vec<String> = check.iter().map(|a| if *a == "FILE" { file.display().to_string() } else { a.to_string() }).collect();
+            let args: Vec<String> = check
+                .iter()
+                .map(|a| {
+                    if *a == "FILE" {
+                        file.display().to_string()
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect();
             let out = Command::new(&args[0])
                 .args(&args[1..])
                 .current_dir(work.path())

@@ -6,7 +6,9 @@
 //! parallel processes without seeing each other.
 #![allow(dead_code)]
 
+pub mod caddy;
 pub mod images;
+pub mod sshd;
 
 use std::collections::hash_map::RandomState;
 use std::ffi::{OsStr, OsString};

@@ -1,0 +1,367 @@
+//! A real Caddy per test: its own admin endpoint (a free loopback port or a
+//! unix socket), its own HOME/XDG dirs (so nothing touches the real home and
+//! autosaves never collide), killed on drop (also when the test panics).
+//! Servers created in tests listen on 127.0.0.1:<free port> with
+//! `automatic_https.disable`, never on :80/:443.
+//!
+//! Also: a tiny HTTP backend on a loopback port, and a raw HTTP GET that
+//! sets any Host header (to test routing through Caddy).
+
+use super::{free_port, wait_for};
+use kata::caddy::{Admin, Endpoint};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// Whether the Caddy binary is there (`/usr/bin/caddy`, or `CADDY` / PATH).
+pub fn caddy_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CADDY") {
+        return p.into();
+    }
+    let usr = Path::new("/usr/bin/caddy");
+    if usr.exists() {
+        return usr.into();
+    }
+    "caddy".into()
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+enum AdminKind {
+    #[default]
+    Tcp,
+    Unix,
+    /// No config at all: admin on Caddy's default localhost:2019. Only safe
+    /// inside a private network namespace (see the caddy tests).
+    DefaultNull,
+}
+
+/// Options for [`Caddy::start_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Opts {
+    admin: AdminKind,
+    handmade: bool,
+}
+
+impl Opts {
+    /// Admin API on a unix socket instead of a loopback port.
+    pub fn unix(mut self) -> Opts {
+        self.admin = AdminKind::Unix;
+        self
+    }
+    /// Also a hand-made server `apps.http.servers.handmade` answering
+    /// `handmade` on its own loopback port.
+    pub fn handmade(mut self) -> Opts {
+        self.handmade = true;
+        self
+    }
+}
+
+pub struct Caddy {
+    child: Child,
+    dir: TempDir,
+    endpoint: String,
+    /// The hand-made server's port, when started with one.
+    pub handmade_port: Option<u16>,
+}
+
+impl Caddy {
+    /// Admin on 127.0.0.1:<free port>; the config has only `admin` (no `apps`).
+    pub fn start() -> Caddy {
+        Caddy::start_with(Opts::default())
+    }
+
+    /// Admin on 127.0.0.1:<free port> plus the hand-made server.
+    pub fn with_handmade() -> Caddy {
+        Caddy::start_with(Opts::default().handmade())
+    }
+
+    /// Admin on a unix socket.
+    pub fn start_unix() -> Caddy {
+        Caddy::start_with(Opts::default().unix())
+    }
+
+    /// `caddy run` with no config: `GET /config/` answers `null`, admin on
+    /// localhost:2019. Run it only inside a private network namespace.
+    pub fn start_null() -> Caddy {
+        Caddy::start_with(Opts {
+            admin: AdminKind::DefaultNull,
+            handmade: false,
+        })
+    }
+
+    pub fn start_with(opts: Opts) -> Caddy {
+        let mut last_log = String::new();
+        // A free port can be taken between our probe and Caddy's bind: retry.
+        for _ in 0..3 {
+            match Caddy::try_start(opts) {
+                Ok(c) => return c,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("caddy did not start:\n{last_log}");
+    }
+
+    fn try_start(opts: Opts) -> Result<Caddy, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("kata-caddy-")
+            .tempdir()
+            .expect("temp dir");
+        let (endpoint, admin) = match opts.admin {
+            AdminKind::Tcp => {
+                let port = free_port();
+                (
+                    format!("http://127.0.0.1:{port}"),
+                    Some(format!("127.0.0.1:{port}")),
+                )
+            }
+            AdminKind::Unix => {
+                let sock = dir.path().join("admin.sock");
+                (
+                    format!("unix/{}", sock.display()),
+                    Some(format!("unix/{}", sock.display())),
+                )
+            }
+            AdminKind::DefaultNull => ("http://localhost:2019".to_owned(), None),
+        };
+        let mut handmade_port = None;
+        let mut cmd = Command::new(caddy_bin());
+        cmd.arg("run");
+        if let Some(listen) = admin {
+            let mut config = json!({
+                "admin": {"listen": listen, "config": {"persist": false}},
+                "logging": {"logs": {"default": {"level": "WARN"}}}
+            });
+            if opts.handmade {
+                let port = free_port();
+                handmade_port = Some(port);
+                config["apps"] = json!({"http": {"servers": {"handmade": {
+                    "listen": [format!("127.0.0.1:{port}")],
+                    "automatic_https": {"disable": true},
+                    "routes": [{"handle": [{"handler": "static_response", "body": "handmade"}]}]
+                }}}});
+            }
+            let file = dir.path().join("caddy.json");
+            std::fs::write(&file, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+            cmd.arg("--config").arg(&file);
+        }
+        for (k, sub) in [
+            ("HOME", "home"),
+            ("XDG_DATA_HOME", "data"),
+            ("XDG_CONFIG_HOME", "config"),
+        ] {
+            let p = dir.path().join(sub);
+            std::fs::create_dir_all(&p).unwrap();
+            cmd.env(k, p);
+        }
+        let log = dir.path().join("caddy.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        cmd.stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .current_dir(dir.path());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", caddy_bin().display()));
+        let mut caddy = Caddy {
+            child,
+            dir,
+            endpoint,
+            handmade_port,
+        };
+        let admin = caddy.admin();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = caddy.child.try_wait() {
+                return Err(format!("caddy exited ({status}):\n{}", caddy.log()));
+            }
+            if admin.config().is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("caddy admin not answering:\n{}", caddy.log()));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(port) = caddy.handmade_port {
+            let (status, _, body) = http_get(port, "anything.test", "/");
+            assert_eq!((status, body.as_str()), (200, "handmade"));
+        }
+        Ok(caddy)
+    }
+
+    /// `http://127.0.0.1:<port>` or `unix//path/admin.sock`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// kata's client for this Caddy (no lock file).
+    pub fn admin(&self) -> Admin {
+        Admin::new(Endpoint::parse(&self.endpoint).expect("endpoint parses"))
+            .with_timeout(Duration::from_secs(10))
+    }
+
+    /// The whole running config (`GET /config/`).
+    pub fn config(&self) -> Value {
+        self.admin().config().expect("GET /config/")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What Caddy logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("caddy.log")).unwrap_or_default()
+    }
+
+    /// Stops Caddy now (the admin endpoint then refuses connections).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A server object for tests: `host` on 127.0.0.1:`port` proxied to `dial`.
+pub fn proxy_server(port: u16, host: &str, dial: &str) -> Value {
+    json!({
+        "listen": [format!("127.0.0.1:{port}")],
+        "automatic_https": {"disable": true},
+        "routes": [{
+            "match": [{"host": [host]}],
+            "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": dial}]}]
+        }]
+    })
+}
+
+/// A tiny HTTP/1.1 backend on 127.0.0.1:<free port> answering `body` to
+/// every request (after `delay`), one thread per connection. Stops on drop.
+pub struct Backend {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Backend {
+    pub fn start(body: &str) -> Backend {
+        Backend::start_slow(body, Duration::ZERO)
+    }
+
+    pub fn start_slow(body: &str, delay: Duration) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let body = body.to_owned();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let body = body.clone();
+                thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    thread::sleep(delay);
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(resp.as_bytes());
+                });
+            }
+        });
+        Backend { port, stop }
+    }
+
+    /// `127.0.0.1:<port>`, a literal dial.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// `GET path` on 127.0.0.1:`port` with `Host: host`; returns the status, the
+/// response head (status line and headers) and the body.
+pub fn http_get(port: u16, host: &str, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, head.to_owned(), body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// Waits until `GET /` with `host` on `port` answers 200 with `body`.
+pub fn wait_routed(port: u16, host: &str, body: &str) {
+    wait_for(
+        &format!("{host} on 127.0.0.1:{port} to answer {body:?}"),
+        Duration::from_secs(10),
+        || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok() && {
+                let (status, _, got) = http_get(port, host, "/");
+                status == 200 && got == body
+            }
+        },
+    );
+}
