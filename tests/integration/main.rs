@@ -1,6 +1,7 @@
 //! One integration-test binary; each module covers one area against real parts.
 
 mod caddy;
+mod docker_deploy;
 mod fixtures_smoke;
 mod render_compose;
 mod ssh_push;

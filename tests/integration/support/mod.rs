@@ -8,6 +8,7 @@
 
 pub mod caddy;
 pub mod images;
+pub mod push;
 pub mod sshd;
 
 use std::collections::hash_map::RandomState;

@@ -1,0 +1,227 @@
+//! Real `git push` into a test KATA_ROOT without sshd: `GIT_SSH_COMMAND`
+//! points at a tiny wrapper that does what sshd's forced command does (set
+//! `SSH_ORIGINAL_COMMAND`, run `kata ssh-serve`). The SSH path itself is
+//! covered by `ssh_push`; these tests are about what a push deploys.
+
+use super::{DockerGuard, Kata, Outcome, output_with_timeout};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// An app being developed: a git work tree whose `kata` remote is the test
+/// KATA_ROOT, plus guards that remove the app's containers when dropped.
+pub struct LocalApp {
+    pub name: String,
+    work: TempDir,
+    wrapper: PathBuf,
+    env: Vec<(String, String)>,
+    _guards: Vec<DockerGuard>,
+}
+
+impl LocalApp {
+    /// A new work tree for app `name` pushing into `kata`'s root. Its compose
+    /// project and stack are removed when this is dropped.
+    pub fn new(kata: &Kata, name: &str) -> LocalApp {
+        let work = tempfile::Builder::new()
+            .prefix("kata-work-")
+            .tempdir()
+            .expect("create work tree dir");
+        let wrapper = work.path().join(".fake-ssh");
+        let script = format!(
+            "#!/bin/sh\n# the last argument is the remote command, as sshd passes it\n\
+             for last; do :; done\n\
+             SSH_ORIGINAL_COMMAND=\"$last\" KATA_ROOT='{root}' exec '{bin}' ssh-serve --key SHA256:local-test --name local-test\n",
+            root = kata.root().display(),
+            bin = kata.bin().display(),
+        );
+        std::fs::write(&wrapper, script).expect("write fake ssh");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let app = LocalApp {
+            name: name.to_owned(),
+            work,
+            wrapper,
+            env: Vec::new(),
+            _guards: vec![DockerGuard::project(name), DockerGuard::stack(name)],
+        };
+        app.git_ok(&["init", "-q", "-b", "main"]);
+        app.git_ok(&["remote", "add", "kata", &format!("kata@local:{name}")]);
+        app
+    }
+
+    /// An environment variable for pushes (reaches the hook, e.g. `KATA_COMPOSE`).
+    pub fn push_env(mut self, key: &str, value: &str) -> LocalApp {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// Writes `rel` in the work tree (creating parent dirs).
+    pub fn write(&self, rel: &str, content: &str) -> &LocalApp {
+        let p = self.work.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        self
+    }
+
+    /// Copies every file of a directory in the repository (e.g. an example).
+    pub fn copy_from(&self, dir: &Path) -> &LocalApp {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), self.work.path().join(entry.file_name())).unwrap();
+            }
+        }
+        self
+    }
+
+    pub fn remove(&self, rel: &str) -> &LocalApp {
+        std::fs::remove_file(self.work.path().join(rel)).unwrap();
+        self
+    }
+
+    /// `git add -A && git commit`.
+    pub fn commit(&self, message: &str) -> &LocalApp {
+        self.git_ok(&["add", "-A"]);
+        self.git_ok(&["commit", "-q", "--allow-empty", "-m", message]);
+        self
+    }
+
+    /// `git push kata main`, whatever its exit status.
+    pub fn push(&self) -> Outcome {
+        self.push_ref("main")
+    }
+
+    /// `git push kata REFSPEC`, whatever its exit status.
+    pub fn push_ref(&self, refspec: &str) -> Outcome {
+        let mut cmd = self.git(&["push", "-f", "kata", refspec]);
+        cmd.env("GIT_SSH_COMMAND", &self.wrapper);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = output_with_timeout(&mut cmd, None, Duration::from_secs(600));
+        Outcome {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Pushes and panics (showing the push's output) unless it succeeds.
+    pub fn push_ok(&self) -> Outcome {
+        let o = self.push();
+        assert!(
+            o.status.success(),
+            "git push of {} failed:\n{}\n{}",
+            self.name,
+            o.stdout,
+            o.stderr
+        );
+        o
+    }
+
+    /// Pushes and panics unless the push fails.
+    pub fn push_fails(&self) -> Outcome {
+        let o = self.push();
+        assert!(
+            !o.status.success(),
+            "git push of {} should have failed:\n{}\n{}",
+            self.name,
+            o.stdout,
+            o.stderr
+        );
+        o
+    }
+
+    fn git(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if k.starts_with("KATA_") || k.starts_with("GIT_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.args(["-c", "user.name=kata test", "-c", "user.email=test@kata.invalid"])
+            .args(args)
+            .current_dir(self.work.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null");
+        cmd
+    }
+
+    fn git_ok(&self, args: &[&str]) -> String {
+        let out = output_with_timeout(&mut self.git(args), None, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Addresses (IPv4) of the running containers of `service` of `app`, found by
+/// the labels kata puts on them (compose and swarm alike).
+pub fn service_ips(app: &str, service: &str) -> Vec<String> {
+    let ids = super::docker_ok([
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=kata.app={app}"),
+        "--filter",
+        &format!("label=kata.service={service}"),
+    ]);
+    let mut ips = Vec::new();
+    for id in ids.split_whitespace() {
+        let out = super::docker_ok([
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+            id,
+        ]);
+        if let Some(ip) = out.split_whitespace().next() {
+            ips.push(ip.to_owned());
+        }
+    }
+    ips.sort();
+    ips
+}
+
+/// `GET path` from `addr` (`ip:port`); `None` when nothing answers.
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let sock: std::net::SocketAddr = addr.parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// Waits (up to `secs`) until `service` of `app` answers `path` on `port`
+/// with 200, and returns the body.
+pub fn wait_answer(app: &str, service: &str, port: u16, path: &str, secs: u64) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut last = String::from("no container");
+    loop {
+        for ip in service_ips(app, service) {
+            match http_get(&format!("{ip}:{port}"), path) {
+                Some((200, body)) => return body,
+                Some((status, body)) => last = format!("{ip}: {status} {body}"),
+                None => last = format!("{ip}:{port}: no answer"),
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("{app}/{service} did not answer {path} on port {port} within {secs}s: {last}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
