@@ -9,11 +9,11 @@ use crate::envfile;
 use crate::paths::Paths;
 use crate::release::{self, Release, Status};
 use crate::render::{self, Target};
+use crate::rollout;
 use crate::settings::{self, Settings};
 use crate::spec::{self, AppSpec, Runtime};
 use crate::state::{self, Mode};
 use crate::ui;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -35,7 +35,7 @@ pub enum DeployError {
     Io(#[from] std::io::Error),
 }
 
-fn fail(msg: impl Into<String>) -> DeployError {
+pub(crate) fn fail(msg: impl Into<String>) -> DeployError {
     DeployError::Failed(msg.into())
 }
 
@@ -75,7 +75,15 @@ pub fn deploy_new_release(paths: &Paths, app: &str, commit: &str) -> Result<u64,
         short(commit)
     ));
     crate::git::export_tree(&paths.repo(app), commit, &src)?;
-    deploy_release(paths, &settings, app, n, commit, None)
+    deploy_release(
+        paths,
+        &settings,
+        app,
+        n,
+        commit,
+        None,
+        ConfigSource::Current,
+    )
 }
 
 /// Deploys the live release's commit again as a new release (after a config
@@ -98,6 +106,7 @@ pub fn deploy_release(
     n: u64,
     commit: &str,
     note: Option<String>,
+    config: ConfigSource,
 ) -> Result<u64, DeployError> {
     let mut rel = Release {
         number: n,
@@ -109,7 +118,7 @@ pub fn deploy_release(
     };
     release::save(paths, app, &rel)?;
     let previous_target = release::app_target(paths, app);
-    match run(paths, settings, app, &mut rel) {
+    match run(paths, settings, app, &mut rel, config) {
         Ok(()) => {
             let all = release::list(paths, app)?;
             for mut other in all
@@ -135,6 +144,66 @@ pub fn deploy_release(
             Err(e)
         }
     }
+}
+
+/// The release a rollback goes back to by default: the newest one before
+/// the live one that served traffic and is still kept.
+pub fn rollback_target(all: &[Release]) -> Option<u64> {
+    let live = release::live(all)?.number;
+    all.iter()
+        .rev()
+        .find(|r| r.number < live && r.status == Status::Superseded)
+        .map(|r| r.number)
+}
+
+/// Deploys a kept release's exact code, spec and config values again, as a
+/// new release, through the same zero-downtime path as a push.
+pub fn rollback(paths: &Paths, app: &str, to: Option<u64>) -> Result<u64, DeployError> {
+    let settings = settings::load(paths)?;
+    let all = release::list(paths, app)?;
+    if all.is_empty() {
+        return Err(fail(format!("{app} has no releases")));
+    }
+    let to = match to {
+        Some(t) => t,
+        None => rollback_target(&all).ok_or_else(|| {
+            fail(format!(
+                "{app} has no earlier release to roll back to (see `kata releases {app}`)"
+            ))
+        })?,
+    };
+    let Some(old) = all.iter().find(|r| r.number == to) else {
+        return Err(fail(format!(
+            "{app} has no release {to} (see `kata releases {app}`)"
+        )));
+    };
+    if release::live(&all).is_some_and(|l| l.number == to) {
+        return Err(fail(format!("release {to} of {app} is already live")));
+    }
+    if old.status == Status::Failed || old.status == Status::Pending {
+        return Err(fail(format!(
+            "release {to} of {app} never went live ({}): roll back to one that served",
+            serde_json::to_value(old.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        )));
+    }
+    let n = release::next_number(&all);
+    ui::step(format!(
+        "Rolling {app} back to release {to} ({}) as release {n}",
+        short(&old.commit)
+    ));
+    release::copy_for_rollback(paths, app, to, n)?;
+    deploy_release(
+        paths,
+        &settings,
+        app,
+        n,
+        &old.commit.clone(),
+        Some(format!("rollback to {to}")),
+        ConfigSource::Snapshot,
+    )
 }
 
 fn prune(paths: &Paths, app: &str, keep: usize) {
@@ -189,16 +258,27 @@ pub fn plan(
     release: Option<(u64, &str)>,
 ) -> Result<render::Rendered, DeployError> {
     let config_env = envfile::read_config(paths, app)?;
+    Ok(render_with(paths, app, spec, target, release, &config_env))
+}
+
+fn render_with(
+    paths: &Paths,
+    app: &str,
+    spec: &AppSpec,
+    target: Target,
+    release: Option<(u64, &str)>,
+    config_env: &envfile::Env,
+) -> render::Rendered {
     let (puid, pgid) = ids();
     let cx = render::Context {
         app,
         paths,
-        config_env: &config_env,
+        config_env,
         puid,
         pgid,
         release,
     };
-    Ok(render::render(spec, &cx, target))
+    render::render(spec, &cx, target)
 }
 
 fn run(
@@ -206,6 +286,7 @@ fn run(
     settings: &Settings,
     app: &str,
     rel: &mut Release,
+    config: ConfigSource,
 ) -> Result<(), DeployError> {
     let n = rel.number;
     let src = release::src(paths, app, n);
@@ -222,9 +303,36 @@ fn run(
     let target = compose.map(ComposeCli::target).unwrap_or(Target::Stack);
     ui::step(format!("Mode: {mode} ({why})"));
 
-    let out = plan(paths, app, &spec, target, Some((n, &rel.commit)))?;
+    // The config values this release runs with are part of it: a rollback
+    // brings back the exact same environment.
+    let config_env = match config {
+        ConfigSource::Current => envfile::read_config(paths, app)?,
+        ConfigSource::Snapshot => envfile::parse(
+            &std::fs::read_to_string(release::dir(paths, app, n).join("ENV")).unwrap_or_default(),
+        )
+        .map_err(|e| fail(format!("the release's ENV snapshot is damaged: {e}")))?,
+    };
+    let out = render_with(
+        paths,
+        app,
+        &spec,
+        target,
+        Some((n, &rel.commit)),
+        &config_env,
+    );
     for w in &out.warnings {
         ui::warn(w);
+    }
+    let caddy_plan = match &out.caddy {
+        Some(server) => Some(caddy::expand(server.clone(), app)?),
+        None => None,
+    };
+    let dir = release::dir(paths, app, n);
+    crate::fsutil::write_atomic(&dir.join("ENV"), envfile::render(&config_env).as_bytes())?;
+    if let Some(server) = &caddy_plan {
+        let mut json = serde_json::to_vec_pretty(server).expect("JSON serialises");
+        json.push(b'\n');
+        crate::fsutil::write_atomic(&dir.join("caddy.json"), &json)?;
     }
     let compose_file = src.join(".docker-compose.yaml");
     crate::fsutil::write_atomic(&compose_file, out.yaml().as_bytes())?;
@@ -239,38 +347,37 @@ fn run(
 
     build_runtimes(paths, settings, app, &spec, &out, &src)?;
 
-    let caddy_plan = match &out.caddy {
-        Some(server) => Some(caddy::expand(server.clone(), app)?),
-        None => None,
-    };
-
-    // From here on, containers change: remember how to go back.
     let previous = release::list(paths, app)?
         .into_iter()
         .rev()
-        .find(|r| r.status == Status::Live);
+        .find(|r| r.status == Status::Live && r.number != n);
+    let previous_file = previous
+        .as_ref()
+        .map(|p| release::src(paths, app, p.number).join(".docker-compose.yaml"))
+        .filter(|f| f.is_file());
     release::point_app_at(paths, app, &src)?;
-    let started = match compose {
-        Some(cli) => up_compose(cli, app, &compose_file, &spec),
-        None => up_stack(app, &compose_file),
+    let plan = rollout::Rollout {
+        paths,
+        settings,
+        app,
+        spec: &spec,
+        file: &compose_file,
+        previous_file: previous_file.as_deref(),
+        caddy: caddy_plan.as_ref(),
     };
-    if let Err(e) = started.and_then(|_| settle(app, &spec, mode)) {
-        ui::step("Start failed; restoring the previous release");
-        if let Some(prev) = &previous {
-            let prev_file = release::src(paths, app, prev.number).join(".docker-compose.yaml");
-            let _ = release::point_app_at(paths, app, &release::src(paths, app, prev.number));
-            let _ = match compose {
-                Some(cli) => up_compose(cli, app, &prev_file, &spec),
-                None => up_stack(app, &prev_file),
-            };
-        }
-        return Err(e);
+    match compose {
+        Some(cli) => rollout::compose(&plan, cli),
+        None => rollout::swarm(&plan),
     }
+}
 
-    if let Some(server) = caddy_plan {
-        route(paths, settings, app, &spec, &server, mode)?;
-    }
-    Ok(())
+/// Where a release's config values come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `config/<app>/ENV` as it is now (a push, a config change).
+    Current,
+    /// The snapshot kept in the release dir (a rollback).
+    Snapshot,
 }
 
 /// Builds the runtime images the app uses, then runs each runtime's build
@@ -336,143 +443,8 @@ fn build_runtimes(
     Ok(())
 }
 
-fn up_compose(cli: ComposeCli, app: &str, file: &Path, spec: &AppSpec) -> Result<(), DeployError> {
-    ui::step(format!(
-        "Starting {app} with {}",
-        match cli {
-            ComposeCli::V2 => "docker compose",
-            ComposeCli::V1 => "docker-compose",
-        }
-    ));
-    let mut rest = vec!["up", "-d", "--remove-orphans"];
-    if spec
-        .services
-        .values()
-        .any(|s| s.extra.contains_key("build"))
-    {
-        rest.push("--build");
-    }
-    let (program, args) = cli.argv(app, file, &rest);
-    docker::stream(&program, &args, &[])?;
-    Ok(())
-}
-
-fn up_stack(app: &str, file: &Path) -> Result<(), DeployError> {
-    ui::step(format!("Deploying stack {app}"));
-    let f = file.display().to_string();
-    docker::stream(
-        "docker",
-        &["stack", "deploy", "--prune", "-c", &f, app],
-        &[],
-    )?;
-    Ok(())
-}
-
-/// After `up`: every service with instances must have running containers
-/// that stay up for a moment (a crash loop fails the deploy).
-fn settle(app: &str, spec: &AppSpec, mode: Mode) -> Result<(), DeployError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let mut stable_since: Option<std::time::Instant> = None;
-    loop {
-        let problem = match mode {
-            Mode::Compose => compose_problem(app, spec)?,
-            Mode::Swarm => stack_problem(app, spec)?,
-        };
-        match problem {
-            None => {
-                let since = *stable_since.get_or_insert_with(std::time::Instant::now);
-                if since.elapsed() >= std::time::Duration::from_secs(3) {
-                    return Ok(());
-                }
-            }
-            Some(p) => {
-                stable_since = None;
-                if std::time::Instant::now() > deadline {
-                    return Err(fail(p));
-                }
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-}
-
-fn compose_problem(app: &str, spec: &AppSpec) -> Result<Option<String>, DeployError> {
-    let cs = docker::containers(app)?;
-    for (name, svc) in &spec.services {
-        if svc.instances == Some(0) {
-            continue;
-        }
-        let mine: Vec<_> = cs.iter().filter(|c| &c.service == name).collect();
-        if mine.is_empty() {
-            return Ok(Some(format!("service {name} has no container")));
-        }
-        if let Some(c) = mine.iter().find(|c| c.state != "running") {
-            let logs = docker::docker(&["logs", "--tail", "20", &c.id]).unwrap_or_default();
-            return Ok(Some(format!(
-                "service {name}: container {} is {} ({})\n{}",
-                c.name,
-                c.state,
-                c.status,
-                logs.trim_end()
-            )));
-        }
-    }
-    Ok(None)
-}
-
-fn stack_problem(app: &str, spec: &AppSpec) -> Result<Option<String>, DeployError> {
-    let out = docker::docker(&[
-        "stack",
-        "services",
-        app,
-        "--format",
-        "{{.Name}} {{.Replicas}}",
-    ])?;
-    for (name, _) in &spec.services {
-        let full = format!("{app}_{name}");
-        let Some(line) = out
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(full.as_str()))
-        else {
-            return Ok(Some(format!("service {full} not found in stack")));
-        };
-        let reps = line.split_whitespace().nth(1).unwrap_or("");
-        let (have, want) = reps.split_once('/').unwrap_or(("0", "?"));
-        let want = want.split_whitespace().next().unwrap_or(want);
-        if have != want {
-            return Ok(Some(format!("service {full}: {reps} replicas running")));
-        }
-    }
-    Ok(None)
-}
-
-/// Live container addresses of each service of the app.
-pub fn service_addresses(
-    app: &str,
-    spec: &AppSpec,
-    mode: Mode,
-) -> Result<BTreeMap<String, Vec<String>>, DeployError> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let cs = match mode {
-        Mode::Compose => docker::containers(app)?,
-        Mode::Swarm => docker::containers_of_stack(app)?,
-    };
-    for c in cs.iter().filter(|c| c.state == "running") {
-        if !spec.services.contains_key(&c.service) {
-            continue;
-        }
-        let ips = docker::container_ips(&c.id)?;
-        if let Some(ip) = ips.into_iter().next() {
-            out.entry(c.service.clone()).or_default().push(ip);
-        }
-    }
-    for v in out.values_mut() {
-        v.sort();
-    }
-    Ok(out)
-}
-
-/// Writes the app's Caddy server with service dials resolved to containers.
+/// Writes the app's Caddy server with service dials resolved to the
+/// running containers (after a restart, containers have new addresses).
 pub fn route(
     paths: &Paths,
     settings: &Settings,
@@ -486,7 +458,7 @@ pub fn route(
         "Routing {app} through Caddy at {}",
         admin.endpoint()
     ));
-    let addrs = service_addresses(app, spec, mode)?;
+    let addrs = rollout::addresses(app, spec, mode)?;
     let resolved = caddy::resolve_upstreams(server, &addrs)?;
     let _lock = admin.lock()?;
     admin.put_server(app, &resolved)?;

@@ -114,6 +114,27 @@ pub fn point_app_at(paths: &Paths, app: &str, target: &std::path::Path) -> io::R
     std::fs::rename(&tmp, &link)
 }
 
+/// Copies release `from`'s code and config snapshot into a new release `to`
+/// (the rendered compose file is rendered again for the new number).
+pub fn copy_for_rollback(paths: &Paths, app: &str, from: u64, to: u64) -> io::Result<()> {
+    let (src_dir, dest_dir) = (dir(paths, app, from), dir(paths, app, to));
+    if !src(paths, app, from).is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("release {from} of {app} has no files left (pruned?)"),
+        ));
+    }
+    std::fs::create_dir_all(&dest_dir)?;
+    crate::fsutil::copy_tree(&src(paths, app, from), &src(paths, app, to))?;
+    let _ = std::fs::remove_file(src(paths, app, to).join(".docker-compose.yaml"));
+    match std::fs::copy(src_dir.join("ENV"), dest_dir.join("ENV")) {
+        Ok(_) => Ok(()),
+        // releases made before snapshots existed: an empty config
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::write(dest_dir.join("ENV"), ""),
+        Err(e) => Err(e),
+    }
+}
+
 /// Where `app/<app>` points now, if anywhere.
 pub fn app_target(paths: &Paths, app: &str) -> Option<PathBuf> {
     std::fs::read_link(paths.app(app)).ok()

@@ -76,7 +76,7 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
             file.as_slice(),
             svc.environment.as_slice(),
         ]));
-        let mut out = render_service(cx.app, name, svc, &senv, target, &mut warnings);
+        let mut out = render_service(cx, name, svc, &senv, target, &mut warnings);
         if let (Some((n, commit)), true) = (cx.release, runs_app_code(svc))
             && let Some(Json::Object(labels)) = out.get_mut("labels")
         {
@@ -114,13 +114,20 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
     let mut volumes = Map::new();
     for (name, host, _) in cx.paths.runtime_mounts(cx.app) {
         if used_kata_volumes.contains(&name) && !spec.volumes.contains_key(name) {
-            volumes.insert(
-                name.into(),
-                json!({
-                    "driver": "local",
-                    "driver_opts": {"type": "none", "o": "bind", "device": crate::expand::escape(&host.display().to_string())},
-                }),
-            );
+            let mut vol = json!({
+                "driver": "local",
+                "driver_opts": {"type": "none", "o": "bind", "device": crate::expand::escape(&host.display().to_string())},
+            });
+            // A release's code gets a volume of its own: Docker mounts a
+            // bind volume once and shares that mount, so the new containers
+            // of a blue/green switch would otherwise see the old release.
+            if let (Some((n, _)), "app") = (cx.release, name) {
+                let src = crate::release::src(cx.paths, cx.app, n);
+                vol["name"] = json!(format!("{}_app_r{n}", cx.app));
+                vol["driver_opts"]["device"] =
+                    json!(crate::expand::escape(&src.display().to_string()));
+            }
+            volumes.insert(name.into(), vol);
         }
     }
     for (name, v) in &spec.volumes {
@@ -166,7 +173,7 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
 }
 
 fn render_service(
-    app: &str,
+    cx: &Context,
     name: &str,
     svc: &Service,
     senv: &IndexMap<String, String>,
@@ -179,6 +186,10 @@ fn render_service(
     match (svc.runtime, &svc.image) {
         (Some(rt), _) => {
             out.insert("image".into(), json!(rt.image()));
+            // kata's runtime images run the app as the deploying user, who
+            // owns the bind-mounted code, data and virtualenv (a `user:` in
+            // the service, copied below, still wins).
+            out.insert("user".into(), json!(format!("{}:{}", cx.puid, cx.pgid)));
         }
         (None, Some(img)) => {
             out.insert("image".into(), json!(expand(img, &lookup)));
@@ -304,7 +315,7 @@ fn render_service(
             .collect(),
         _ => Map::new(),
     };
-    labels.insert("kata.app".into(), json!(app));
+    labels.insert("kata.app".into(), json!(cx.app));
     labels.insert("kata.service".into(), json!(name));
     out.insert("labels".into(), Json::Object(labels));
 

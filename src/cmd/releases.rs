@@ -1,11 +1,106 @@
 //! `releases`, `rollback`.
 
-pub fn list(app: &str, _json: bool) -> anyhow::Result<i32> {
-    let _app = super::app_arg(app)?;
-    anyhow::bail!("releases: not implemented yet")
+use crate::paths::Paths;
+use crate::release::{self, Release};
+use crate::{apps, lock, ui};
+use anyhow::bail;
+
+fn existing(paths: &Paths, raw: &str) -> anyhow::Result<String> {
+    let app = super::app_arg(raw)?;
+    if !apps::exists(paths, &app) {
+        bail!("app {app:?} does not exist");
+    }
+    Ok(app)
 }
 
-pub fn rollback(app: &str, _release: Option<u64>) -> anyhow::Result<i32> {
-    let _app = super::app_arg(app)?;
-    anyhow::bail!("rollback: not implemented yet")
+pub fn list(app: &str, json: bool) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    let all = release::list(&paths, &app)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        print!("{}", table(&all));
+    }
+    Ok(0)
+}
+
+/// Newest first, like `git log`.
+pub fn table(all: &[Release]) -> String {
+    let mut out =
+        String::from("RELEASE  STATUS      COMMIT    CREATED (UTC)        MODE     NOTE\n");
+    for r in all.iter().rev() {
+        let status = serde_json::to_value(r.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<8} {:<11} {:<9} {:<20} {:<8} {}\n",
+            r.number,
+            status,
+            &r.commit[..r.commit.len().min(8)],
+            utc(r.created),
+            r.mode.as_deref().unwrap_or("-"),
+            r.note.as_deref().unwrap_or("")
+        ));
+    }
+    out
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (civil-from-days, proleptic Gregorian).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub fn rollback(app: &str, to: Option<u64>) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    let _lock = lock::exclusive(&paths.app_lock(&app), || {
+        ui::info(format!("another deploy of {app} is running; waiting"))
+    })?;
+    crate::deploy::rollback(&paths, &app, to)?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::Status;
+
+    #[test]
+    fn dates_and_table() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_795_000_000), "2026-11-18 11:06:40");
+        let rel = |n, status, note: Option<&str>| Release {
+            number: n,
+            commit: "0123456789abcdef".into(),
+            created: 1_795_000_000 + n,
+            status,
+            mode: Some("compose".into()),
+            note: note.map(str::to_owned),
+        };
+        let t = table(&[
+            rel(1, Status::Superseded, None),
+            rel(2, Status::Failed, Some("health check failed")),
+            rel(3, Status::Live, Some("rollback to 1")),
+        ]);
+        insta::assert_snapshot!(t);
+    }
 }

@@ -2,7 +2,9 @@
 
 mod caddy;
 mod docker_deploy;
+mod docker_lifecycle;
 mod fixtures_smoke;
+mod releases;
 mod render_compose;
 mod ssh_push;
 mod support;

@@ -710,3 +710,36 @@ impl Drop for DockerGuard {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// The engine's swarm state
+
+/// Held by tests that deploy to the Docker engine. Deploys pick swarm mode
+/// when the node is a swarm manager, so the swarm test (which creates a
+/// single-node swarm and leaves it) takes this lock exclusively and every
+/// other deploying test takes it shared. A file lock, so that two test
+/// processes on one host also see each other.
+pub struct EngineLock(std::fs::File);
+
+fn engine_lock_file() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("kata-test-engine.lock"))
+        .expect("open engine lock file")
+}
+
+/// For a test that deploys in compose mode: no swarm exists while it runs.
+pub fn engine_shared() -> EngineLock {
+    let f = engine_lock_file();
+    f.lock_shared().expect("lock engine (shared)");
+    EngineLock(f)
+}
+
+/// For a test that turns this node into a swarm manager.
+pub fn engine_exclusive() -> EngineLock {
+    let f = engine_lock_file();
+    f.lock().expect("lock engine (exclusive)");
+    EngineLock(f)
+}

@@ -145,11 +145,16 @@ impl LocalApp {
                 cmd.env_remove(&key);
             }
         }
-        cmd.args(["-c", "user.name=kata test", "-c", "user.email=test@kata.invalid"])
-            .args(args)
-            .current_dir(self.work.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null");
+        cmd.args([
+            "-c",
+            "user.name=kata test",
+            "-c",
+            "user.email=test@kata.invalid",
+        ])
+        .args(args)
+        .current_dir(self.work.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null");
         cmd
     }
 
@@ -224,4 +229,55 @@ pub fn wait_answer(app: &str, service: &str, port: u16, path: &str, secs: u64) -
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Waits (up to `secs`) until every running container of `service` of `app`
+/// answers `path` on `port` with 200 and exactly `want` (e.g. after a
+/// redeploy, until the new code serves). Panics with the last answer seen.
+pub fn wait_body(app: &str, service: &str, port: u16, path: &str, want: &str, secs: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut last = String::from("no container");
+    loop {
+        let ips = service_ips(app, service);
+        let answers: Vec<Option<(u16, String)>> = ips
+            .iter()
+            .map(|ip| http_get(&format!("{ip}:{port}"), path))
+            .collect();
+        if !answers.is_empty()
+            && answers
+                .iter()
+                .all(|a| matches!(a, Some((200, body)) if body == want))
+        {
+            return;
+        }
+        if !answers.is_empty() {
+            last = format!("{ips:?}: {answers:?}");
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("{app}/{service} did not answer {path} with {want:?} within {secs}s: {last}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// IDs of the containers (all states) of `service` of `app`, by kata's labels.
+pub fn container_ids(app: &str, service: &str) -> Vec<String> {
+    super::docker_ok([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=kata.app={app}"),
+        "--filter",
+        &format!("label=kata.service={service}"),
+    ])
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// `docker inspect -f FORMAT ID`, trimmed.
+pub fn inspect(id: &str, format: &str) -> String {
+    super::docker_ok(["inspect", "-f", format, id])
+        .trim()
+        .to_owned()
 }
