@@ -453,16 +453,8 @@ pub fn route(
     server: &serde_json::Value,
     mode: Mode,
 ) -> Result<(), DeployError> {
-    let admin = caddy::Admin::from_settings(settings, paths).map_err(|e| fail(e.to_string()))?;
-    ui::step(format!(
-        "Routing {app} through Caddy at {}",
-        admin.endpoint()
-    ));
     let addrs = rollout::addresses(app, spec, mode)?;
-    let resolved = caddy::resolve_upstreams(server, &addrs)?;
-    let _lock = admin.lock()?;
-    admin.put_server(app, &resolved)?;
-    Ok(())
+    rollout::put_server(paths, settings, app, server, &addrs)
 }
 
 /// The src dir of the live release (what `app/<app>` points at).

@@ -69,6 +69,13 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
     let mut services = Map::new();
     let mut envs = IndexMap::new();
     let mut used_kata_volumes: Vec<&str> = vec![];
+    // Which port Caddy dials on each service: swarm health checks use it.
+    let routed: Vec<(String, u16)> = match (&spec.caddy, target) {
+        (Some(n), Target::Stack) => crate::caddy::expand(n.to_json(), cx.app)
+            .map(|server| crate::caddy::service_dials(&server, spec.services.keys()))
+            .unwrap_or_default(),
+        _ => vec![],
+    };
     for (name, svc) in &spec.services {
         let senv = env::resolve(&env::layer([
             base.as_slice(),
@@ -77,6 +84,9 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
             svc.environment.as_slice(),
         ]));
         let mut out = render_service(cx, name, svc, &senv, target, &mut warnings);
+        if target == Target::Stack {
+            swarm_rollout(&mut out, name, svc, &routed, &mut warnings);
+        }
         if let (Some((n, commit)), true) = (cx.release, runs_app_code(svc))
             && let Some(Json::Object(labels)) = out.get_mut("labels")
         {
@@ -382,6 +392,72 @@ pub fn expand_json(v: &Json, lookup: &dyn Fn(&str) -> Option<String>) -> Json {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+/// Swarm does the zero-downtime work itself: start the new task before
+/// stopping the old one (stop-first for services holding data, so two
+/// copies never share it), gated by the service's health check, and roll
+/// back when the update fails. kata's HTTP check becomes a Docker health
+/// check run inside the container, with whichever client the image has.
+fn swarm_rollout(
+    out: &mut Map<String, Json>,
+    name: &str,
+    svc: &Service,
+    routed: &[(String, u16)],
+    warnings: &mut Vec<String>,
+) {
+    // kata's own mounts of a runtime service are shared by every replica
+    // anyway; an image that mounts storage (a database) must not overlap.
+    let stateful = !runs_app_code(svc)
+        && out
+            .get("volumes")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .any(|v| {
+                let source = match v {
+                    Json::String(s) => s.split(':').next().unwrap_or(""),
+                    Json::Object(m) => m.get("source").and_then(Json::as_str).unwrap_or(""),
+                    _ => "",
+                };
+                !matches!(source, "app" | "config" | "venv")
+            });
+    let order = if stateful {
+        "stop-first"
+    } else {
+        "start-first"
+    };
+    let deploy = out.entry("deploy").or_insert_with(|| json!({}));
+    if let Json::Object(d) = deploy {
+        d.entry("update_config").or_insert_with(
+            || json!({"order": order, "failure_action": "rollback", "monitor": "10s"}),
+        );
+        d.entry("rollback_config")
+            .or_insert_with(|| json!({"order": order}));
+    }
+    if let Some(Health::Http(check)) = &svc.health {
+        let port = routed.iter().find(|(s, _)| s == name).map(|(_, p)| *p);
+        match crate::health::gate_for(name, svc, port) {
+            Ok(crate::health::Gate::Http { check: c, port }) => {
+                let url = format!("http://127.0.0.1:{port}{}", c.path);
+                let probe = format!(
+                    "wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url} || python3 -c \"import urllib.request; urllib.request.urlopen('{url}', timeout={t})\"",
+                    t = c.timeout_secs
+                );
+                out.insert(
+                    "healthcheck".into(),
+                    json!({
+                        "test": ["CMD-SHELL", probe],
+                        "interval": format!("{}s", check.interval_secs.max(1)),
+                        "timeout": format!("{}s", check.timeout_secs.max(1)),
+                        "retries": check.attempts,
+                    }),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => warnings.push(e),
+        }
     }
 }
 

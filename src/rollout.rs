@@ -474,17 +474,66 @@ fn route(
     server: &Value,
     addrs: &BTreeMap<String, Vec<String>>,
 ) -> Result<(), DeployError> {
-    let admin =
-        caddy::Admin::from_settings(r.settings, r.paths).map_err(|e| fail(e.to_string()))?;
+    put_server(r.paths, r.settings, r.app, server, addrs)
+}
+
+/// How long Caddy keeps a WebSocket or other stream open after the config
+/// that proxied it is replaced (every deploy replaces it).
+pub const STREAM_CLOSE_DELAY: &str = "5m";
+
+/// Resolves the server's service dials against `addrs` and PUTs it as the
+/// app's server. Streams get [`STREAM_CLOSE_DELAY`] where the user set none;
+/// a Caddy older than 2.7 does not know that field, so kata then writes the
+/// server without it and says what that means.
+pub fn put_server(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    server: &Value,
+    addrs: &BTreeMap<String, Vec<String>>,
+) -> Result<(), DeployError> {
+    let admin = caddy::Admin::from_settings(settings, paths).map_err(|e| fail(e.to_string()))?;
     ui::step(format!(
-        "Routing {} through Caddy at {}",
-        r.app,
+        "Routing {app} through Caddy at {}",
         admin.endpoint()
     ));
     let resolved = caddy::resolve_upstreams(server, addrs)?;
     let _lock = admin.lock()?;
-    admin.put_server(r.app, &resolved)?;
+    match admin.put_server(app, &with_stream_close_delay(&resolved)) {
+        Err(e) if e.to_string().contains("stream_close_delay") && !mentions_delay(server) => {
+            ui::info(
+                "this Caddy predates stream_close_delay (2.7): open WebSockets are closed on each deploy and clients reconnect",
+            );
+            admin.put_server(app, &resolved)?;
+        }
+        other => other?,
+    }
     Ok(())
+}
+
+fn mentions_delay(server: &Value) -> bool {
+    server.to_string().contains("stream_close_delay")
+}
+
+/// Sets `stream_close_delay` on every `reverse_proxy` handler lacking one.
+pub fn with_stream_close_delay(server: &Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if m.get("handler").and_then(Value::as_str) == Some("reverse_proxy")
+                    && !m.contains_key("stream_close_delay")
+                {
+                    m.insert("stream_close_delay".into(), Value::from(STREAM_CLOSE_DELAY));
+                }
+                m.values_mut().for_each(walk);
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut out = server.clone();
+    walk(&mut out);
+    out
 }
 
 /// Swarm mode: deploy the stack, wait for the rolling update, route.
@@ -612,6 +661,28 @@ mod tests {
         ];
         assert_eq!(switched(&spec, &routed, &before), vec!["web"]);
         assert!(switched(&spec, &routed, &[container("web", "exited")]).is_empty());
+    }
+
+    #[test]
+    fn streams_get_a_close_delay_unless_set() {
+        let server = json!({"routes": [{"handle": [
+            {"handler": "reverse_proxy", "upstreams": []},
+            {"handler": "subroute", "routes": [{"handle": [
+                {"handler": "reverse_proxy", "stream_close_delay": "1h"}
+            ]}]},
+            {"handler": "file_server"}
+        ]}]});
+        let out = with_stream_close_delay(&server);
+        assert_eq!(out["routes"][0]["handle"][0]["stream_close_delay"], "5m");
+        assert_eq!(
+            out["routes"][0]["handle"][1]["routes"][0]["handle"][0]["stream_close_delay"],
+            "1h"
+        );
+        assert!(
+            out["routes"][0]["handle"][2]
+                .get("stream_close_delay")
+                .is_none()
+        );
     }
 
     #[test]

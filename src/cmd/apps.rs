@@ -290,6 +290,93 @@ fn reroute(paths: &Paths, app: &str, live: &Live) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Labels that mark an app's Docker objects: its compose project, its stack.
+fn owner_labels(app: &str) -> [String; 2] {
+    [
+        format!("label=com.docker.compose.project={app}"),
+        format!("label=com.docker.stack.namespace={app}"),
+    ]
+}
+
+/// IDs or names listed by `docker ARGS --filter F` for each owner label.
+fn owned(app: &str, args: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for filter in owner_labels(app) {
+        let mut a = args.to_vec();
+        a.extend(["--filter", &filter]);
+        for id in docker::docker(&a).unwrap_or_default().split_whitespace() {
+            if !out.iter().any(|o| o == id) {
+                out.push(id.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Removes the app's containers, networks and volumes. Volumes that are
+/// kata's bind mounts into KATA_ROOT (code, data, config, venv: one for the
+/// code of each release) hold nothing themselves and always go; any other
+/// volume holds data and goes only with `wipe`.
+fn remove_containers(
+    paths: &Paths,
+    app: &str,
+    live: Option<&Live>,
+    wipe: bool,
+) -> anyhow::Result<()> {
+    match live.map(|l| l.mode) {
+        Some(Mode::Swarm) => {
+            docker::docker(&["stack", "rm", app])?;
+            // `stack rm` returns before the tasks' containers are gone, and
+            // networks and volumes in use cannot be removed.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !docker::containers_of_stack(app)?.is_empty()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+        }
+        Some(Mode::Compose) => {
+            let l = live.expect("compose mode comes from a live release");
+            let mut rest = vec!["down", "--remove-orphans"];
+            if wipe {
+                rest.push("--volumes");
+            }
+            let (p, a) = l.compose(app, &rest)?;
+            must(&p, &a)?;
+        }
+        None => {}
+    }
+    // Whatever is left with our labels (e.g. a failed release's containers).
+    for c in docker::containers(app)? {
+        docker::docker(&["rm", "-f", &c.id])?;
+    }
+    for id in owned(app, &["ps", "-aq"]) {
+        docker::docker(&["rm", "-f", &id])?;
+    }
+    for id in owned(app, &["network", "ls", "-q"]) {
+        docker::docker(&["network", "rm", &id])?;
+    }
+    let root = paths.root().display().to_string();
+    for v in owned(app, &["volume", "ls", "-q"]) {
+        let device = docker::docker(&[
+            "volume",
+            "inspect",
+            "--format",
+            "{{.Options.o}} {{.Options.device}}",
+            &v,
+        ])
+        .unwrap_or_default();
+        let kata_bind = device
+            .trim()
+            .strip_prefix("bind ")
+            .is_some_and(|d| std::path::Path::new(d).starts_with(&root));
+        if wipe || kata_bind {
+            docker::docker(&["volume", "rm", &v])?;
+        }
+    }
+    Ok(())
+}
+
 pub fn rm(app: &str, force: bool, wipe: bool) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
@@ -314,30 +401,7 @@ pub fn rm(app: &str, force: bool, wipe: bool) -> anyhow::Result<i32> {
     })?;
     ui::step(format!("Removing {app}"));
     let live = apps::live(&paths, &app)?;
-    match live.as_ref().map(|l| l.mode) {
-        Some(Mode::Swarm) => {
-            let _ = docker::docker(&["stack", "rm", &app]);
-        }
-        _ => {
-            if let Some(l) = &live {
-                let mut rest = vec!["down", "--remove-orphans"];
-                if wipe {
-                    rest.push("--volumes");
-                }
-                let (p, a) = l.compose(&app, &rest)?;
-                must(&p, &a)?;
-            }
-            // Anything left with our label (a failed release's containers).
-            for c in docker::containers(&app)? {
-                let _ = docker::docker(&["rm", "-f", &c.id]);
-            }
-        }
-    }
-    // kata's bind-mount volumes point into KATA_ROOT; drop the volume
-    // objects so a later app of the same name starts clean.
-    for v in crate::spec::KATA_VOLUMES {
-        let _ = docker::docker(&["volume", "rm", &format!("{app}_{v}")]);
-    }
+    remove_containers(&paths, &app, live.as_ref(), wipe)?;
     let settings = settings::load(&paths)?;
     if let Ok(admin) = crate::caddy::Admin::from_settings(&settings, &paths) {
         let removed = admin.lock().and_then(|_l| admin.delete_server(&app));

@@ -64,11 +64,22 @@ fn leftovers(app: &str) -> Vec<String> {
             .filter(|v| v.starts_with(&format!("{app}_")))
             .map(|v| format!("volume {v}")),
     );
+    out.sort();
+    out.dedup();
     out
 }
 
-fn started_at(id: &str) -> String {
-    inspect(id, "{{.State.StartedAt}}")
+/// When the container last started, as `(seconds part, nanoseconds)` of
+/// Docker's RFC 3339 UTC time: comparable, unlike the text (Docker drops
+/// trailing zeros of the fraction).
+fn started_at(id: &str) -> (String, u64) {
+    let t = inspect(id, "{{.State.StartedAt}}");
+    let t = t
+        .strip_suffix('Z')
+        .unwrap_or_else(|| panic!("not UTC: {t}"));
+    let (secs, frac) = t.split_once('.').unwrap_or((t, "0"));
+    let nanos = format!("{frac:0<9}").parse().expect("fraction of a second");
+    (secs.to_owned(), nanos)
 }
 
 fn only_container(app: &str, service: &str) -> String {
@@ -126,7 +137,7 @@ fn depends_on_order_and_data_survive_redeploy_and_rm(compose: &str) {
     let web = only_container(&name, "web");
     assert!(
         started_at(&db) < started_at(&web),
-        "db started {} but web {}",
+        "db started {:?} but web {:?}",
         started_at(&db),
         started_at(&web)
     );
@@ -134,11 +145,13 @@ fn depends_on_order_and_data_survive_redeploy_and_rm(compose: &str) {
     assert_eq!(std::fs::read_to_string(&boot_log).unwrap(), "boot 1\n");
 
     // A config value and a redeploy with a changed web: the data stays.
+    // (The ENV file reaches every service, so db is new too.)
     kata.args(["config:set", &name, "KEEP=me", "--no-deploy"])
         .success();
     app.write("kata-compose.yaml", &multi_service_yaml("2"))
         .commit("v2");
     app.push_ok();
+    let db_host = inspect(&only_container(&name, "db"), "{{.Config.Hostname}}");
     wait_body(&name, "web", 8080, "/token", &format!("{db_host}\n"), 60);
     wait_for("web v2 to boot", Duration::from_secs(30), || {
         std::fs::read_to_string(&boot_log).unwrap_or_default() == "boot 1\nboot 2\n"
@@ -524,7 +537,11 @@ fn config_changes_the_running_environment(compose: &str) {
         );
     }
     let shown = kata.args(["config", &name]).success().stdout;
-    assert!(shown.contains("EQUALS=a=b=c"), "{shown}");
+    assert!(shown.contains(r#"EQUALS="a=b=c""#), "{shown}");
+    assert!(
+        shown.contains(r#"NEWLINES="line one\nline two\n""#),
+        "{shown}"
+    );
     // a redeploy made a new release
     assert_eq!(ls_row(&kata, &name).unwrap()["release"], 2);
 
