@@ -139,12 +139,11 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
     if let Err(e) = attempt {
         ui::step("Start failed; the previous release keeps serving");
         remove_new(r.app, &old_ids);
-        if let Some(prev) = r.previous_file {
-            if let Err(re) =
-                compose_cmd(cli, r.app, prev, r.spec, &["up", "-d", "--remove-orphans"])
-            {
-                ui::warn(format!("restoring the previous release failed too: {re}"));
-            }
+        let restore = ["up", "-d", "--remove-orphans"];
+        if let Some(prev) = r.previous_file
+            && let Err(re) = compose_cmd(cli, r.app, prev, r.spec, &restore)
+        {
+            ui::warn(format!("restoring the previous release failed too: {re}"));
         }
         return Err(e);
     }

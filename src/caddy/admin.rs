@@ -16,8 +16,17 @@
 //!
 //! Deleting an app's server leaves `apps.http.servers` in place (possibly
 //! `{}`), which Caddy treats as "no servers": harmless.
+//!
+//! Listen addresses: Caddy runs one server per listen address. It refuses an
+//! exact repeat (`:80` in two servers), but accepts overlapping ones (`:8080`
+//! and `127.0.0.1:8080`), and then the more specific one silently takes the
+//! other's requests. So before writing, `put_server` compares the app's
+//! `listen` with every other server in the live config (under the lock) and
+//! refuses any overlap, naming the server (app) that has the address;
+//! nothing is sent then.
 
 use super::http1;
+use super::listen::conflicts;
 use super::{CaddyError, Endpoint, EndpointError};
 use crate::lock::Lock;
 use crate::paths::Paths;
@@ -78,6 +87,8 @@ pub struct Admin {
     timeout: Duration,
     lock_file: Option<PathBuf>,
     agent: Option<ureq::Agent>,
+    /// The kata root, to tell kata's apps from other servers in errors.
+    paths: Option<Paths>,
 }
 
 struct Reply {
@@ -137,6 +148,7 @@ impl Admin {
             timeout,
             lock_file: None,
             agent,
+            paths: None,
         }
     }
 
@@ -144,8 +156,10 @@ impl Admin {
     /// --caddy-admin`, `KATA_CADDY_ADMIN`), writes serialised by
     /// `paths.host_lock("caddy")`.
     pub fn from_settings(settings: &Settings, paths: &Paths) -> Result<Admin, EndpointError> {
-        Ok(Admin::new(Endpoint::parse(&settings.caddy_admin)?)
-            .with_lock_file(paths.host_lock("caddy")))
+        let mut admin = Admin::new(Endpoint::parse(&settings.caddy_admin)?)
+            .with_lock_file(paths.host_lock("caddy"));
+        admin.paths = Some(paths.clone());
+        Ok(admin)
     }
 
     fn agent(timeout: Duration) -> ureq::Agent {
@@ -398,7 +412,8 @@ impl Admin {
             };
             return match value {
                 // `servers` exists: one call on exactly our key (creates or replaces).
-                Value::Object(_) if depth == PARENTS.len() => {
+                Value::Object(others) if depth == PARENTS.len() => {
+                    self.check_listen(app, server, &others)?;
                     self.call("POST", path, Some(server), None)?;
                     Ok(true)
                 }
@@ -431,6 +446,36 @@ impl Admin {
             method: "GET".into(),
             path: "/config/".into(),
             detail: "the config root is not readable".into(),
+        })
+    }
+
+    /// Refuses a `listen` address that overlaps one of another server.
+    fn check_listen(
+        &self,
+        app: &str,
+        server: &Value,
+        servers: &Map<String, Value>,
+    ) -> Result<(), CaddyError> {
+        let Some(c) = conflicts(app, server, servers).into_iter().next() else {
+            return Ok(());
+        };
+        let kata_app = self.paths.as_ref().is_some_and(|p| {
+            crate::names::is_app_name(&c.server)
+                && (p.state(&c.server).is_dir() || p.repo(&c.server).is_dir())
+        });
+        let owner = if kata_app {
+            format!("app {:?}", c.server)
+        } else {
+            format!(
+                "Caddy server {:?} (apps.http.servers.{})",
+                c.server, c.server
+            )
+        };
+        Err(CaddyError::ListenTaken {
+            endpoint: self.endpoint.to_string(),
+            address: c.address,
+            owner,
+            theirs: c.theirs,
         })
     }
 

@@ -12,6 +12,7 @@
 
 mod admin;
 mod http1;
+mod listen;
 mod shorthand;
 mod summary;
 mod upstreams;
@@ -44,6 +45,19 @@ pub enum CaddyError {
         "caddy: service {service:?} is routed (dial {dial:?}) but has no live container address"
     )]
     NoAddresses { service: String, dial: String },
+    /// Another server in the live config already listens on (or overlaps)
+    /// one of the app's `listen` addresses; nothing was sent.
+    #[error(
+        "caddy.listen: {address:?} is already taken by {owner}, which listens on {theirs:?}; \
+         Caddy runs one server per listen address, so give this app an address of its own \
+         (nothing was sent to Caddy at {endpoint})"
+    )]
+    ListenTaken {
+        endpoint: String,
+        address: String,
+        owner: String,
+        theirs: String,
+    },
     /// A name that cannot be a server key under `apps.http.servers`.
     #[error("invalid Caddy server name {0:?}")]
     BadName(String),

@@ -241,6 +241,7 @@ fn switch_fail_and_roll_back_v1() {
 fn data_service_survives_three_deploys() {
     let _engine = engine_shared();
     let f = fixture("db", "v2");
+    f.kata.args(["setup", "--keep-releases", "2"]).success();
     // Writes a timestamp once: a restart with a fresh data dir would differ.
     let db = format!(
         "  db:\n    image: {BUSYBOX}\n    command: [\"sh\", \"-c\", \"[ -f /data/db.txt ] || date +%s%N > /data/db.txt; exec sleep 100000\"]\n    volumes:\n      - data:/data\n"
@@ -284,4 +285,11 @@ fn data_service_survives_three_deploys() {
             }
         }
     }
+    // Only the newest two releases are kept (the live one and one before).
+    let kept: Vec<u64> = f.statuses().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(kept, vec![2, 3]);
+    let dirs = std::fs::read_dir(f.kata.path(format!("state/apps/{}/releases", f.app.name)))
+        .unwrap()
+        .count();
+    assert_eq!(dirs, 2);
 }

@@ -47,12 +47,19 @@ enum AdminKind {
 pub struct Opts {
     admin: AdminKind,
     handmade: bool,
+    persist: bool,
 }
 
 impl Opts {
     /// Admin API on a unix socket instead of a loopback port.
     pub fn unix(mut self) -> Opts {
         self.admin = AdminKind::Unix;
+        self
+    }
+    /// Caddy saves every config it runs (its autosave, as a packaged Caddy
+    /// does), so [`Caddy::restart_resume`] brings the last one back.
+    pub fn persist(mut self) -> Opts {
+        self.persist = true;
         self
     }
     /// Also a hand-made server `apps.http.servers.handmade` answering
@@ -92,7 +99,7 @@ impl Caddy {
     pub fn start_null() -> Caddy {
         Caddy::start_with(Opts {
             admin: AdminKind::DefaultNull,
-            handmade: false,
+            ..Opts::default()
         })
     }
 
@@ -135,7 +142,7 @@ impl Caddy {
         cmd.arg("run");
         if let Some(listen) = admin {
             let mut config = json!({
-                "admin": {"listen": listen, "config": {"persist": false}},
+                "admin": {"listen": listen, "config": {"persist": opts.persist}},
                 "logging": {"logs": {"default": {"level": "WARN"}}}
             });
             if opts.handmade {
@@ -151,49 +158,50 @@ impl Caddy {
             std::fs::write(&file, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
             cmd.arg("--config").arg(&file);
         }
-        for (k, sub) in [
-            ("HOME", "home"),
-            ("XDG_DATA_HOME", "data"),
-            ("XDG_CONFIG_HOME", "config"),
-        ] {
-            let p = dir.path().join(sub);
-            std::fs::create_dir_all(&p).unwrap();
-            cmd.env(k, p);
-        }
-        let log = dir.path().join("caddy.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        cmd.stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .current_dir(dir.path());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", caddy_bin().display()));
+        let child = spawn(dir.path(), &mut cmd);
         let mut caddy = Caddy {
             child,
             dir,
             endpoint,
             handmade_port,
         };
-        let admin = caddy.admin();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = caddy.child.try_wait() {
-                return Err(format!("caddy exited ({status}):\n{}", caddy.log()));
-            }
-            if admin.config().is_ok() {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!("caddy admin not answering:\n{}", caddy.log()));
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        caddy.wait_admin()?;
         if let Some(port) = caddy.handmade_port {
             let (status, _, body) = http_get(port, "anything.test", "/");
             assert_eq!((status, body.as_str()), (200, "handmade"));
         }
         Ok(caddy)
+    }
+
+    /// Waits until the admin API answers (or Caddy exits).
+    fn wait_admin(&mut self) -> Result<(), String> {
+        let admin = self.admin();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("caddy exited ({status}):\n{}", self.log()));
+            }
+            if admin.config().is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("caddy admin not answering:\n{}", self.log()));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts a stopped Caddy again as a packaged one restarts: `caddy run
+    /// --resume`, which runs the last config it saved (needs
+    /// [`Opts::persist`]), on the same admin endpoint.
+    pub fn restart_resume(&mut self) {
+        self.stop();
+        let mut cmd = Command::new(caddy_bin());
+        cmd.arg("run").arg("--resume");
+        self.child = spawn(self.dir.path(), &mut cmd);
+        if let Err(log) = self.wait_admin() {
+            panic!("caddy did not start again: {log}");
+        }
     }
 
     /// `http://127.0.0.1:<port>` or `unix//path/admin.sock`.
@@ -232,6 +240,30 @@ impl Drop for Caddy {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Spawns `cmd` (a `caddy run ...`) with its HOME/XDG dirs and log in `dir`.
+fn spawn(dir: &Path, cmd: &mut Command) -> Child {
+    for (k, sub) in [
+        ("HOME", "home"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_CONFIG_HOME", "config"),
+    ] {
+        let p = dir.join(sub);
+        std::fs::create_dir_all(&p).unwrap();
+        cmd.env(k, p);
+    }
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("caddy.log"))
+        .unwrap();
+    cmd.stdin(Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .current_dir(dir);
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", caddy_bin().display()))
 }
 
 /// A server object for tests: `host` on 127.0.0.1:`port` proxied to `dial`.
