@@ -168,6 +168,14 @@ pub enum Command {
         #[arg(value_enum)]
         mode: Option<crate::state::Mode>,
     },
+    /// Show or set the branch whose pushes deploy the app.
+    Branch {
+        app: String,
+        branch: Option<String>,
+        /// Forget the app's own branch (back to the host default).
+        #[arg(long, conflicts_with = "branch")]
+        unset: bool,
+    },
     /// List an app's releases.
     Releases {
         app: String,

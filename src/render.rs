@@ -423,13 +423,27 @@ fn swarm_rollout(
                 };
                 !matches!(source, "app" | "config" | "venv")
             });
-    let order = if stateful {
+    // A port published in `mode: host` is bound on the node itself: on a
+    // single node the new task could never start beside the old one, and
+    // the update would hang. Such a service updates stop-first.
+    let host_port = out
+        .get("ports")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .any(|p| p.get("mode").and_then(Json::as_str) == Some("host"));
+    let order = if stateful || host_port {
         "stop-first"
     } else {
         "start-first"
     };
     let deploy = out.entry("deploy").or_insert_with(|| json!({}));
     if let Json::Object(d) = deploy {
+        if host_port && !stateful && !d.contains_key("update_config") {
+            warnings.push(format!(
+                "services.{name} publishes a port in mode: host, so its updates stop the old task before starting the new one (a short gap)"
+            ));
+        }
         d.entry("update_config").or_insert_with(
             || json!({"order": order, "failure_action": "rollback", "monitor": "10s"}),
         );
@@ -577,6 +591,37 @@ mod tests {
             serde_json::json!(["db"])
         );
         assert!(st.compose["services"]["web"].get("restart").is_none());
+    }
+
+    #[test]
+    fn runtime_services_run_as_puid_unless_they_say_otherwise() {
+        let text = "services:\n  web:\n    runtime: python\n  root:\n    runtime: python\n    user: \"0\"\n  db:\n    image: x\n";
+        for target in [Target::V2, Target::V1, Target::Stack] {
+            let (out, _) = render_fixture(text, "demo", target);
+            let s = &out.compose["services"];
+            assert_eq!(s["web"]["user"], "1000:1000");
+            assert_eq!(s["root"]["user"], "0");
+            assert!(s["db"].get("user").is_none(), "an image keeps its own user");
+        }
+    }
+
+    #[test]
+    fn swarm_host_mode_ports_update_stop_first() {
+        let text = "services:\n  web:\n    image: x\n    ports:\n      - {target: 80, published: 8080, mode: host}\n  api:\n    image: x\n    ports: [\"8081:80\"]\n  own:\n    image: x\n    ports:\n      - {target: 80, published: 8082, mode: host}\n    deploy:\n      update_config: {order: start-first}\n";
+        let (out, _) = render_fixture(text, "demo", Target::Stack);
+        let s = &out.compose["services"];
+        assert_eq!(s["web"]["deploy"]["update_config"]["order"], "stop-first");
+        assert_eq!(s["api"]["deploy"]["update_config"]["order"], "start-first");
+        assert_eq!(s["own"]["deploy"]["update_config"]["order"], "start-first");
+        assert_eq!(
+            out.warnings
+                .iter()
+                .filter(|w| w.contains("mode: host"))
+                .count(),
+            1,
+            "{:?}",
+            out.warnings
+        );
     }
 
     #[test]

@@ -139,6 +139,7 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
     if let Err(e) = attempt {
         ui::step("Start failed; the previous release keeps serving");
         remove_new(r.app, &old_ids);
+        let e = with_missing_images(e, r.file);
         let restore = ["up", "-d", "--remove-orphans"];
         if let Some(prev) = r.previous_file
             && let Err(re) = compose_cmd(cli, r.app, prev, r.spec, &restore)
@@ -320,6 +321,34 @@ fn gate_new(r: &Rollout, old_ids: &BTreeSet<String>, services: &[&str]) -> Resul
     } else {
         Err(fail(failures.join("\n")))
     }
+}
+
+/// Compose v2 names only the registry when a pull fails: say which images
+/// of the rendered file are not on this host.
+fn with_missing_images(e: DeployError, file: &Path) -> DeployError {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let Ok(doc) = serde_saphyr::from_str::<Value>(&text) else {
+        return e;
+    };
+    let mut missing: Vec<String> = doc
+        .get("services")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|svc| svc.get("image")?.as_str())
+        .filter(|image| {
+            docker::docker(&["image", "inspect", "--format", "{{.Id}}", image]).is_err()
+        })
+        .map(str::to_owned)
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return e;
+    }
+    fail(format!(
+        "{e}\nnot on this host, and not pulled: {} (load it with `docker load`/`docker import`, or make its registry reachable)",
+        missing.join(", ")
+    ))
 }
 
 /// Removes every container of the app that is not in `old_ids`.

@@ -60,3 +60,15 @@ pub fn set_mode(paths: &Paths, app: &str, mode: Mode) -> io::Result<()> {
 pub fn stored_branch(paths: &Paths, app: &str) -> io::Result<Option<String>> {
     read_opt(&paths.state(app).join("branch"))
 }
+
+/// Sets (`Some`) or clears (`None`) the app's deploy branch override.
+pub fn set_branch(paths: &Paths, app: &str, branch: Option<&str>) -> io::Result<()> {
+    let file = paths.state(app).join("branch");
+    match branch {
+        Some(b) => write_atomic(&file, format!("{b}\n").as_bytes()),
+        None => match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    }
+}

@@ -290,6 +290,24 @@ fn reroute(paths: &Paths, app: &str, live: &Live) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether any kept release of the app has a `caddy:` block.
+fn ever_routed(paths: &Paths, app: &str) -> bool {
+    crate::release::list(paths, app)
+        .unwrap_or_default()
+        .iter()
+        .any(|r| {
+            std::fs::read_to_string(
+                crate::release::src(paths, app, r.number).join("kata-compose.yaml"),
+            )
+            .map(|text| {
+                crate::spec::parse(&text)
+                    .spec
+                    .is_none_or(|s| s.caddy.is_some())
+            })
+            .unwrap_or(false)
+        })
+}
+
 /// Labels that mark an app's Docker objects: its compose project, its stack.
 fn owner_labels(app: &str) -> [String; 2] {
     [
@@ -408,7 +426,12 @@ pub fn rm(app: &str, force: bool, wipe: bool) -> anyhow::Result<i32> {
         match removed {
             Ok(true) => ui::info("removed its Caddy server"),
             Ok(false) => {}
-            Err(e) => ui::warn(format!("could not remove the Caddy server: {e}")),
+            // An app that never had a `caddy:` block has nothing to remove:
+            // a host without Caddy is no reason to warn.
+            Err(e) if ever_routed(&paths, &app) => {
+                ui::warn(format!("could not remove the Caddy server: {e}"))
+            }
+            Err(_) => {}
         }
     }
     let mut gone = vec![paths.repo(&app), paths.envs(&app), paths.logs(&app)];
@@ -576,5 +599,35 @@ pub fn mode(app: &str, mode: Option<Mode>) -> anyhow::Result<i32> {
             }
         }
     }
+    Ok(0)
+}
+
+pub fn branch(app: &str, branch: Option<&str>, unset: bool) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    if let Some(b) = branch {
+        anyhow::ensure!(
+            crate::git::valid_branch_name(b),
+            "invalid branch name {b:?}"
+        );
+        state::set_branch(&paths, &app, Some(b))?;
+        println!("{app}: pushes to {b} deploy it (from the next push on)");
+        return Ok(0);
+    }
+    if unset {
+        state::set_branch(&paths, &app, None)?;
+    }
+    // The same decision the post-receive hook makes.
+    let (configured, why) = match state::stored_branch(&paths, &app)? {
+        Some(b) => (Some(b), "set by `kata branch`"),
+        None => match settings::load(&paths)?.deploy_branch {
+            Some(b) => (Some(b), "host default"),
+            None => (None, "automatic: main, else master"),
+        },
+    };
+    let repo = paths.repo(&app);
+    let has = |b: &str| crate::git::branch_exists(&repo, b).unwrap_or(false);
+    let b = crate::git::resolve_deploy_branch(configured.as_deref(), has("main"), has("master"));
+    println!("{b} ({why})");
     Ok(0)
 }

@@ -62,6 +62,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
         ConfigCaddy { app } => caddy::config_caddy(&app),
         CaddyLs { json } => caddy::ls(json),
         Mode { app, mode } => apps::mode(&app, mode),
+        Branch { app, branch, unset } => apps::branch(&app, branch.as_deref(), unset),
         Releases { app, json } => releases::list(&app, json),
         Rollback { app, release } => releases::rollback(&app, release),
     }

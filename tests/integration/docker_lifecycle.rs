@@ -159,7 +159,8 @@ fn depends_on_order_and_data_survive_redeploy_and_rm(compose: &str) {
 
     // rm without --wipe: everything Docker is gone, data/ and config/ stay.
     let o = kata.args(["rm", "-f", &name]).success();
-    assert!(o.stderr.contains("--wipe"), "{}", o.stderr);
+    assert!(o.stdout.contains("use --wipe"), "{}", o.stdout);
+    assert!(!o.stderr.contains("warning"), "{}", o.stderr);
     assert_eq!(leftovers(&name), Vec::<String>::new());
     assert!(ls_row(&kata, &name).is_none());
     assert_eq!(
@@ -456,6 +457,35 @@ fn lifecycle_commands_work_end_to_end(compose: &str) {
         o.stderr
     );
     wait_body(&name, "web", 8080, "/", "life v2", 30);
+
+    // branch APP [BRANCH]: the per-app deploy branch
+    let o = kata.args(["branch", &name]).success();
+    assert_eq!(o.stdout, "main (automatic: main, else master)\n");
+    kata.args(["branch", &name, "prod"]).success();
+    assert_eq!(
+        kata.args(["branch", &name]).success().stdout,
+        "prod (set by `kata branch`)\n"
+    );
+    app.write("www/index.html", "life v3").commit("v4");
+    let o = app.push_ok();
+    assert!(
+        o.stderr
+            .contains("Branch main stored; deploys happen from prod"),
+        "{}",
+        o.stderr
+    );
+    wait_body(&name, "web", 8080, "/", "life v2", 30);
+    kata.args(["branch", &name, "--unset"]).success();
+    assert!(
+        kata.args(["branch", &name, "no..way"])
+            .failure()
+            .stderr
+            .contains("invalid branch")
+    );
+    assert_eq!(
+        kata.args(["branch", &name]).success().stdout,
+        "main (automatic: main, else master)\n"
+    );
 
     // rm asks; without a terminal it refuses unless -f
     let o = kata.args(["rm", &name]).failure();

@@ -1,8 +1,10 @@
 //! One integration-test binary; each module covers one area against real parts.
 
 mod caddy;
+mod caddy_deploy;
 mod docker_deploy;
 mod docker_lifecycle;
+mod docker_swarm;
 mod fixtures_smoke;
 mod releases;
 mod render_compose;

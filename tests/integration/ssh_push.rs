@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::images::{BUSYBOX, ensure_test_images};
 use crate::support::sshd::{GitClient, Sshd};
-use crate::support::{DockerGuard, unique};
+use crate::support::{DockerGuard, engine_shared, unique};
 
 /// The smallest app kata deploys: one busybox container that stays up.
 fn compose_yaml() -> String {
@@ -365,6 +365,7 @@ fn setup_ssh_writes_restricted_deduplicated_keys_that_can_be_listed_and_removed(
 #[test]
 fn first_push_creates_the_app_and_later_pushes_update_it_exactly() {
     ensure_test_images();
+    let _engine = engine_shared();
     let sshd = Sshd::start();
     let app = unique("push");
     let _docker = DockerGuard::project(&app);
@@ -496,6 +497,7 @@ fn first_push_creates_the_app_and_later_pushes_update_it_exactly() {
 #[test]
 fn master_is_the_fallback_and_the_deploy_branch_is_settable_per_app() {
     ensure_test_images();
+    let _engine = engine_shared();
     let sshd = Sshd::start();
     let app = unique("branch");
     let _docker = DockerGuard::project(&app);
@@ -554,6 +556,7 @@ fn master_is_the_fallback_and_the_deploy_branch_is_settable_per_app() {
 #[test]
 fn a_failed_deploy_fails_the_push_and_keeps_the_previous_release() {
     ensure_test_images();
+    let _engine = engine_shared();
     let sshd = Sshd::start();
     let app = unique("fail");
     let _docker = DockerGuard::project(&app);
@@ -591,6 +594,7 @@ fn a_failed_deploy_fails_the_push_and_keeps_the_previous_release() {
 #[test]
 fn a_second_push_waits_for_the_running_deploy_then_deploys() {
     ensure_test_images();
+    let _engine = engine_shared();
     let sshd = Sshd::start();
     let app = unique("wait");
     let _docker = DockerGuard::project(&app);
@@ -653,6 +657,7 @@ fn a_second_push_waits_for_the_running_deploy_then_deploys() {
 #[test]
 fn pushes_to_two_apps_run_in_parallel() {
     ensure_test_images();
+    let _engine = engine_shared();
     let sshd = Sshd::start();
     let apps = [unique("par-a"), unique("par-b")];
     let _guards: Vec<_> = apps.iter().map(DockerGuard::project).collect();

@@ -351,7 +351,11 @@ pub fn http_get(port: u16, host: &str, path: &str) -> (u16, String, String) {
     .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = text
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("no header end in {text:?}"));
@@ -396,4 +400,172 @@ pub fn wait_routed(port: u16, host: &str, body: &str) {
             }
         },
     );
+}
+
+/// `GET path` on `addr` (`ip:port`) with `Host: host`, like [`http_get`].
+pub fn http_get_at(addr: &str, host: &str, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    parse_response(&raw)
+}
+
+/// A fresh Caddy whose config is `null` (started with no config at all, so
+/// its admin API is on the built-in `localhost:2019`) that can still reach
+/// app containers, while staying parallel-safe:
+///
+/// - it runs in the network namespace of a helper container (on Docker's
+///   default bridge), where `localhost:2019` belongs to it alone; connect
+///   that container to an app's network ([`NullCaddy::join_network`]) and
+///   Caddy reaches the app's containers as a host Caddy does;
+/// - kata reaches the admin API through a unix socket in a temp dir, served
+///   by a second Caddy in the same namespace that forwards to
+///   `localhost:2019` (with the Host header the admin API insists on);
+/// - servers it runs are reached at the helper's address ([`NullCaddy::addr`]).
+///
+/// Drop it before the app's Docker guards: the helper container is attached
+/// to the app's network, which cannot be removed while it is.
+pub struct NullCaddy {
+    children: Vec<Child>,
+    dir: TempDir,
+    container: String,
+    ip: String,
+}
+
+impl NullCaddy {
+    pub fn start(name: &str) -> NullCaddy {
+        let dir = tempfile::Builder::new()
+            .prefix("kata-nullcaddy-")
+            .tempdir()
+            .expect("temp dir");
+        let out = super::docker_ok([
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            "kata.test=null-caddy",
+            super::images::BUSYBOX,
+            "sleep",
+            "3600",
+        ]);
+        let mut me = NullCaddy {
+            children: vec![],
+            dir,
+            container: out.trim().to_owned(),
+            ip: String::new(),
+        };
+        let pid = super::docker_ok(["inspect", "-f", "{{.State.Pid}}", &me.container]);
+        me.ip = super::docker_ok([
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.IPAddress}}",
+            &me.container,
+        ])
+        .trim()
+        .to_owned();
+        let netns = format!("--net=/proc/{}/ns/net", pid.trim());
+
+        // The Caddy under test: no config at all.
+        let null_dir = me.dir.path().join("null");
+        std::fs::create_dir_all(&null_dir).unwrap();
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(&netns).arg(caddy_bin()).arg("run");
+        me.children.push(spawn(&null_dir, &mut cmd));
+
+        // The forwarder: unix socket → localhost:2019 in the namespace.
+        let fwd_dir = me.dir.path().join("fwd");
+        std::fs::create_dir_all(&fwd_dir).unwrap();
+        let sock = me.dir.path().join("admin.sock");
+        let config = json!({
+            "admin": {"disabled": true, "config": {"persist": false}},
+            "logging": {"logs": {"default": {"level": "WARN"}}},
+            "apps": {"http": {"servers": {"forward": {
+                "listen": [format!("unix/{}", sock.display())],
+                "automatic_https": {"disable": true},
+                "routes": [{"handle": [{
+                    "handler": "reverse_proxy",
+                    "headers": {"request": {"set": {"Host": ["localhost:2019"]}}},
+                    "transport": {"protocol": "http", "keep_alive": {"enabled": false}},
+                    "upstreams": [{"dial": "127.0.0.1:2019"}]
+                }]}]
+            }}}}
+        });
+        let file = fwd_dir.join("caddy.json");
+        std::fs::write(&file, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(&netns)
+            .arg(caddy_bin())
+            .args(["run", "--config"])
+            .arg(&file);
+        me.children.push(spawn(&fwd_dir, &mut cmd));
+
+        let admin = me.admin();
+        wait_for(
+            "the null-config Caddy's admin API through the forwarder",
+            Duration::from_secs(20),
+            || matches!(admin.config(), Ok(Value::Null)),
+        );
+        me
+    }
+
+    /// `unix//<dir>/admin.sock`: the admin endpoint for kata.
+    pub fn endpoint(&self) -> String {
+        format!("unix/{}", self.dir.path().join("admin.sock").display())
+    }
+
+    pub fn admin(&self) -> Admin {
+        Admin::new(Endpoint::parse(&self.endpoint()).expect("endpoint parses"))
+            .with_timeout(Duration::from_secs(10))
+    }
+
+    /// `<helper ip>:<port>`: where a server listening on `:<port>` answers.
+    pub fn addr(&self, port: u16) -> String {
+        format!("{}:{port}", self.ip)
+    }
+
+    /// Connects the namespace to every network of compose project `project`.
+    pub fn join_network(&self, project: &str) {
+        let nets = super::docker_ok([
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ]);
+        assert!(!nets.trim().is_empty(), "project {project} has no network");
+        for net in nets.split_whitespace() {
+            super::docker_ok(["network", "connect", net, &self.container]);
+        }
+    }
+
+    /// What both Caddy processes logged.
+    pub fn log(&self) -> String {
+        ["null", "fwd"]
+            .iter()
+            .map(|d| std::fs::read_to_string(self.dir.path().join(d).join("caddy.log")))
+            .filter_map(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for NullCaddy {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.container])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }

@@ -1,0 +1,600 @@
+//! Caddy routing end to end: real `git push` deploys on the real Docker
+//! engine, routed by a real Caddy (each test starts its own; every app
+//! listens on its own free loopback port, never :80/:443).
+
+use crate::support::caddy::{Caddy, NullCaddy, Opts, http_get, http_get_at, wait_routed};
+use crate::support::images::{self, BUSYBOX};
+use crate::support::push::{LocalApp, service_ips, wait_body};
+use crate::support::{
+    Cleanup, Kata, docker, docker_ok, engine_exclusive, engine_shared, free_port, unique, wait_for,
+};
+use serde_json::{Value, json};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// kata-compose.yaml of a busybox httpd serving the pushed `www/` on port
+/// 8080, with `caddy` (YAML lines, already indented by two) as its block.
+fn httpd_yaml(caddy: &str) -> String {
+    format!(
+        "services:\n  web:\n    image: {BUSYBOX}\n    command: httpd -f -p 8080 -h /app/www\n    volumes:\n      - app:/app\ncaddy:\n{caddy}"
+    )
+}
+
+/// The shorthand: `host` on 127.0.0.1:`port` to web:8080, plain HTTP.
+fn shorthand(host: &str, port: u16) -> String {
+    format!(
+        "  domains: [{host}]\n  service: web\n  port: 8080\n  https: false\n  listen: [\"127.0.0.1:{port}\"]\n"
+    )
+}
+
+/// A full server object: `host` on 127.0.0.1:`port` proxied to web:8080.
+fn full_object(host: &str, port: u16) -> String {
+    format!(
+        "  listen: [\"127.0.0.1:{port}\"]\n  automatic_https:\n    disable: true\n  routes:\n    - match:\n        - host: [{host}]\n      handle:\n        - handler: reverse_proxy\n          upstreams:\n            - dial: web:8080\n"
+    )
+}
+
+/// Writes the app's files and commits them.
+fn commit(app: &LocalApp, caddy: &str, body: &str) {
+    app.write("kata-compose.yaml", &httpd_yaml(caddy))
+        .write("www/index.html", body)
+        .commit(body);
+}
+
+/// A KATA_ROOT whose Caddy admin endpoint is `endpoint`.
+fn kata_for(endpoint: &str) -> Kata {
+    let kata = Kata::setup();
+    kata.args(["setup", "--caddy-admin", endpoint]).success();
+    kata
+}
+
+/// The upstream dials of every reverse_proxy in a server object.
+fn dials(server: &Value) -> Vec<String> {
+    let mut out = vec![];
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("handler") == Some(&json!("reverse_proxy")) {
+                    for u in m["upstreams"].as_array().into_iter().flatten() {
+                        out.push(u["dial"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                m.values().for_each(|c| walk(c, out));
+            }
+            Value::Array(a) => a.iter().for_each(|c| walk(c, out)),
+            _ => {}
+        }
+    }
+    walk(server, &mut out);
+    out.sort();
+    out
+}
+
+/// `ip:8080` of each running web container of `app`.
+fn web_upstreams(app: &str) -> Vec<String> {
+    service_ips(app, "web")
+        .into_iter()
+        .map(|ip| format!("{ip}:8080"))
+        .collect()
+}
+
+fn servers(caddy: &Caddy) -> Value {
+    caddy.config()["apps"]["http"]["servers"].clone()
+}
+
+/// What Caddy answers on 127.0.0.1:`port` for `host`, `None` when nothing
+/// listens there.
+fn through(port: u16, host: &str) -> Option<(u16, String)> {
+    TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let (status, _, body) = http_get(port, host, "/");
+    Some((status, body))
+}
+
+fn wait_status(port: u16, host: &str, want: u16) {
+    let mut last = None;
+    wait_for(
+        &format!("{host} on 127.0.0.1:{port} to answer {want}"),
+        Duration::from_secs(30),
+        || {
+            last = through(port, host);
+            matches!(&last, Some((s, _)) if *s == want)
+        },
+    );
+}
+
+/// The shorthand form end to end, and the day-two commands around it:
+/// `config:caddy`, `caddy:ls`, `stop` (the route stays, Caddy answers 502),
+/// `start` (routed again to the new containers), `rm -f` (its server goes,
+/// the hand-made one stays).
+#[test]
+fn shorthand_app_is_routed_by_host_through_stop_start_and_rm() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let caddy = Caddy::with_handmade();
+    let handmade = caddy.handmade_port.unwrap();
+    let kata = kata_for(caddy.endpoint());
+    let name = unique("short");
+    let host = format!("{name}.test");
+    let port = free_port();
+    let app = LocalApp::new(&kata, &name);
+    commit(&app, &shorthand(&host, port), "v1");
+    let out = app.push_ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "Routing {name} through Caddy at {}",
+            caddy.endpoint()
+        )),
+        "{}",
+        out.stderr
+    );
+
+    wait_routed(port, &host, "v1");
+    // Only its host: another Host header on the same address is not the app.
+    let (status, body) = through(port, "other.test").unwrap();
+    assert_ne!(body, "v1", "{status}");
+
+    // The live server: the shorthand expanded, web:8080 resolved to the
+    // container's address; nothing else in Caddy changed.
+    let live = caddy
+        .admin()
+        .get_server(&name)
+        .unwrap()
+        .expect("app server");
+    let ups = web_upstreams(&name);
+    assert_eq!(ups.len(), 1, "{ups:?}");
+    assert_eq!(dials(&live), ups);
+    assert_eq!(live["listen"], json!([format!("127.0.0.1:{port}")]));
+    assert_eq!(live["automatic_https"], json!({"disable": true}));
+    assert_eq!(
+        servers(&caddy)
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["handmade", name.as_str()]
+    );
+
+    // config:caddy prints exactly the live JSON.
+    let o = kata.args(["config:caddy", &name]).success();
+    assert_eq!(serde_json::from_str::<Value>(&o.stdout).unwrap(), live);
+
+    // caddy:ls: hosts, listen, upstreams.
+    let o = kata.args(["caddy:ls", "--json"]).success();
+    let rows: Vec<Value> = serde_json::from_str(&o.stdout).unwrap();
+    let row = rows.iter().find(|r| r["name"] == json!(name)).unwrap();
+    assert_eq!(
+        row,
+        &json!({"name": name, "kata_app": true, "hosts": [host],
+                "listen": [format!("127.0.0.1:{port}")], "upstreams": ups})
+    );
+    let o = kata.arg("caddy:ls").success();
+    let line = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in:\n{}", o.stdout));
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        [
+            name.as_str(),
+            "yes",
+            host.as_str(),
+            &format!("127.0.0.1:{port}"),
+            &ups[0]
+        ]
+    );
+
+    // stop: the route stays as it was; with no container behind it Caddy
+    // answers 502.
+    let o = kata.args(["stop", &name]).success();
+    assert!(
+        o.stdout.contains("requests get 502") || o.stderr.contains("requests get 502"),
+        "{}\n{}",
+        o.stdout,
+        o.stderr
+    );
+    assert_eq!(caddy.admin().get_server(&name).unwrap(), Some(live.clone()));
+    wait_status(port, &host, 502);
+    assert_eq!(http_get(handmade, "x.test", "/").2, "handmade");
+
+    // start: routed again, to the running container's address.
+    kata.args(["start", &name]).success();
+    wait_routed(port, &host, "v1");
+    let again = caddy
+        .admin()
+        .get_server(&name)
+        .unwrap()
+        .expect("app server");
+    assert_eq!(dials(&again), web_upstreams(&name));
+
+    // rm -f: its server is gone (and its listener closed), the hand-made one
+    // is untouched.
+    let handmade_before = servers(&caddy)["handmade"].clone();
+    kata.args(["rm", "-f", &name]).success();
+    assert_eq!(caddy.admin().get_server(&name).unwrap(), None);
+    assert_eq!(servers(&caddy), json!({"handmade": handmade_before}));
+    wait_for(
+        "the app's listener to close",
+        Duration::from_secs(30),
+        || TcpStream::connect(("127.0.0.1", port)).is_err(),
+    );
+    assert_eq!(http_get(handmade, "x.test", "/").2, "handmade");
+}
+
+/// A full server object (`listen`, `routes`, `dial: web:8080`) next to a
+/// second kata app and a hand-made server: deploys, a redeploy and `rm -f`
+/// of the first touch only its own server; a third app asking for the first
+/// one's address is refused before anything is sent, naming that app.
+#[test]
+fn full_server_object_leaves_other_apps_and_handmade_servers_alone() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let caddy = Caddy::with_handmade();
+    let handmade = caddy.handmade_port.unwrap();
+    let kata = kata_for(caddy.endpoint());
+
+    let other = LocalApp::new(&kata, &unique("other"));
+    let other_host = format!("{}.test", other.name);
+    let other_port = free_port();
+    commit(&other, &shorthand(&other_host, other_port), "other app");
+    other.push_ok();
+    wait_routed(other_port, &other_host, "other app");
+    let before = servers(&caddy);
+
+    let first = LocalApp::new(&kata, &unique("full"));
+    let host = format!("{}.test", first.name);
+    let port = free_port();
+    commit(&first, &full_object(&host, port), "full v1");
+    first.push_ok();
+    wait_routed(port, &host, "full v1");
+    let live = caddy.admin().get_server(&first.name).unwrap().unwrap();
+    assert_eq!(dials(&live), web_upstreams(&first.name));
+    assert_eq!(
+        live["routes"][0]["match"],
+        json!([{"host": [host.clone()]}])
+    );
+    let mut expected = before.clone();
+    expected[&first.name] = live;
+    assert_eq!(servers(&caddy), expected);
+
+    // A redeploy replaces only its own server.
+    commit(&first, &full_object(&host, port), "full v2");
+    first.push_ok();
+    wait_routed(port, &host, "full v2");
+    let now = servers(&caddy);
+    assert_eq!(now[&other.name], before[&other.name]);
+    assert_eq!(now["handmade"], before["handmade"]);
+    assert_eq!(now.as_object().unwrap().len(), 3, "{now}");
+
+    // Another app on the same address: refused before sending, naming the
+    // app that has it; Caddy's config is exactly as it was.
+    let third = LocalApp::new(&kata, &unique("third"));
+    commit(&third, &shorthand("third.test", port), "third");
+    let config = caddy.config();
+    let out = third.push_fails();
+    assert!(
+        out.stderr.contains(&format!(
+            "caddy.listen: \"127.0.0.1:{port}\" is already taken by app \"{}\"",
+            first.name
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("nothing was sent to Caddy"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(caddy.config(), config);
+    wait_routed(port, &host, "full v2");
+
+    // rm -f of the first: the other app and the hand-made server are exactly
+    // as before and still answer.
+    kata.args(["rm", "-f", &first.name]).success();
+    assert_eq!(servers(&caddy), before);
+    wait_routed(other_port, &other_host, "other app");
+    assert_eq!(http_get(handmade, "x.test", "/").2, "handmade");
+}
+
+/// A fresh Caddy started without any config (`GET /config/` is `null`): the
+/// first deploy creates `apps.http.servers.<app>` and nothing else.
+#[test]
+fn fresh_caddy_with_null_config_gets_the_app_routed() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let kata = Kata::setup();
+    let name = unique("nullcfg");
+    let app = LocalApp::new(&kata, &name);
+    // declared after the app: dropped (detached from its network) first
+    let caddy = NullCaddy::start(&unique("nullcaddy"));
+    assert_eq!(caddy.admin().config().unwrap(), Value::Null);
+    kata.args(["setup", "--caddy-admin", &caddy.endpoint()])
+        .success();
+
+    let port = free_port();
+    let host = format!("{name}.test");
+    commit(
+        &app,
+        &format!(
+            "  domains: [{host}]\n  service: web\n  port: 8080\n  https: false\n  listen: [\":{port}\"]\n"
+        ),
+        "from a null config",
+    );
+    let out = app.push();
+    assert!(
+        out.status.success(),
+        "push failed:\n{}\n{}\ncaddy log:\n{}",
+        out.stdout,
+        out.stderr,
+        caddy.log()
+    );
+    let config = caddy.admin().config().unwrap();
+    let server = &config["apps"]["http"]["servers"][&name];
+    assert_eq!(
+        config,
+        json!({"apps": {"http": {"servers": {name.clone(): server.clone()}}}})
+    );
+    assert_eq!(dials(server), web_upstreams(&name));
+
+    caddy.join_network(&name);
+    let addr = caddy.addr(port);
+    let mut last = (0, String::new(), String::new());
+    wait_for(
+        "the app through the null-config Caddy",
+        Duration::from_secs(30),
+        || {
+            last = http_get_at(&addr, &host, "/");
+            last.0 == 200 && last.2 == "from a null config"
+        },
+    );
+}
+
+/// An invalid server object fails the push with the key path and position,
+/// before anything is sent to Caddy; the running release keeps serving.
+#[test]
+fn invalid_server_object_is_refused_at_push_time_with_the_key_path() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let caddy = Caddy::with_handmade();
+    let kata = kata_for(caddy.endpoint());
+    let app = LocalApp::new(&kata, &unique("invalid"));
+    let host = format!("{}.test", app.name);
+    let port = free_port();
+    commit(&app, &shorthand(&host, port), "valid");
+    app.push_ok();
+    wait_routed(port, &host, "valid");
+    let config = caddy.config();
+
+    // `listen` is not a list; a handle entry has no handler.
+    let bad = format!(
+        "  listen: \"127.0.0.1:{port}\"\n  routes:\n    - match:\n        - host: [{host}]\n      handle:\n        - upstreams:\n            - dial: web:8080\n"
+    );
+    commit(&app, &bad, "invalid");
+    let out = app.push_fails();
+    // the caddy block starts on line 7 of httpd_yaml
+    for needle in [
+        "kata-compose.yaml:8:11: `caddy.listen`: expected a list of listen addresses",
+        "kata-compose.yaml:13:11: `caddy.routes[0].handle[0].handler`: missing",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "{needle:?} not in:\n{}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains("Routing "), "{}", out.stderr);
+    assert_eq!(caddy.config(), config);
+    wait_routed(port, &host, "valid");
+    wait_body(&app.name, "web", 8080, "/", "valid", 30);
+}
+
+/// Caddy stopped: the push fails naming the endpoint and the old containers
+/// keep running; a packaged Caddy comes back with its saved config (`caddy
+/// run --resume`), which still routes to the previous release.
+#[test]
+fn caddy_down_fails_the_push_and_the_previous_routing_survives_a_restart() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let mut caddy = Caddy::start_with(Opts::default().persist());
+    let kata = kata_for(caddy.endpoint());
+    let app = LocalApp::new(&kata, &unique("down"));
+    let host = format!("{}.test", app.name);
+    let port = free_port();
+    commit(&app, &shorthand(&host, port), "before the outage");
+    app.push_ok();
+    wait_routed(port, &host, "before the outage");
+    let routed = caddy.admin().get_server(&app.name).unwrap().unwrap();
+
+    caddy.stop();
+    commit(&app, &shorthand(&host, port), "during the outage");
+    let out = app.push_fails();
+    assert!(
+        out.stderr.contains(&format!(
+            "Caddy admin API at {} is unreachable",
+            caddy.endpoint()
+        )),
+        "{}",
+        out.stderr
+    );
+    // The previous release's container is the one running, unchanged.
+    wait_body(&app.name, "web", 8080, "/", "before the outage", 30);
+    assert_eq!(dials(&routed), web_upstreams(&app.name));
+
+    caddy.restart_resume();
+    assert_eq!(caddy.admin().get_server(&app.name).unwrap(), Some(routed));
+    wait_routed(port, &host, "before the outage");
+
+    // Caddy back: the next push goes through.
+    commit(&app, &shorthand(&host, port), "after the outage");
+    app.push_ok();
+    wait_routed(port, &host, "after the outage");
+}
+
+/// Caddy up but refusing: a config Caddy rejects (its own error shown
+/// verbatim) and an address another server has (kata refuses before
+/// sending) both fail the push; the previous release stays routed.
+#[test]
+fn refused_config_fails_the_push_and_the_previous_release_keeps_answering() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let caddy = Caddy::with_handmade();
+    let handmade = caddy.handmade_port.unwrap();
+    let kata = kata_for(caddy.endpoint());
+    let app = LocalApp::new(&kata, &unique("refused"));
+    let host = format!("{}.test", app.name);
+    let port = free_port();
+    commit(&app, &full_object(&host, port), "good");
+    app.push_ok();
+    wait_routed(port, &host, "good");
+    let config = caddy.config();
+
+    // A handler Caddy has no module for (kata only checks it is a string).
+    let unknown = format!(
+        "{}    - handle:\n        - handler: no_such_handler\n",
+        full_object(&host, port)
+    );
+    commit(&app, &unknown, "not routable");
+    let out = app.push_fails();
+    assert!(
+        out.stderr.contains(&format!(
+            "Caddy admin API at {} refused POST /config/apps/http/servers/{}",
+            caddy.endpoint(),
+            app.name
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("unknown module: http.handlers.no_such_handler"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(caddy.config(), config);
+    wait_routed(port, &host, "good");
+
+    // The hand-made server's address: refused by kata, nothing sent.
+    let taken = format!(
+        "  listen: [\"127.0.0.1:{handmade}\"]\n  automatic_https:\n    disable: true\n  routes:\n    - handle:\n        - handler: reverse_proxy\n          upstreams:\n            - dial: web:8080\n"
+    );
+    commit(&app, &taken, "taken address");
+    let out = app.push_fails();
+    assert!(
+        out.stderr.contains(&format!(
+            "caddy.listen: \"127.0.0.1:{handmade}\" is already taken by Caddy server \"handmade\""
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(caddy.config(), config);
+    wait_routed(port, &host, "good");
+    assert_eq!(http_get(handmade, "x.test", "/").2, "handmade");
+}
+
+/// Two apps pushed at the same moment to one Caddy both end up routed.
+#[test]
+fn two_apps_pushed_concurrently_are_both_routed() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let caddy = Caddy::start();
+    let kata = kata_for(caddy.endpoint());
+    let apps: Vec<(LocalApp, String, u16)> = (0..2)
+        .map(|i| {
+            let app = LocalApp::new(&kata, &unique(&format!("conc{i}")));
+            let host = format!("{}.test", app.name);
+            let port = free_port();
+            commit(&app, &shorthand(&host, port), &format!("app {i}"));
+            (app, host, port)
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (app, _, _) in &apps {
+            s.spawn(|| app.push_ok());
+        }
+    });
+    for (i, (app, host, port)) in apps.iter().enumerate() {
+        wait_routed(*port, host, &format!("app {i}"));
+        assert_eq!(
+            dials(&caddy.admin().get_server(&app.name).unwrap().unwrap()),
+            web_upstreams(&app.name)
+        );
+    }
+    assert_eq!(servers(&caddy).as_object().unwrap().len(), 2);
+}
+
+/// A refused config after the containers were recreated (the new release
+/// routes web through a handler Caddy does not know, so web is not switched
+/// blue/green): the previous release must still be routed and answering.
+#[test]
+fn refused_config_after_a_recreate_keeps_the_previous_release_routed() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let caddy = Caddy::start();
+    let kata = kata_for(caddy.endpoint());
+    let app = LocalApp::new(&kata, &unique("recreate"));
+    let host = format!("{}.test", app.name);
+    let port = free_port();
+    commit(&app, &full_object(&host, port), "good");
+    app.push_ok();
+    wait_routed(port, &host, "good");
+
+    let unknown = format!(
+        "  listen: [\"127.0.0.1:{port}\"]\n  automatic_https:\n    disable: true\n  routes:\n    - handle:\n        - handler: no_such_handler\n"
+    );
+    commit(&app, &unknown, "not routable");
+    let out = app.push_fails();
+    assert!(
+        out.stderr
+            .contains("unknown module: http.handlers.no_such_handler"),
+        "{}",
+        out.stderr
+    );
+    wait_body(&app.name, "web", 8080, "/", "good", 30);
+    let live = caddy.admin().get_server(&app.name).unwrap().unwrap();
+    assert_eq!(dials(&live), web_upstreams(&app.name));
+    wait_routed(port, &host, "good");
+}
+
+/// Makes this node a single-node swarm manager unless it is one already;
+/// the guard leaves the swarm (and removes the bridge network swarm mode
+/// created) only if this call created it, also when the test panics.
+fn single_node_swarm() -> Cleanup {
+    let state = docker_ok(["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    if state.trim() == "active" {
+        return Cleanup::new(|| {});
+    }
+    let had_gwbridge = docker(["network", "inspect", "docker_gwbridge"])
+        .status
+        .success();
+    let guard = Cleanup::new(move || {
+        let _ = docker(["swarm", "leave", "--force"]);
+        if !had_gwbridge {
+            let _ = docker(["network", "rm", "docker_gwbridge"]);
+        }
+    });
+    docker_ok(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+    guard
+}
+
+/// Swarm mode: `web:8080` must become an address Caddy on the host reaches.
+/// Ignored while it fails: deploy resolves swarm tasks to their overlay
+/// address (`.NetworkSettings.Networks`), which the host cannot reach; the
+/// task's `docker_gwbridge` address does answer (see docs/caddy.md).
+#[test]
+#[ignore = "swarm upstreams resolve to overlay addresses the host cannot reach (docs/caddy.md)"]
+fn swarm_app_is_routed_through_caddy() {
+    images::ensure_test_images();
+    let _engine = engine_exclusive();
+    let caddy = Caddy::start();
+    let kata = kata_for(caddy.endpoint());
+    // the swarm outlives the app's guards (its stack is removed first)
+    let _swarm = single_node_swarm();
+    let name = unique("swarmcad");
+    let app = LocalApp::new(&kata, &name);
+    let host = format!("{name}.test");
+    let port = free_port();
+    commit(&app, &shorthand(&host, port), "from swarm");
+    let out = app.push_ok();
+    assert!(out.stderr.contains("Mode: swarm"), "{}", out.stderr);
+    wait_routed(port, &host, "from swarm");
+}

@@ -1,0 +1,254 @@
+//! Swarm mode on a single-node swarm this test creates (and leaves): a
+//! pushed app runs as a stack, answers, is listed and managed by the
+//! lifecycle commands, uses swarm secrets set with `secrets:set`, and `rm`
+//! removes the stack.
+
+use crate::support::images::{self, BUSYBOX};
+use crate::support::push::{LocalApp, http_get};
+use crate::support::{
+    Cleanup, Kata, docker, docker_ok, engine_exclusive, free_port, unique, wait_for,
+};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Makes this node a single-node swarm manager unless it is one already;
+/// the guard leaves the swarm (and removes the bridge network swarm mode
+/// created) only if this call created it, also when the test panics.
+fn single_node_swarm() -> Cleanup {
+    let state = docker_ok(["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    if state.trim() == "active" {
+        return Cleanup::new(|| {});
+    }
+    let had_gwbridge = docker(["network", "inspect", "docker_gwbridge"])
+        .status
+        .success();
+    let guard = Cleanup::new(move || {
+        let _ = docker(["swarm", "leave", "--force"]);
+        if !had_gwbridge {
+            let _ = docker(["network", "rm", "docker_gwbridge"]);
+        }
+    });
+    docker_ok(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+    guard
+}
+
+/// Removes the swarm secrets when dropped (tolerating errors).
+fn secrets_guard(names: Vec<String>) -> Cleanup {
+    Cleanup::new(move || {
+        for n in names {
+            let _ = docker(["secret", "rm", &n]);
+        }
+    })
+}
+
+/// busybox httpd on a host-mode published port (the ingress mesh does not
+/// answer on every host), serving the pushed tree; three external secrets.
+fn swarm_yaml(port: u16, secrets: &[String]) -> String {
+    format!(
+        r#"services:
+  web:
+    image: {BUSYBOX}
+    command: sh -c 'echo web-is-up && exec httpd -f -p 8080 -h /app/www'
+    ports:
+      - target: 8080
+        published: {port}
+        mode: host
+    volumes:
+      - app:/app
+    secrets: [s1, s2, s3]
+secrets:
+  s1: {{external: true, name: {}}}
+  s2: {{external: true, name: {}}}
+  s3: {{external: true, name: {}}}
+"#,
+        secrets[0], secrets[1], secrets[2]
+    )
+}
+
+fn get(port: u16) -> Option<String> {
+    match http_get(&format!("127.0.0.1:{port}"), "/") {
+        Some((200, body)) => Some(body),
+        _ => None,
+    }
+}
+
+fn ls_row(kata: &Kata, app: &str) -> Option<Value> {
+    let o = kata.args(["ls", "--json"]).success();
+    let rows: Vec<Value> = serde_json::from_str(&o.stdout).unwrap();
+    rows.into_iter().find(|r| r["name"] == app)
+}
+
+#[test]
+fn swarm_mode_deploys_a_stack_with_secrets_and_manages_it() {
+    images::ensure_test_images();
+    let _engine = engine_exclusive();
+    let _swarm = single_node_swarm();
+    let kata = Kata::setup();
+    let secrets: Vec<String> = (1..=3).map(|i| unique(&format!("sec{i}"))).collect();
+    let _secrets = secrets_guard(secrets.clone());
+    let app = LocalApp::new(&kata, &unique("swarm"));
+    let name = app.name.clone();
+
+    // secrets:set NAME=VALUE | NAME=@file | NAME (stdin), secrets:ls
+    let o = kata
+        .args(["secrets:set", &format!("{}=first value", secrets[0])])
+        .success();
+    assert_eq!(o.stdout, format!("created {}\n", secrets[0]));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "from a file\nline 2\n").unwrap();
+    kata.args([
+        "secrets:set",
+        &format!("{}=@{}", secrets[1], file.path().display()),
+    ])
+    .success();
+    kata.args(["secrets:set", &secrets[2]])
+        .stdin("from stdin")
+        .success();
+    // an unused secret is replaced
+    let o = kata
+        .args(["secrets:set", &format!("{}=s3cr=t value", secrets[0])])
+        .success();
+    assert_eq!(o.stdout, format!("replaced {}\n", secrets[0]));
+    let listed = kata.arg("secrets:ls").success().stdout;
+    for s in &secrets {
+        assert!(listed.contains(s.as_str()), "{s} not in\n{listed}");
+    }
+    let o = kata.args(["secrets:set", "bad/name=x"]).failure();
+    assert!(o.stderr.contains("invalid secret name"), "{}", o.stderr);
+
+    // push: mode chosen because this node is a swarm manager
+    let port = free_port();
+    app.write("kata-compose.yaml", &swarm_yaml(port, &secrets))
+        .write("www/index.html", "swarm v1")
+        .commit("v1");
+    let o = app.push_ok();
+    assert!(
+        o.stderr
+            .contains("Mode: swarm (this node is a swarm manager)"),
+        "{}",
+        o.stderr
+    );
+    wait_for("the stack to answer", Duration::from_secs(60), || {
+        get(port).as_deref() == Some("swarm v1")
+    });
+    // its containers carry kata's labels, as in compose mode
+    let ids = docker_ok([
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=kata.app={name}"),
+        "--filter",
+        "label=kata.service=web",
+    ]);
+    assert_eq!(ids.split_whitespace().count(), 1, "{ids}");
+
+    // the secrets reached the container, byte for byte
+    for (i, want) in ["s3cr=t value", "from a file\nline 2\n", "from stdin"]
+        .iter()
+        .enumerate()
+    {
+        let o = kata
+            .args([
+                "run",
+                &name,
+                "web",
+                "cat",
+                &format!("/run/secrets/s{}", i + 1),
+            ])
+            .success();
+        assert_eq!(o.stdout, *want);
+    }
+    // a secret in use cannot be replaced: a clear error, nothing changed
+    let o = kata
+        .args(["secrets:set", &format!("{}=other", secrets[0])])
+        .failure();
+    assert!(o.stderr.contains("could not be replaced"), "{}", o.stderr);
+    assert!(o.stderr.contains("in use"), "docker's words: {}", o.stderr);
+    let o = kata
+        .args(["run", &name, "web", "cat", "/run/secrets/s1"])
+        .success();
+    assert_eq!(o.stdout, "s3cr=t value");
+
+    // ls, ps, mode, docker:services, logs
+    let row = ls_row(&kata, &name).expect("listed");
+    assert_eq!(row["mode"], "swarm", "{row}");
+    assert_eq!(row["running"], true, "{row}");
+    assert_eq!(row["running_containers"], 1, "{row}");
+    let line = kata.arg("ls").success().stdout;
+    let line = line
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap();
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        [name.as_str(), "running", "1/1", "1", "swarm"]
+    );
+    let o = kata.args(["ps", &name, "web", "--json"]).success();
+    let ps: Vec<Value> = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert_eq!(ps[0]["state"], "running");
+    assert!(
+        kata.args(["mode", &name])
+            .success()
+            .stdout
+            .starts_with("swarm (automatic")
+    );
+    let o = kata.args(["docker:services", &name]).success();
+    assert!(o.stdout.contains(&format!("{name}_web")), "{}", o.stdout);
+    wait_for("the service log", Duration::from_secs(30), || {
+        let o = kata.args(["logs", &name, "web", "--tail", "5"]).success();
+        o.stdout.contains("web-is-up")
+    });
+
+    // a new push updates the service
+    app.write("www/index.html", "swarm v2").commit("v2");
+    app.push_ok();
+    wait_for("the new version", Duration::from_secs(60), || {
+        get(port).as_deref() == Some("swarm v2")
+    });
+
+    // stop scales to zero, start brings it back, restart replaces the task
+    kata.args(["stop", &name]).success();
+    wait_for("the stack to stop", Duration::from_secs(60), || {
+        ls_row(&kata, &name).unwrap()["running_containers"] == 0
+    });
+    assert_eq!(ls_row(&kata, &name).unwrap()["running"], false);
+    kata.args(["start", &name]).success();
+    wait_for("the stack to answer again", Duration::from_secs(60), || {
+        get(port).as_deref() == Some("swarm v2")
+    });
+    let before = docker_ok(["ps", "-q", "--filter", &format!("label=kata.app={name}")]);
+    kata.args(["restart", &name, "web"]).success();
+    wait_for("a new task after restart", Duration::from_secs(60), || {
+        let now = docker_ok(["ps", "-q", "--filter", &format!("label=kata.app={name}")]);
+        !now.trim().is_empty() && now != before && get(port).as_deref() == Some("swarm v2")
+    });
+
+    // rm removes the stack, its containers and networks
+    kata.args(["rm", "-f", &name]).success();
+    assert!(ls_row(&kata, &name).is_none());
+    let stacks = docker_ok(["stack", "ls", "--format", "{{.Name}}"]);
+    assert!(!stacks.lines().any(|s| s == name), "{stacks}");
+    for args in [
+        &["ps", "-aq"][..],
+        &["network", "ls", "-q"],
+        &["volume", "ls", "-q"],
+    ] {
+        let mut a = args.to_vec();
+        let filter = format!("label=com.docker.stack.namespace={name}");
+        a.extend(["--filter", &filter]);
+        assert_eq!(docker_ok(&a).trim(), "", "docker {a:?}");
+    }
+
+    // secrets:rm, then they are gone
+    for s in &secrets {
+        let o = kata.args(["secrets:rm", s]).success();
+        assert_eq!(o.stdout, format!("removed {s}\n"));
+    }
+    let listed = kata.arg("secrets:ls").success().stdout;
+    for s in &secrets {
+        assert!(!listed.contains(s.as_str()), "{s} still in\n{listed}");
+    }
+    let o = kata.args(["secrets:rm", &secrets[0]]).failure();
+    assert!(o.stderr.contains(&secrets[0]), "{}", o.stderr);
+}
