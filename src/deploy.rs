@@ -355,6 +355,10 @@ fn run(
         .as_ref()
         .map(|p| release::src(paths, app, p.number).join(".docker-compose.yaml"))
         .filter(|f| f.is_file());
+    let previous_caddy: Option<serde_json::Value> = previous.as_ref().and_then(|p| {
+        let text = std::fs::read(release::dir(paths, app, p.number).join("caddy.json")).ok()?;
+        serde_json::from_slice(&text).ok()
+    });
     release::point_app_at(paths, app, &src)?;
     let plan = rollout::Rollout {
         paths,
@@ -364,6 +368,7 @@ fn run(
         file: &compose_file,
         previous_file: previous_file.as_deref(),
         caddy: caddy_plan.as_ref(),
+        previous_caddy: previous_caddy.as_ref(),
     };
     match compose {
         Some(cli) => rollout::compose(&plan, cli),

@@ -226,6 +226,30 @@ pub fn container_ips(id: &str) -> Result<Vec<String>, DockerError> {
     Ok(out.split_whitespace().map(str::to_owned).collect())
 }
 
+/// Addresses of this node's containers on `docker_gwbridge` (full container
+/// id → IPv4). A swarm task's overlay address cannot be reached from the
+/// host; its gwbridge address can, so Caddy on the host dials that.
+pub fn gwbridge_ips() -> Result<Vec<(String, String)>, DockerError> {
+    let out = docker(&[
+        "network",
+        "inspect",
+        "docker_gwbridge",
+        "--format",
+        "{{range $id, $c := .Containers}}{{$id}} {{$c.IPv4Address}}\n{{end}}",
+    ])?;
+    Ok(parse_gwbridge(&out))
+}
+
+pub fn parse_gwbridge(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let (id, addr) = l.trim().split_once(' ')?;
+            let ip = addr.split('/').next()?;
+            (!ip.is_empty()).then(|| (id.to_owned(), ip.to_owned()))
+        })
+        .collect()
+}
+
 /// Containers of a swarm stack's tasks on this node, as [`Container`]s.
 pub fn containers_of_stack(app: &str) -> Result<Vec<Container>, DockerError> {
     let out = docker(&[
@@ -249,6 +273,18 @@ mod tests {
         assert_eq!(parse_swarm_role("active false\n"), SwarmRole::Worker);
         assert_eq!(parse_swarm_role("inactive false\n"), SwarmRole::None);
         assert_eq!(parse_swarm_role(""), SwarmRole::None);
+    }
+
+    #[test]
+    fn gwbridge_addresses() {
+        let out = "abc123 172.18.0.3/16\nlb-ingress 172.18.0.2/16\n\n";
+        assert_eq!(
+            parse_gwbridge(out),
+            vec![
+                ("abc123".to_owned(), "172.18.0.3".to_owned()),
+                ("lb-ingress".to_owned(), "172.18.0.2".to_owned())
+            ]
+        );
     }
 
     #[test]

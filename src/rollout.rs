@@ -43,6 +43,8 @@ pub struct Rollout<'a> {
     pub previous_file: Option<&'a Path>,
     /// The app's Caddy server (shorthand expanded, dials not yet resolved).
     pub caddy: Option<&'a Value>,
+    /// The live release's server, to route back to its containers on failure.
+    pub previous_caddy: Option<&'a Value>,
 }
 
 impl Rollout<'_> {
@@ -145,6 +147,13 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
             && let Err(re) = compose_cmd(cli, r.app, prev, r.spec, &restore)
         {
             ui::warn(format!("restoring the previous release failed too: {re}"));
+        }
+        // Services recreated in place may have come back at new addresses.
+        if let Some(prev) = r.previous_caddy
+            && let Err(re) = addresses_for(r.app, None, Mode::Compose)
+                .and_then(|addrs| put_server(r.paths, r.settings, r.app, prev, &addrs))
+        {
+            ui::warn(format!("could not route the previous release again: {re}"));
         }
         return Err(e);
     }
@@ -477,16 +486,40 @@ pub fn addresses(
     spec: &AppSpec,
     mode: Mode,
 ) -> Result<BTreeMap<String, Vec<String>>, DeployError> {
-    let mut out: BTreeMap<String, Vec<String>> =
-        spec.services.keys().map(|s| (s.clone(), vec![])).collect();
-    let cs = match mode {
-        Mode::Compose => docker::containers(app)?,
-        Mode::Swarm => docker::containers_of_stack(app)?,
+    addresses_for(app, Some(spec), mode)
+}
+
+/// [`addresses`]; without a spec, for the services that have containers.
+fn addresses_for(
+    app: &str,
+    spec: Option<&AppSpec>,
+    mode: Mode,
+) -> Result<BTreeMap<String, Vec<String>>, DeployError> {
+    let mut out: BTreeMap<String, Vec<String>> = spec
+        .into_iter()
+        .flat_map(|s| s.services.keys())
+        .map(|s| (s.clone(), vec![]))
+        .collect();
+    let (cs, bridge) = match mode {
+        Mode::Compose => (docker::containers(app)?, vec![]),
+        Mode::Swarm => (docker::containers_of_stack(app)?, docker::gwbridge_ips()?),
     };
     for c in cs.iter().filter(|c| c.state == "running") {
-        if let Some(list) = out.get_mut(&c.service)
-            && let Some(ip) = docker::container_ips(&c.id)?.into_iter().next()
-        {
+        if spec.is_none() {
+            out.entry(c.service.clone()).or_default();
+        }
+        let Some(list) = out.get_mut(&c.service) else {
+            continue;
+        };
+        let ip = match mode {
+            Mode::Compose => docker::container_ips(&c.id)?.into_iter().next(),
+            // `docker ps` shows short ids
+            Mode::Swarm => bridge
+                .iter()
+                .find(|(id, _)| id.starts_with(&c.id))
+                .map(|(_, ip)| ip.clone()),
+        };
+        if let Some(ip) = ip {
             list.push(ip);
         }
     }

@@ -190,17 +190,29 @@ fn invalid_server_is_refused_verbatim_and_nothing_stays_half_applied() {
     assert_eq!(caddy.config(), before);
     wait_routed(port, "valid.test", "still here");
 
-    // two servers on one address: Caddy refuses, with kata's hint
-    let clash = unique("clash");
-    let e = admin
-        .put_server(&clash, &proxy_server(port, "clash.test", &backend.addr()))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("listener address repeated"), "{e}");
-    assert!(
-        e.contains("hint: Caddy allows only one server per listen address"),
-        "{e}"
-    );
+    // another server on the same address, or on an overlapping one (which
+    // Caddy itself would accept, letting the more specific one take every
+    // request): refused by kata before sending, naming the owner
+    for listen in [format!("127.0.0.1:{port}"), format!(":{port}")] {
+        let clash = unique("clash");
+        let mut server = proxy_server(port, "clash.test", &backend.addr());
+        server["listen"] = json!([listen]);
+        let e = admin.put_server(&clash, &server).unwrap_err();
+        assert!(matches!(e, CaddyError::ListenTaken { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "caddy.listen: {listen:?} is already taken by Caddy server {app:?} \
+                 (apps.http.servers.{app}), which listens on \"127.0.0.1:{port}\"; \
+                 Caddy runs one server per listen address, so give this app an address \
+                 of its own (nothing was sent to Caddy at {})",
+                caddy.endpoint()
+            )
+        );
+        assert_eq!(caddy.config(), before);
+    }
+    // the app itself may keep its address (a redeploy)
+    admin.put_server(&app, &good).unwrap();
     assert_eq!(caddy.config(), before);
 
     // a refused first write on a Caddy without `apps` creates no parents

@@ -576,12 +576,9 @@ fn single_node_swarm() -> Cleanup {
     guard
 }
 
-/// Swarm mode: `web:8080` must become an address Caddy on the host reaches.
-/// Ignored while it fails: deploy resolves swarm tasks to their overlay
-/// address (`.NetworkSettings.Networks`), which the host cannot reach; the
-/// task's `docker_gwbridge` address does answer (see docs/caddy.md).
+/// Swarm mode: `web:8080` must become an address Caddy on the host reaches:
+/// a task's overlay address cannot be, its `docker_gwbridge` address can.
 #[test]
-#[ignore = "swarm upstreams resolve to overlay addresses the host cannot reach (docs/caddy.md)"]
 fn swarm_app_is_routed_through_caddy() {
     images::ensure_test_images();
     let _engine = engine_exclusive();
