@@ -63,6 +63,16 @@ pub enum Command {
         #[arg(long)]
         caddy: bool,
     },
+    /// List the app templates `kata init` can write.
+    Templates,
+    /// Write a starter app from a template into DIR (default: the current directory).
+    Init {
+        template: String,
+        dir: Option<PathBuf>,
+        /// Overwrite files that already exist.
+        #[arg(long)]
+        force: bool,
+    },
     /// List apps and whether they are running.
     Ls {
         #[arg(long)]

@@ -12,6 +12,7 @@ pub mod expand;
 pub mod names;
 pub mod render;
 pub mod spec;
+pub mod templates;
 pub mod yaml;
 
 // shell

@@ -531,6 +531,17 @@ mod tests {
     }
 
     #[test]
+    fn templates_render() {
+        insta::glob!("../templates", "*/kata-compose.yaml", |path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let (out, warnings) = render_fixture(&text, "demo", Target::V2);
+            let mut shown = format!("# warnings: {warnings:#?}\n");
+            shown.push_str(&out.yaml());
+            insta::assert_snapshot!(shown);
+        });
+    }
+
+    #[test]
     fn rendering_is_deterministic() {
         let text = std::fs::read_to_string("tests/fixtures/spec/edge-cases.yaml").unwrap();
         let a = render_fixture(&text, "demo", Target::V2).0.yaml();

@@ -23,7 +23,7 @@ pub const MAX_COMMAND_LEN: usize = 8 * 1024;
 
 /// Commands that only make sense on the host (they change host settings, keys,
 /// or read arbitrary local files) and are refused over SSH.
-pub const HOST_ONLY: [&str; 7] = [
+pub const HOST_ONLY: [&str; 8] = [
     "setup",
     "setup:ssh",
     "ssh:remove",
@@ -31,6 +31,7 @@ pub const HOST_ONLY: [&str; 7] = [
     "git-hook",
     "validate",
     "render",
+    "init",
 ];
 
 /// What a forced-command invocation asks for.

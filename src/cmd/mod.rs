@@ -7,6 +7,7 @@ pub mod releases;
 pub mod setup;
 pub mod spec;
 pub mod ssh;
+pub mod templates;
 
 use crate::cli::Command;
 
@@ -26,6 +27,12 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
             target,
             caddy,
         } => spec::render(file, app, target, caddy),
+        Templates => templates::list(),
+        Init {
+            template,
+            dir,
+            force,
+        } => templates::init(&template, dir, force),
         Ls { json } => apps::ls(json),
         Ps { app, service, json } => apps::ps(&app, service.as_deref(), json),
         Logs {

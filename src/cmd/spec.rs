@@ -65,7 +65,11 @@ pub fn render(
     }
     if caddy {
         match out.caddy {
-            Some(server) => println!("{}", serde_json::to_string_pretty(&server)?),
+            // exactly what a deploy sends (before service dials are resolved)
+            Some(server) => {
+                let full = crate::caddy::expand(server, &app)?;
+                println!("{}", serde_json::to_string_pretty(&full)?)
+            }
             None => anyhow::bail!("{} has no `caddy:` block", path.display()),
         }
     } else {

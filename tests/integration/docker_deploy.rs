@@ -64,12 +64,7 @@ fn python_example_answers_and_skips_unchanged_requirements(compose: &str) {
     // The example's Caddy server listens on $HTTP_PORT: the admin sets it in
     // the app's config before the first push (never :80 in a test).
     let port = free_port();
-    std::fs::create_dir_all(kata.path(format!("config/{name}"))).unwrap();
-    std::fs::write(
-        kata.path(format!("config/{name}/ENV")),
-        format!("HTTP_PORT={port}\n"),
-    )
-    .unwrap();
+    kata.write_app_config(&name, &format!("HTTP_PORT={port}\n"));
 
     let app = LocalApp::new(&kata, &name).push_env("KATA_COMPOSE", compose);
     app.copy_from(&repo_path("examples/python-hello"))

@@ -10,3 +10,4 @@ mod releases;
 mod render_compose;
 mod ssh_push;
 mod support;
+mod templates;

@@ -32,6 +32,21 @@ fn fixtures(dir: &str) -> Vec<PathBuf> {
     v
 }
 
+/// Every app file that must be valid: the spec's examples and the templates
+/// `kata init` writes.
+fn valid_app_files() -> Vec<PathBuf> {
+    let mut v = fixtures("spec");
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let mut t: Vec<PathBuf> = std::fs::read_dir(&templates)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("kata-compose.yaml"))
+        .collect();
+    t.sort();
+    assert!(t.len() >= 5, "templates missing in {}", templates.display());
+    v.extend(t);
+    v
+}
+
 fn stdout_of(c: &mut Command) -> String {
     let out = c.output().expect("spawn");
     assert!(
@@ -46,7 +61,7 @@ fn stdout_of(c: &mut Command) -> String {
 #[test]
 fn every_valid_fixture_validates() {
     let root = tempfile::tempdir().unwrap();
-    for f in fixtures("spec") {
+    for f in valid_app_files() {
         let out = stdout_of(kata(root.path()).arg("validate").arg(&f));
         assert_eq!(out, "ok\n", "{}", f.display());
     }
@@ -143,8 +158,14 @@ fn invalid_fixture_messages() {
 fn rendered_fixtures_are_accepted_by_real_compose_and_stack() {
     let root = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    for f in fixtures("spec") {
-        let name = f.file_stem().unwrap().to_string_lossy().to_string();
+    for f in valid_app_files() {
+        // templates/<name>/kata-compose.yaml or tests/fixtures/spec/<name>.yaml
+        let name = match f.file_stem().unwrap().to_string_lossy() {
+            stem if stem == "kata-compose" => f.parent().unwrap().file_name().unwrap(),
+            _ => f.file_stem().unwrap(),
+        }
+        .to_string_lossy()
+        .to_string();
         for (target, check) in [
             ("v1", vec!["docker-compose", "-f", "FILE", "config", "-q"]),
             (
@@ -183,4 +204,18 @@ fn rendered_fixtures_are_accepted_by_real_compose_and_stack() {
             );
         }
     }
+}
+
+/// `render --caddy` prints the server object a deploy sends: the shorthand
+/// (`domains`, `service`, `port`, `https`) expanded.
+#[test]
+fn render_caddy_prints_the_expanded_server() {
+    let root = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/python/kata-compose.yaml");
+    let out = stdout_of(
+        kata(root.path())
+            .args(["render", "--caddy", "--app", "shop"])
+            .arg(&file),
+    );
+    insta::assert_snapshot!(out);
 }

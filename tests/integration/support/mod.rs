@@ -395,6 +395,13 @@ impl Kata {
         &self.bin
     }
 
+    /// Writes `config/<app>/ENV` as an admin would before the first push
+    /// (e.g. the port the app's Caddy server listens on: never :80 in a test).
+    pub fn write_app_config(&self, app: &str, env: &str) {
+        std::fs::create_dir_all(self.path(format!("config/{app}"))).unwrap();
+        std::fs::write(self.path(format!("config/{app}/ENV")), env).unwrap();
+    }
+
     /// A new command: `kata` with no arguments yet, run in the root.
     pub fn cmd(&self) -> KataCmd<'_> {
         KataCmd {

@@ -1,0 +1,3 @@
+module kata-go-app
+
+go 1.19
