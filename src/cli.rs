@@ -89,9 +89,11 @@ pub enum Command {
     Logs {
         app: String,
         service: Option<String>,
+        /// Keep printing new lines.
         #[arg(short, long)]
         follow: bool,
-        #[arg(long)]
+        /// Only the last N lines of each container (or `all`).
+        #[arg(long, value_name = "N")]
         tail: Option<String>,
     },
     /// Start a stopped app.
@@ -106,8 +108,10 @@ pub enum Command {
     /// Remove an app; data/ and config/ survive unless --wipe.
     Rm {
         app: String,
+        /// Do not ask (required when there is no terminal to ask on, e.g. over SSH).
         #[arg(short, long)]
         force: bool,
+        /// Also delete data/<app> and config/<app>.
         #[arg(long)]
         wipe: bool,
     },
@@ -131,12 +135,15 @@ pub enum Command {
     /// Create or replace a swarm secret: NAME=VALUE, NAME=@file, or NAME (value on stdin).
     #[command(name = "secrets:set")]
     SecretsSet { spec: String },
+    /// List swarm secrets.
     #[command(name = "secrets:ls")]
     SecretsLs,
+    /// Remove a swarm secret.
     #[command(name = "secrets:rm")]
     SecretsRm { name: String },
     /// Show an app's config (config/<app>/ENV).
     Config { app: String },
+    /// Print one value of an app's config.
     #[command(name = "config:get")]
     ConfigGet { app: String, key: String },
     /// Set K=V pairs and redeploy.
@@ -145,6 +152,7 @@ pub enum Command {
         app: String,
         #[arg(required = true)]
         pairs: Vec<String>,
+        /// Only save; the change takes effect with the next deploy.
         #[arg(long)]
         no_deploy: bool,
     },
@@ -154,6 +162,7 @@ pub enum Command {
         app: String,
         #[arg(required = true)]
         keys: Vec<String>,
+        /// Only save; the change takes effect with the next deploy.
         #[arg(long)]
         no_deploy: bool,
     },
