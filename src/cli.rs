@@ -146,7 +146,7 @@ pub enum Command {
     /// Print one value of an app's config.
     #[command(name = "config:get")]
     ConfigGet { app: String, key: String },
-    /// Set K=V pairs and redeploy.
+    /// Set K=V pairs and redeploy; a bare KEY reads its value from stdin.
     #[command(name = "config:set")]
     ConfigSet {
         app: String,

@@ -426,24 +426,42 @@ fn build_runtimes(
             "-v".into(),
             format!("{}:/data", paths.data(app).display()),
         ];
-        if let Some(env) = out.env.get(name) {
-            for (k, v) in env {
-                // compose form → literal for `docker run`
-                args.push("-e".into());
-                args.push(format!("{k}={}", v.replace("$$", "$")));
-            }
-        }
+        // Values travel in the docker CLI's environment (`-e KEY` alone), not
+        // in its argv, where any user on the host could read config secrets.
+        let mut env: Vec<(String, String)> = out
+            .env
+            .get(name)
+            .into_iter()
+            .flatten()
+            // compose form → literal for `docker run`
+            .map(|(k, v)| (k.clone(), v.replace("$$", "$")))
+            .collect();
         if !spec.build_commands.is_empty() {
+            env.push(("KATA_BUILD_COMMANDS".into(), spec.build_commands.join("\n")));
+        }
+        // ... except the few the docker CLI itself reads
+        let (via_argv, env): (Vec<_>, Vec<_>) = env
+            .into_iter()
+            .partition(|(k, _)| k == "PATH" || k == "HOME" || k.starts_with("DOCKER_"));
+        for (k, v) in &via_argv {
             args.push("-e".into());
-            args.push(format!(
-                "KATA_BUILD_COMMANDS={}",
-                spec.build_commands.join("\n")
-            ));
+            args.push(format!("{k}={v}"));
+        }
+        for (k, _) in &env {
+            args.push("-e".into());
+            args.push(k.clone());
         }
         args.push(rt.image());
         args.push("build".into());
-        docker::stream("docker", &args, &[])
-            .map_err(|e| fail(format!("build of {app} failed in {}: {e}", rt.image())))?;
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        docker::stream("docker", &args, &env).map_err(|e| match e {
+            // its output was streamed above; the command line adds nothing
+            docker::DockerError::Failed { status, .. } => fail(format!(
+                "the build of {app} in {} failed ({status}); its output is above",
+                rt.image()
+            )),
+            e => fail(format!("build of {app} failed in {}: {e}", rt.image())),
+        })?;
     }
     Ok(())
 }

@@ -250,17 +250,51 @@ pub fn parse_gwbridge(out: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Containers of a swarm stack's tasks on this node, as [`Container`]s.
+/// Containers of a swarm stack's current tasks on this node, as
+/// [`Container`]s. Swarm keeps the exited containers of replaced tasks as
+/// history; only tasks whose desired state is `running` count.
 pub fn containers_of_stack(app: &str) -> Result<Vec<Container>, DockerError> {
-    let out = docker(&[
+    let out = stack_container_lines(app)?;
+    // fails when the stack is gone: then no task is current
+    let tasks = docker(&[
+        "stack",
+        "ps",
+        app,
+        "--filter",
+        "desired-state=running",
+        "--quiet",
+        "--no-trunc",
+    ])
+    .unwrap_or_default();
+    Ok(current_task_containers(&out, &tasks))
+}
+
+/// Every container on this node that belongs to stack `app`, history
+/// included (what must be gone before its networks can be removed).
+pub fn all_containers_of_stack(app: &str) -> Result<Vec<Container>, DockerError> {
+    Ok(parse_containers(&stack_container_lines(app)?))
+}
+
+fn stack_container_lines(app: &str) -> Result<String, DockerError> {
+    docker(&[
         "ps",
         "-a",
         "--filter",
         &format!("label=com.docker.stack.namespace={app}"),
         "--format",
-        "{{.ID}}\t{{.Names}}\t{{.Label \"kata.service\"}}\t{{.State}}\t{{.Status}}\t{{.Label \"kata.release\"}}",
-    ])?;
-    Ok(parse_containers(&out))
+        "{{.ID}}\t{{.Names}}\t{{.Label \"kata.service\"}}\t{{.State}}\t{{.Status}}\t{{.Label \"kata.release\"}}\t{{.Label \"com.docker.swarm.task.id\"}}",
+    ])
+}
+
+/// The lines of `ps_out` (whose 7th column is the task id) for the tasks
+/// listed in `task_ids`, parsed.
+pub fn current_task_containers(ps_out: &str, task_ids: &str) -> Vec<Container> {
+    let current: std::collections::HashSet<&str> = task_ids.split_whitespace().collect();
+    let lines: Vec<&str> = ps_out
+        .lines()
+        .filter(|l| l.split('\t').nth(6).is_some_and(|t| current.contains(t)))
+        .collect();
+    parse_containers(&lines.join("\n"))
 }
 
 #[cfg(test)]
@@ -273,6 +307,16 @@ mod tests {
         assert_eq!(parse_swarm_role("active false\n"), SwarmRole::Worker);
         assert_eq!(parse_swarm_role("inactive false\n"), SwarmRole::None);
         assert_eq!(parse_swarm_role(""), SwarmRole::None);
+    }
+
+    #[test]
+    fn only_current_swarm_tasks_count() {
+        let ps = "c1\tshop_web.1.aaa\tweb\trunning\tUp 1 minute\t2\ttask-new\n\
+                  c0\tshop_web.1.bbb\tweb\texited\tExited (0) 1 minute ago\t1\ttask-old\n";
+        let got = current_task_containers(ps, "task-new\n");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id, "c1");
+        assert!(current_task_containers(ps, "").is_empty());
     }
 
     #[test]

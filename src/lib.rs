@@ -11,6 +11,7 @@ pub mod envfile;
 pub mod expand;
 pub mod names;
 pub mod render;
+pub mod secrets;
 pub mod spec;
 pub mod templates;
 pub mod yaml;

@@ -304,7 +304,14 @@ fn parse_root(cx: &mut Ctx, root: &Node) -> Option<AppSpec> {
                 if let Some(m) = cx.map(n, "app") {
                     for (k, v) in m {
                         match k.as_str() {
-                            "name" => spec.app_name = cx.string(v, "app.name"),
+                            "name" => {
+                                spec.app_name = cx.string(v, "app.name");
+                                if let Some(Err(e)) = spec.app_name.as_deref().map(names::app_name)
+                                {
+                                    cx.err(v, format!("`app.name`: {e}"));
+                                    spec.app_name = None;
+                                }
+                            }
                             "runtime" => default_runtime = parse_runtime(cx, v, "app.runtime"),
                             other => cx.warn(v, format!("unknown key `app.{other}` ignored")),
                         }

@@ -5,7 +5,7 @@ use crate::apps::{self, Live};
 use crate::docker::{self, Container};
 use crate::paths::Paths;
 use crate::state::{self, Mode};
-use crate::{lock, settings, ui};
+use crate::{lock, secrets, settings, ui};
 use anyhow::{Context, bail};
 use std::io::{IsTerminal, Read, Write};
 use std::process::Command;
@@ -347,7 +347,7 @@ fn remove_containers(
             // `stack rm` returns before the tasks' containers are gone, and
             // networks and volumes in use cannot be removed.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while !docker::containers_of_stack(app)?.is_empty()
+            while !docker::all_containers_of_stack(app)?.is_empty()
                 && std::time::Instant::now() < deadline
             {
                 std::thread::sleep(std::time::Duration::from_millis(250));
@@ -518,17 +518,10 @@ fn require_swarm(what: &str) -> anyhow::Result<()> {
     }
 }
 
-fn valid_secret_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 64
-        && n.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
-        && n.as_bytes()[0].is_ascii_alphanumeric()
-}
-
 pub fn secrets_set(spec: &str) -> anyhow::Result<i32> {
     let (name, value): (&str, Vec<u8>) = match spec.split_once('=') {
         Some((n, v)) => match v.strip_prefix('@') {
+            // (over SSH, the forced command refuses `@FILE` before this)
             Some(file) => (
                 n,
                 std::fs::read(file).with_context(|| format!("reading {file}"))?,
@@ -541,14 +534,27 @@ pub fn secrets_set(spec: &str) -> anyhow::Result<i32> {
             (spec, buf)
         }
     };
-    anyhow::ensure!(valid_secret_name(name), "invalid secret name {name:?}");
+    anyhow::ensure!(secrets::valid_name(name), "invalid secret name {name:?}");
     require_swarm("secrets:set")?;
     let exists = docker::docker(&["secret", "inspect", name]).is_ok();
-    if exists {
-        docker::docker(&["secret", "rm", name]).with_context(|| {
-            format!("secret {name} exists and could not be replaced (a service may be using it)")
-        })?;
+    if !exists {
+        create_secret(name, &value)?;
+        println!("created {name}");
+        return Ok(0);
     }
+    let users = services_mounting(name)?;
+    if users.is_empty() {
+        docker::docker(&["secret", "rm", name])
+            .with_context(|| format!("secret {name} exists and could not be replaced"))?;
+        create_secret(name, &value)?;
+    } else {
+        replace_in_use(name, &value, &users)?;
+    }
+    println!("replaced {name}");
+    Ok(0)
+}
+
+fn create_secret(name: &str, value: &[u8]) -> anyhow::Result<()> {
     let mut child = Command::new("docker")
         .args(["secret", "create", name, "-"])
         .stdin(std::process::Stdio::piped())
@@ -556,7 +562,7 @@ pub fn secrets_set(spec: &str) -> anyhow::Result<i32> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .context("could not run docker")?;
-    child.stdin.take().expect("piped").write_all(&value)?;
+    child.stdin.take().expect("piped").write_all(value)?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!(
@@ -564,8 +570,72 @@ pub fn secrets_set(spec: &str) -> anyhow::Result<i32> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    println!("{} {name}", if exists { "replaced" } else { "created" });
-    Ok(0)
+    Ok(())
+}
+
+/// Every swarm service that mounts secret `name`, with its mounts of it.
+fn services_mounting(name: &str) -> anyhow::Result<Vec<(String, Vec<secrets::Mount>)>> {
+    let ids = docker::docker(&["service", "ls", "--quiet"])?;
+    let mut users = vec![];
+    for id in ids.split_whitespace() {
+        let out = docker::docker(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.Name}} {{json .Spec.TaskTemplate.ContainerSpec.Secrets}}",
+            id,
+        ])?;
+        let (service, json) = out.trim().split_once(' ').unwrap_or((out.trim(), "null"));
+        let mounts = secrets::mounts_of(json, name)
+            .with_context(|| format!("reading the secrets of service {service}"))?;
+        if !mounts.is_empty() {
+            users.push((service.to_owned(), mounts));
+        }
+    }
+    Ok(users)
+}
+
+/// Replaces a secret that services mount (see `secrets`): they roll onto a
+/// temporary copy of the new value, the secret is recreated, they roll back
+/// onto it. Each step waits for the rolling update to converge.
+fn replace_in_use(
+    name: &str,
+    value: &[u8],
+    users: &[(String, Vec<secrets::Mount>)],
+) -> anyhow::Result<()> {
+    let tmp = secrets::temporary_name(name, std::process::id());
+    let swap = |from: &str, to: &str| -> anyhow::Result<()> {
+        for (service, mounts) in users {
+            ui::info(format!("updating service {service}"));
+            let args = secrets::swap_args(service, from, to, mounts);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            docker::docker(&args)
+                .with_context(|| format!("moving service {service} from secret {from} to {to}"))?;
+        }
+        Ok(())
+    };
+    ui::step(format!(
+        "Replacing secret {name}, used by {}",
+        users
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    create_secret(&tmp, value)?;
+    if let Err(e) = swap(name, &tmp) {
+        // put back what moved; the old value is still in `name`
+        let _ = swap(&tmp, name);
+        let _ = docker::docker(&["secret", "rm", &tmp]);
+        return Err(e.context(format!("secret {name} was not replaced")));
+    }
+    docker::docker(&["secret", "rm", name])?;
+    create_secret(name, value)?;
+    swap(&tmp, name).with_context(|| {
+        format!("secret {name} holds the new value, but some services still use {tmp}")
+    })?;
+    docker::docker(&["secret", "rm", &tmp])?;
+    Ok(())
 }
 
 pub fn secrets_ls() -> anyhow::Result<i32> {
@@ -574,7 +644,7 @@ pub fn secrets_ls() -> anyhow::Result<i32> {
 }
 
 pub fn secrets_rm(name: &str) -> anyhow::Result<i32> {
-    anyhow::ensure!(valid_secret_name(name), "invalid secret name {name:?}");
+    anyhow::ensure!(secrets::valid_name(name), "invalid secret name {name:?}");
     require_swarm("secrets:rm")?;
     docker::docker(&["secret", "rm", name])?;
     println!("removed {name}");

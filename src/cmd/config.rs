@@ -14,16 +14,25 @@ fn existing(paths: &Paths, raw: &str) -> anyhow::Result<String> {
     Ok(app)
 }
 
+/// An app that was pushed, or that has config set before its first push.
+fn configured(paths: &Paths, raw: &str) -> anyhow::Result<String> {
+    let app = super::app_arg(raw)?;
+    if !apps::exists(paths, &app) && !paths.config(&app).is_dir() {
+        bail!("app {app:?} does not exist");
+    }
+    Ok(app)
+}
+
 pub fn show(app: &str) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
-    let app = existing(&paths, app)?;
+    let app = configured(&paths, app)?;
     print!("{}", envfile::render(&envfile::read_config(&paths, &app)?));
     Ok(0)
 }
 
 pub fn get(app: &str, key: &str) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
-    let app = existing(&paths, app)?;
+    let app = configured(&paths, app)?;
     match envfile::read_config(&paths, &app)?.get(key) {
         Some(v) => {
             println!("{v}");
@@ -33,16 +42,44 @@ pub fn get(app: &str, key: &str) -> anyhow::Result<i32> {
     }
 }
 
-/// Parses `K=V` arguments; the value is everything after the first `=`.
-pub fn parse_pairs(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+/// Parses `K=V` arguments; the value is everything after the first `=`. One
+/// bare `K` takes its value from `stdin` (one trailing newline dropped), so
+/// values with newlines can be set over SSH, whose commands are one line.
+pub fn parse_pairs(
+    pairs: &[String],
+    stdin: impl FnOnce() -> std::io::Result<String>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let bare: Vec<&String> = pairs.iter().filter(|p| !p.contains('=')).collect();
+    anyhow::ensure!(
+        bare.len() <= 1,
+        "only one KEY may take its value from stdin; got {}",
+        bare.iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut stdin = Some(stdin);
     pairs
         .iter()
         .map(|p| {
-            let (k, v) = p
-                .split_once('=')
-                .with_context(|| format!("expected KEY=VALUE, got {p:?}"))?;
+            let (k, v) = match p.split_once('=') {
+                Some((k, v)) => (k, v.to_owned()),
+                None => {
+                    let read = stdin.take().expect("one bare key at most");
+                    let mut v = read().context("reading the value from stdin")?;
+                    anyhow::ensure!(
+                        !v.is_empty(),
+                        "expected KEY=VALUE, got {p:?} and no value on stdin \
+                         (`{p}=` sets an empty value)"
+                    );
+                    if v.ends_with('\n') {
+                        v.pop();
+                    }
+                    (p.as_str(), v)
+                }
+            };
             anyhow::ensure!(envfile::is_key(k), "invalid variable name {k:?}");
-            Ok((k.to_owned(), v.to_owned()))
+            Ok((k.to_owned(), v))
         })
         .collect()
 }
@@ -56,30 +93,62 @@ fn change(
 ) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
-    let _lock = lock::exclusive(&paths.app_lock(&app), || {
-        ui::info(format!("another deploy of {app} is running; waiting"))
-    })?;
-    let mut env = envfile::read_config(&paths, &app)?;
+    change_config(&paths, &app, deploy, edit)
+}
+
+fn change_config(
+    paths: &Paths,
+    app: &str,
+    deploy: bool,
+    edit: impl FnOnce(&mut Env) -> Vec<String>,
+) -> anyhow::Result<i32> {
+    // Taking the app lock creates the app's state dir, which would make an
+    // app that was never pushed look deployed: only existing apps take it.
+    let _lock = if apps::exists(paths, app) {
+        Some(lock::exclusive(&paths.app_lock(app), || {
+            ui::info(format!("another deploy of {app} is running; waiting"))
+        })?)
+    } else {
+        None
+    };
+    let mut env = envfile::read_config(paths, app)?;
     let before = env.clone();
     let changed = edit(&mut env);
     if env == before {
         println!("no change");
         return Ok(0);
     }
-    let file = envfile::config_file(&paths, &app);
+    let file = envfile::config_file(paths, app);
+    std::fs::create_dir_all(paths.config(app))?;
     fsutil::write_atomic_mode(&file, envfile::render(&env).as_bytes(), Some(0o600))?;
     for c in changed {
         ui::info(c);
     }
-    if deploy && apps::live(&paths, &app)?.is_some() {
-        crate::deploy::redeploy(&paths, &app)?;
+    if deploy && apps::live(paths, app)?.is_some() {
+        crate::deploy::redeploy(paths, app)?;
     }
     Ok(0)
 }
 
+/// Unlike the other commands, `set` also works before an app's first push
+/// (secrets such as a database password must be there for the first deploy);
+/// it then creates only `config/<app>/ENV`.
 pub fn set(app: &str, pairs: &[String], deploy: bool) -> anyhow::Result<i32> {
-    let pairs = parse_pairs(pairs)?;
-    change(app, deploy, |env| {
+    let paths = Paths::from_env();
+    let app = super::app_arg(app)?;
+    let pairs = parse_pairs(pairs, || {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            return Ok(String::new()); // nobody is piping a value: refuse, don't wait
+        }
+        std::io::read_to_string(std::io::stdin())
+    })?;
+    if !apps::exists(&paths, &app) {
+        ui::info(format!(
+            "{app} has not been pushed yet; these values apply to its first deploy"
+        ));
+    }
+    change_config(&paths, &app, deploy, |env| {
         pairs
             .into_iter()
             .map(|(k, v)| {
@@ -121,4 +190,40 @@ pub fn stack(app: &str) -> anyhow::Result<i32> {
 
 pub fn docker(app: &str) -> anyhow::Result<i32> {
     live_file(app, apps::Live::compose_file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn pairs_split_at_the_first_equals_sign() {
+        let got = parse_pairs(&args(&["A=1", "B=x=y", "C="]), || unreachable!()).unwrap();
+        assert_eq!(
+            got,
+            [("A", "1"), ("B", "x=y"), ("C", "")].map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+    }
+
+    #[test]
+    fn one_bare_key_reads_its_value_from_stdin() {
+        let got = parse_pairs(&args(&["A=1", "CERT"]), || Ok("line 1\nline 2\n".into())).unwrap();
+        assert_eq!(got[1], ("CERT".to_owned(), "line 1\nline 2".to_owned()));
+        let err = parse_pairs(&args(&["A", "B"]), || Ok(String::new())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "only one KEY may take its value from stdin; got A, B"
+        );
+        let err = parse_pairs(&args(&["K"]), || Ok(String::new())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expected KEY=VALUE, got \"K\" and no value on stdin (`K=` sets an empty value)"
+        );
+        let err = parse_pairs(&args(&["1X=2"]), || unreachable!()).unwrap_err();
+        assert_eq!(err.to_string(), "invalid variable name \"1X\"");
+    }
 }

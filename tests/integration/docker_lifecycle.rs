@@ -293,6 +293,19 @@ fn lifecycle_commands_work_end_to_end(compose: &str) {
     app.push_ok();
     wait_body(&name, "web", 8080, "/", "life v1", 30);
 
+    // config:stack and config:docker print the live release's files
+    let o = kata.args(["config:stack", &name]).success();
+    assert_eq!(o.stdout, lifecycle_yaml());
+    let o = kata.args(["config:docker", &name]).success();
+    let compose =
+        std::fs::read_to_string(kata.path(format!("app/{name}/.docker-compose.yaml"))).unwrap();
+    assert_eq!(o.stdout, compose);
+    assert!(
+        o.stdout.contains(&format!("name: {name}_app_r1")),
+        "{}",
+        o.stdout
+    );
+
     // ls: table and JSON
     let row = ls_row(&kata, &name).expect("app listed");
     assert_eq!(row["running"], true, "{row}");

@@ -158,16 +158,33 @@ fn swarm_mode_deploys_a_stack_with_secrets_and_manages_it() {
             .success();
         assert_eq!(o.stdout, *want);
     }
-    // a secret in use cannot be replaced: a clear error, nothing changed
+    // a secret in use is replaced too: the service rolls onto the new value
+    // and keeps serving, and no temporary secret is left behind
     let o = kata
-        .args(["secrets:set", &format!("{}=other", secrets[0])])
-        .failure();
-    assert!(o.stderr.contains("could not be replaced"), "{}", o.stderr);
-    assert!(o.stderr.contains("in use"), "docker's words: {}", o.stderr);
-    let o = kata
-        .args(["run", &name, "web", "cat", "/run/secrets/s1"])
+        .args(["secrets:set", &format!("{}=other value", secrets[0])])
         .success();
-    assert_eq!(o.stdout, "s3cr=t value");
+    assert!(
+        o.stdout.ends_with(&format!("replaced {}\n", secrets[0])),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains(&format!("{name}_web")), "{}", o.stdout);
+    wait_for(
+        "the replaced secret in the container",
+        Duration::from_secs(60),
+        || {
+            kata.args(["run", &name, "web", "cat", "/run/secrets/s1"])
+                .outcome()
+                .stdout
+                == "other value"
+        },
+    );
+    let listed = docker_ok(["secret", "ls", "--format", "{{.Name}}"]);
+    assert!(!listed.contains(".kata-"), "{listed}");
+    assert!(listed.lines().any(|l| l == secrets[0]), "{listed}");
+    wait_for("the stack to answer again", Duration::from_secs(60), || {
+        get(port).as_deref() == Some("swarm v1")
+    });
 
     // ls, ps, mode, docker:services, logs
     let row = ls_row(&kata, &name).expect("listed");

@@ -849,8 +849,57 @@ fn ssh_without_a_command_prints_help_and_kata_commands_run() {
     assert_eq!(v[0]["fingerprint"], sshd.key.fingerprint());
 
     let o = sshd.ssh(&sshd.key, Some("ls"));
+    assert!(o.status.success(), "{o:?}");
+    assert!(o.stdout.starts_with("APP "), "{}", o.stdout);
+
+    // `@FILE` would read a file on the host: refused over SSH
+    let o = sshd.ssh(&sshd.key, Some("secrets:set leak=@/etc/passwd"));
+    assert!(!o.status.success(), "{o:?}");
     assert!(
-        !o.stderr.contains("not available") && !o.stderr.contains("unknown command"),
-        "{o:?}"
+        o.stderr
+            .contains("reads a file on the host; over SSH give the value on stdin"),
+        "{}",
+        o.stderr
     );
+}
+
+/// Config values reach kata exactly over SSH: spaces, quotes and `=` inside a
+/// one-line command, newlines through stdin (`config:set APP KEY`). The app
+/// has not been pushed yet: values set before the first push are kept for it.
+#[test]
+fn config_values_round_trip_over_ssh() {
+    let sshd = Sshd::start();
+    let app = unique("cfg");
+    let o = sshd.ssh(
+        &sshd.key,
+        Some(&format!(
+            r#"config:set {app} 'SPACES=a b  c' "QUOTES=it's \"q\"" EQ=x=y=z EMPTY="#
+        )),
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(o.stdout.contains("has not been pushed yet"), "{}", o.stdout);
+
+    let pem = "-----BEGIN KEY-----\nab'c\"d $HOME\n-----END KEY-----";
+    let o = sshd.ssh_stdin(
+        &sshd.key,
+        &format!("config:set {app} CERT"),
+        format!("{pem}\n").as_bytes(),
+    );
+    assert!(o.status.success(), "{o:?}");
+
+    for (key, want) in [
+        ("SPACES", "a b  c"),
+        ("QUOTES", r#"it's "q""#),
+        ("EQ", "x=y=z"),
+        ("EMPTY", ""),
+        ("CERT", pem),
+    ] {
+        let o = sshd.ssh(&sshd.key, Some(&format!("config:get {app} {key}")));
+        assert!(o.status.success(), "{key}: {o:?}");
+        assert_eq!(o.stdout, format!("{want}\n"), "{key}");
+    }
+    // Not an app yet: nothing but its config was created.
+    let o = sshd.ssh(&sshd.key, Some("ls --json"));
+    assert!(o.status.success(), "{o:?}");
+    assert!(!o.stdout.contains(&app), "{}", o.stdout);
 }

@@ -342,6 +342,12 @@ impl Sshd {
         Outcome::from_output(output_with_timeout(&mut c, None, TIMEOUT))
     }
 
+    /// `ssh` with `stdin` fed to the remote command.
+    pub fn ssh_stdin(&self, key: &Key, remote_command: &str, stdin: &[u8]) -> Outcome {
+        let mut c = self.ssh_command(key, Some(remote_command));
+        Outcome::from_output(output_with_timeout(&mut c, Some(stdin), TIMEOUT))
+    }
+
     /// `GIT_SSH_COMMAND` for `key`; with `port`, for scp-like URLs.
     pub fn git_ssh_command(&self, key: &Key, with_port: bool) -> String {
         let mut words = vec!["ssh".to_owned()];
