@@ -578,6 +578,8 @@ fn single_node_swarm() -> Cleanup {
 
 /// Swarm mode: `web:8080` must become an address Caddy on the host reaches:
 /// a task's overlay address cannot be, its `docker_gwbridge` address can.
+/// kata's health check gates swarm's start-first updates: a failing release
+/// is rolled back and never takes traffic.
 #[test]
 fn swarm_app_is_routed_through_caddy() {
     images::ensure_test_images();
@@ -594,4 +596,72 @@ fn swarm_app_is_routed_through_caddy() {
     let out = app.push_ok();
     assert!(out.stderr.contains("Mode: swarm"), "{}", out.stderr);
     wait_routed(port, &host, "from swarm");
+
+    // kata's health check becomes the service's: a release that passes it
+    // takes over...
+    let checked = |path: &str| {
+        httpd_yaml(&shorthand(&host, port)).replace(
+            "    volumes:\n",
+            &format!("    healthcheck:\n      path: {path}\n      interval: 1s\n      attempts: 3\n    volumes:\n"),
+        )
+    };
+    app.write("kata-compose.yaml", &checked("/index.html"))
+        .write("www/index.html", "healthy v2")
+        .commit("v2");
+    app.push_ok();
+    wait_routed(port, &host, "healthy v2");
+    // ...one that fails it is rolled back by swarm (start-first, so the old
+    // task kept serving), the push fails, and Caddy still routes v2
+    app.write("kata-compose.yaml", &checked("/missing.html"))
+        .write("www/index.html", "broken v3")
+        .commit("v3");
+    let out = app.push_fails();
+    assert!(
+        out.stderr.contains("remote: error: deploy of"),
+        "{}",
+        out.stderr
+    );
+    wait_routed(port, &host, "healthy v2");
+    for _ in 0..20 {
+        assert_eq!(http_get(port, &host, "/").2, "healthy v2");
+    }
+}
+
+/// `instances: 2`: Caddy dials both replicas, and a blue/green redeploy
+/// replaces both.
+#[test]
+fn every_replica_is_an_upstream() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let caddy = Caddy::start();
+    let kata = kata_for(caddy.endpoint());
+    let name = unique("replicas");
+    let host = format!("{name}.test");
+    let port = free_port();
+    let app = LocalApp::new(&kata, &name);
+    let two = |body: &str| {
+        app.write(
+            "kata-compose.yaml",
+            &httpd_yaml(&shorthand(&host, port))
+                .replace("    volumes:\n", "    instances: 2\n    volumes:\n"),
+        )
+        .write("www/index.html", body)
+        .commit(body);
+    };
+    for version in ["r1", "r2"] {
+        two(version);
+        app.push_ok();
+        wait_routed(port, &host, version);
+        let ups = web_upstreams(&name);
+        assert_eq!(ups.len(), 2, "{ups:?}");
+        let live = servers(&caddy)[&name].clone();
+        let mut got = dials(&live);
+        got.sort();
+        let mut want = ups.clone();
+        want.sort();
+        assert_eq!(got, want);
+        for _ in 0..10 {
+            assert_eq!(http_get(port, &host, "/").2, version);
+        }
+    }
 }

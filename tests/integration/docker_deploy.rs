@@ -100,6 +100,14 @@ fn python_example_answers_and_skips_unchanged_requirements(compose: &str) {
     app.write("app.py", &code.replace("Hello from kata", "Hello again"))
         .commit("again");
     let out = app.push_ok();
+    // the runtime image is reused, not rebuilt
+    assert!(
+        out.stderr
+            .contains("remote: -----> Runtime image kata/python")
+            && out.stderr.contains("remote:        up to date"),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr
             .contains("remote:        requirements.txt unchanged; skipping install"),

@@ -82,7 +82,8 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// Every path under `root` with its type and size, without following links.
+/// Every path under `root` with its type, permissions and (for files) a hash
+/// of its content, without following links.
 fn snapshot(root: &Path) -> BTreeSet<String> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeSet<String>) {
         for e in std::fs::read_dir(dir).unwrap() {
@@ -96,9 +97,15 @@ fn snapshot(root: &Path) -> BTreeSet<String> {
             } else {
                 "f"
             };
+            let content = if kind == "f" {
+                use sha2::{Digest, Sha256};
+                hex::encode(Sha256::digest(std::fs::read(&p).unwrap()))
+            } else {
+                String::new()
+            };
             out.insert(format!(
-                "{kind} {rel} {}",
-                if kind == "f" { meta.len() } else { 0 }
+                "{kind} {rel} {:o} {content}",
+                meta.permissions().mode() & 0o7777
             ));
             if kind == "d" {
                 walk(base, &p, out);
