@@ -615,3 +615,51 @@ fn config_changes_the_running_environment_v2() {
 fn config_changes_the_running_environment_v1() {
     config_changes_the_running_environment("v1");
 }
+
+/// `rm` without `-f` asks on a terminal (a real pty from `script`) and
+/// removes only when the app's name is typed back; without a terminal it
+/// refuses.
+#[test]
+fn rm_asks_for_the_app_name_on_a_terminal() {
+    let kata = Kata::setup();
+    let name = unique("ask");
+    std::fs::create_dir_all(kata.path(format!("repos/{name}"))).unwrap();
+    std::fs::create_dir_all(kata.path(format!("data/{name}"))).unwrap();
+    let on_a_terminal = |answer: &str| {
+        let mut c = std::process::Command::new("script");
+        c.args(["-q", "-e", "-c"])
+            .arg(format!("{} rm {name}", kata.bin().display()))
+            .arg("/dev/null")
+            .env("KATA_ROOT", kata.root());
+        let out = crate::support::output_with_timeout(
+            &mut c,
+            Some(format!("{answer}\n").as_bytes()),
+            Duration::from_secs(60),
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    let o = kata.args(["rm", &name]).failure();
+    assert!(
+        o.stderr.contains("without --force (no terminal to ask on)"),
+        "{}",
+        o.stderr
+    );
+    let (code, out) = on_a_terminal("not-the-name");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("Type the app name to confirm"), "{out}");
+    assert!(out.contains("not removed"), "{out}");
+    assert!(kata.path(format!("repos/{name}")).is_dir());
+
+    let (code, out) = on_a_terminal(&name);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("Removing {name}")), "{out}");
+    assert!(!kata.path(format!("repos/{name}")).exists());
+    assert!(
+        kata.path(format!("data/{name}")).is_dir(),
+        "data survives rm without --wipe"
+    );
+}
