@@ -101,6 +101,51 @@ fn static_template_deploys() {
     );
 }
 
+/// The nodejs and go runtime images install Debian's `nodejs`/`npm` and
+/// `golang-go` into the base image when it lacks them (apt reaches Debian's
+/// mirrors; no container registry is needed).
+#[test]
+fn nodejs_template_deploys_and_skips_an_unchanged_package_json() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let caddy = Caddy::start();
+    let kata = Kata::setup();
+    let name = unique("tnode");
+    let want = format!("{name} runs on kata (nodejs)\n");
+    let (app, port) = init_and_push(&kata, &caddy, "nodejs", &name, &want);
+
+    let code = std::fs::read_to_string(app.dir().join("server.js")).unwrap();
+    app.write(
+        "server.js",
+        &code.replace("runs on kata", "runs again on kata"),
+    )
+    .commit("again");
+    let out = app.push_ok();
+    assert!(
+        out.stderr
+            .contains("package.json unchanged; skipping npm install"),
+        "{}",
+        out.stderr
+    );
+    let again = format!("{name} runs again on kata (nodejs)\n");
+    wait_for(
+        "the new code through caddy",
+        Duration::from_secs(60),
+        || caddy_get(port, &format!("{name}.test"), "/").2 == again,
+    );
+}
+
+#[test]
+fn go_template_deploys() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let caddy = Caddy::start();
+    let kata = Kata::setup();
+    let name = unique("tgo");
+    let want = format!("{name} runs on kata (go)\n");
+    init_and_push(&kata, &caddy, "go", &name, &want);
+}
+
 #[test]
 fn templates_are_listed_and_unknown_ones_refused() {
     let kata = Kata::new();
