@@ -131,6 +131,7 @@ pub fn deploy_release(
             rel.status = Status::Live;
             release::save(paths, app, &rel)?;
             prune(paths, app, settings.keep_releases);
+            crate::runtime::prune_replaced();
             ui::step(format!("Release {n} of {app} is live"));
             Ok(n)
         }

@@ -71,6 +71,19 @@ pub fn ensure(rt: Runtime, base_image: &str) -> Result<bool, DockerError> {
     Ok(true)
 }
 
+/// Removes runtime images that a rebuild untagged and no container uses any
+/// more (run after a deploy has stopped the old containers). Best effort:
+/// never fails a deploy.
+pub fn prune_replaced() {
+    let _ = docker::docker(&[
+        "image",
+        "prune",
+        "--force",
+        "--filter",
+        "label=kata.runtime.hash",
+    ]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,11 @@
 //! answer through a real Caddy on its host name.
 
 use crate::support::caddy::{Caddy, http_get as caddy_get};
-use crate::support::images::{self, BUSYBOX};
+use crate::support::images::{self, BUSYBOX, DEBIAN};
 use crate::support::push::LocalApp;
-use crate::support::{Kata, engine_shared, free_port, unique, wait_for};
+use crate::support::{
+    Kata, docker_ok, engine_exclusive, engine_shared, free_port, unique, wait_for,
+};
 use std::time::Duration;
 
 /// Pushes `template` as app `name` (Caddy listening on a free port for host
@@ -144,6 +146,45 @@ fn go_template_deploys() {
     let name = unique("tgo");
     let want = format!("{name} runs on kata (go)\n");
     init_and_push(&kata, &caddy, "go", &name, &want);
+}
+
+/// A runtime image rebuilt for a new base image replaces the old one: once
+/// the deploy has removed the old containers, no untagged copy is left.
+/// Exclusive engine: no other test's container may hold an old image.
+#[test]
+fn rebuilt_runtime_images_leave_no_untagged_copies() {
+    images::ensure_test_images();
+    let _engine = engine_exclusive();
+    let caddy = Caddy::start();
+    let kata = Kata::setup();
+    kata.args(["setup", "--base-image", DEBIAN]).success();
+    let name = unique("trebuild");
+    let (app, port) = init_and_push(&kata, &caddy, "static", &name, "Deployed with kata");
+
+    kata.args(["setup", "--base-image", BUSYBOX]).success();
+    app.write("public/index.html", "rebuilt\n")
+        .commit("rebuilt");
+    let out = app.push_ok();
+    assert!(
+        !out.stderr.contains("remote:        up to date"),
+        "{}",
+        out.stderr
+    );
+    wait_for("the rebuilt app", Duration::from_secs(60), || {
+        caddy_get(port, &format!("{name}.test"), "/").2 == "rebuilt\n"
+    });
+    let left = docker_ok([
+        "images",
+        "--quiet",
+        "--filter",
+        "dangling=true",
+        "--filter",
+        "label=kata.runtime.hash",
+    ]);
+    assert!(
+        left.trim().is_empty(),
+        "untagged runtime images left: {left}"
+    );
 }
 
 #[test]
