@@ -318,7 +318,9 @@ fn hook(app: &str) -> anyhow::Result<i32> {
     match crate::deploy::deploy_commit(&paths, &app, &commit) {
         Ok(()) => Ok(0),
         Err(e) => {
-            eprintln!("error: deploy of {app} ({short}) failed: {e}");
+            // a blank line first: the last output (a build step's, say) may
+            // not end in a newline, and the error must start a line of its own
+            eprintln!("\nerror: deploy of {app} ({short}) failed: {e}");
             Ok(1)
         }
     }

@@ -202,11 +202,11 @@ fn failing_docker_calls_fail_the_push_and_keep_the_previous_version(compose: &st
         "good version",
     );
     // A build step that fails (in the python runtime image): its output is
-    // shown (the needle is what printf prints, not the command's text), and
-    // nothing is started.
+    // shown (the needle is what printf prints, not the command's text; no
+    // newline, yet kata's error still starts a line), and nothing is started.
     push_fails_with(
         &app,
-        "build:\n  commands: ['printf \"build-%s-broke\\n\" step; exit 5']\nservices:\n  web:\n    runtime: python\n    command: python3 -m http.server 8080\n",
+        "build:\n  commands: ['printf \"build-%s-broke\" step; exit 5']\nservices:\n  web:\n    runtime: python\n    command: python3 -m http.server 8080\n",
         "build-step-broke",
         "good version",
     );
