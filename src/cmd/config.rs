@@ -14,13 +14,13 @@ fn existing(paths: &Paths, raw: &str) -> anyhow::Result<String> {
     Ok(app)
 }
 
-/// An app that was pushed, or that has config set before its first push.
+/// An [`existing`] app, or one with config set before its first push.
 fn configured(paths: &Paths, raw: &str) -> anyhow::Result<String> {
     let app = super::app_arg(raw)?;
-    if !apps::exists(paths, &app) && !paths.config(&app).is_dir() {
-        bail!("app {app:?} does not exist");
+    if paths.config(&app).is_dir() {
+        return Ok(app);
     }
-    Ok(app)
+    existing(paths, &app)
 }
 
 pub fn show(app: &str) -> anyhow::Result<i32> {
