@@ -50,8 +50,23 @@ pub enum Command {
     /// Post-receive hook entry point (reads `old new ref` lines on stdin).
     #[command(name = "git-hook", hide = true)]
     GitHook { app: String },
-    /// Check a kata-compose.yaml and print `ok` or every error.
-    Validate { file: Option<PathBuf> },
+    /// Check a kata-compose.yaml and print `ok` or every error; with
+    /// `--target`, also what the file means on that target: every change kata
+    /// makes, as a positioned warning.
+    Validate {
+        file: Option<PathBuf>,
+        /// Render for this target too (repeatable: v2, v1, stack).
+        #[arg(long, value_enum)]
+        target: Vec<crate::render::Target>,
+        /// The app whose config (`config:set` values) fills `.env`-style
+        /// references; default: `app.name` in the file.
+        #[arg(long)]
+        app: Option<String>,
+        /// Read the config values from this KEY=VALUE file instead (e.g. the
+        /// `.env` the compose file was written for).
+        #[arg(long)]
+        env_file: Option<PathBuf>,
+    },
     /// Print the compose file a deploy would write, without deploying.
     Render {
         file: Option<PathBuf>,

@@ -324,6 +324,13 @@ fn run(
     for w in &out.warnings {
         ui::warn(w);
     }
+    if !out.errors.is_empty() {
+        let lines: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
+        return Err(fail(lines.join("\n")));
+    }
+    // Services of inactive profiles are not part of this release.
+    let mut spec = spec;
+    spec.services.retain(|name, _| out.deploys(name));
     let caddy_plan = match &out.caddy {
         Some(server) => Some(caddy::expand(server.clone(), app)?),
         None => None,

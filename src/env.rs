@@ -28,17 +28,16 @@ pub fn base(app: &str, paths: &Paths, puid: u32, pgid: u32) -> Vec<(String, Stri
     ]
 }
 
-/// Layers in precedence order; later layers win, keeping first-seen key order.
-pub fn layer<'a>(
-    layers: impl IntoIterator<Item = &'a [(String, String)]>,
-) -> IndexMap<String, String> {
-    let mut out = IndexMap::new();
-    for layer in layers {
-        for (k, v) in layer {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    out
+/// One variable as a layer sets it: a value (a template in compose form), or
+/// `None` for a key written without one (`- KEY`, `KEY:`), which takes the
+/// value the layers below give it, as compose takes it from `.env`.
+pub type Entry = (String, Option<String>);
+
+/// A layer of plain values (base variables, the ENV file, top-level `environment:`).
+pub fn values(vars: &[(String, String)]) -> Vec<Entry> {
+    vars.iter()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect()
 }
 
 /// The ENV file's values as data (escaped), ready to be a layer.
@@ -46,21 +45,87 @@ pub fn literal_layer(env: &Env) -> Vec<(String, String)> {
     env.iter().map(|(k, v)| (k.clone(), escape(v))).collect()
 }
 
-/// Expands every value against the map itself. References to unknown names
-/// (and self-references) stay for compose.
-pub fn resolve(map: &IndexMap<String, String>) -> IndexMap<String, String> {
-    map.iter()
-        .map(|(k, v)| (k.clone(), expand_in(v, map, 8)))
-        .collect()
+/// A reference that kata resolves differently from compose: `key`'s value
+/// names `name`, which the top layer (the service) sets itself; compose
+/// would read `name` from `.env` (kata's lower layers) instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnReference {
+    pub key: String,
+    pub name: String,
 }
 
-fn expand_in(v: &str, map: &IndexMap<String, String>, depth: u32) -> String {
-    if depth == 0 {
-        return v.to_owned();
+/// The merged environment: later layers win, keys keep first-seen order.
+/// Values are expanded against the merged map; a value that names its own
+/// key (`ATTRS: ${ATTRS},tier=web`) reads the layers below, once. A bare key
+/// nothing below sets is empty. References to unknown names (and cycles)
+/// stay for compose.
+pub fn resolve(layers: &[Vec<Entry>]) -> (IndexMap<String, String>, Vec<OwnReference>) {
+    let mut defs: IndexMap<&str, Vec<(usize, Option<&str>)>> = IndexMap::new();
+    for (i, layer) in layers.iter().enumerate() {
+        for (k, v) in layer {
+            defs.entry(k.as_str()).or_default().push((i, v.as_deref()));
+        }
     }
-    expand(v, &|name| {
-        map.get(name).map(|inner| expand_in(inner, map, depth - 1))
-    })
+    let r = Resolver {
+        defs: &defs,
+        top: layers.len().saturating_sub(1),
+        busy: Default::default(),
+        own: Default::default(),
+    };
+    let map = defs
+        .keys()
+        .map(|k| (k.to_string(), r.value(k, usize::MAX).unwrap_or_default()))
+        .collect();
+    (map, r.own.into_inner())
+}
+
+struct Resolver<'a> {
+    defs: &'a IndexMap<&'a str, Vec<(usize, Option<&'a str>)>>,
+    /// The layer whose references [`OwnReference`] reports.
+    top: usize,
+    busy: std::cell::RefCell<Vec<(String, usize)>>,
+    own: std::cell::RefCell<Vec<OwnReference>>,
+}
+
+impl Resolver<'_> {
+    /// `key` as the layers below `below` define it.
+    fn value(&self, key: &str, below: usize) -> Option<String> {
+        let &(layer, template) = self.defs.get(key)?.iter().rev().find(|(l, _)| *l < below)?;
+        let Some(template) = template else {
+            return Some(self.value(key, layer).unwrap_or_default());
+        };
+        let mark = (key.to_owned(), layer);
+        if self.busy.borrow().contains(&mark) || self.busy.borrow().len() > 64 {
+            return None; // a cycle: left as written
+        }
+        self.busy.borrow_mut().push(mark);
+        let out = expand(template, &|name| {
+            if name == key {
+                return self.value(key, layer);
+            }
+            let v = self.value(name, usize::MAX);
+            let own = self.defs[key].last().is_some_and(|(l, _)| *l == layer)
+                && layer == self.top
+                && self.top > 0
+                && self
+                    .defs
+                    .get(name)
+                    .and_then(|d| d.last())
+                    .is_some_and(|(l, _)| *l == self.top);
+            if own && v != self.value(name, self.top) {
+                let r = OwnReference {
+                    key: key.to_owned(),
+                    name: name.to_owned(),
+                };
+                if !self.own.borrow().contains(&r) {
+                    self.own.borrow_mut().push(r);
+                }
+            }
+            v
+        });
+        self.busy.borrow_mut().pop();
+        Some(out)
+    }
 }
 
 /// A lookup over a resolved map, for expanding other strings.
@@ -79,6 +144,13 @@ mod tests {
             .collect()
     }
 
+    fn entries(pairs: &[(&str, Option<&str>)]) -> Vec<Entry> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
+            .collect()
+    }
+
     #[test]
     fn precedence_and_expansion() {
         let base = kv(&[("PUID", "1000"), ("PORT", "1")]);
@@ -92,17 +164,55 @@ mod tests {
         file.insert("PASS".into(), "pa$word".into());
         let file = literal_layer(&file);
         let svc = kv(&[("ME", "${PUID}-${MISSING:-d}"), ("SELF", "$SELF")]);
-        let merged = resolve(&layer([
-            base.as_slice(),
-            top.as_slice(),
-            file.as_slice(),
-            svc.as_slice(),
-        ]));
+        let (merged, own) = resolve(&[values(&base), values(&top), values(&file), values(&svc)]);
         assert_eq!(merged["PORT"], "9000");
         assert_eq!(merged["URL"], "http://x:9000/");
         assert_eq!(merged["LIT"], "$$HOME");
         assert_eq!(merged["PASS"], "pa$$word");
         assert_eq!(merged["ME"], "1000-d");
-        assert_eq!(merged["SELF"], "$SELF");
+        assert_eq!(merged["SELF"], "$SELF", "nothing below: left for compose");
+        assert!(own.is_empty(), "{own:?}");
+    }
+
+    /// compose's `.env` idioms: bare keys and `${KEY:-default}` take the
+    /// value of the layers below; a self-reference reads them once.
+    #[test]
+    fn pass_through_reads_the_layers_below() {
+        let file = kv(&[
+            ("POSTGRES_USER", "app"),
+            ("POSTGRES_PASSWORD", "s3cret"),
+            ("ATTRS", "team=a"),
+        ]);
+        let svc = entries(&[
+            ("POSTGRES_USER", None),
+            ("POSTGRES_PASSWORD", Some("${POSTGRES_PASSWORD:-changeme}")),
+            ("ATTRS", Some("${ATTRS},tier=web")),
+            ("UNSET", None),
+            ("DEFAULTED", Some("${DEFAULTED:-d}")),
+        ]);
+        let (m, _) = resolve(&[values(&file), svc]);
+        assert_eq!(m["POSTGRES_USER"], "app");
+        assert_eq!(m["POSTGRES_PASSWORD"], "s3cret");
+        assert_eq!(m["ATTRS"], "team=a,tier=web");
+        assert_eq!(m["UNSET"], "", "a bare key nothing sets is empty");
+        assert_eq!(m["DEFAULTED"], "d");
+    }
+
+    #[test]
+    fn cycles_stay_as_written_and_own_references_are_reported() {
+        let svc = kv(&[("A", "$B"), ("B", "$A")]);
+        let (m, _) = resolve(&[values(&svc)]);
+        assert_eq!(m["A"], "$A");
+        let top = kv(&[("HOST", "db")]);
+        let svc = kv(&[("HOST", "cache"), ("URL", "redis://$HOST")]);
+        let (m, own) = resolve(&[values(&top), values(&svc)]);
+        assert_eq!(m["URL"], "redis://cache");
+        assert_eq!(
+            own,
+            vec![OwnReference {
+                key: "URL".into(),
+                name: "HOST".into()
+            }]
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! Compose-style variable expansion, done by kata before compose sees the file.
 //!
-//! `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR-default}` are replaced when
-//! `lookup` knows the name. Everything else is left exactly as written so that
-//! compose can handle it: `$$` (compose's escape for a literal `$`), unknown
-//! names, and forms such as `${VAR:?error}`.
+//! `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}`,
+//! `${VAR?error}`, `${VAR:+alt}` and `${VAR+alt}` are replaced when `lookup`
+//! knows the name (and for `:-`/`-`, also when it does not). Everything else
+//! is left exactly as written so that compose can handle it: `$$` (compose's
+//! escape for a literal `$`), unknown names, and a required variable that is
+//! missing (compose then stops with its message).
 
 /// Expands `s`; `lookup` returns values already in compose form (a literal
 /// `$` written as `$$`), so inserted text is never re-interpreted.
@@ -57,6 +59,20 @@ fn expand_at(s: &str, i: usize, lookup: &dyn Fn(&str) -> Option<String>) -> (Str
                 r if r.starts_with('-') => match val {
                     Some(v) => v,
                     None => expand(&r[1..], lookup),
+                },
+                // Set: the value; unset: left for compose, which stops with the message.
+                r if r.starts_with(":?") => val
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| whole.to_owned()),
+                r if r.starts_with('?') => val.unwrap_or_else(|| whole.to_owned()),
+                r if r.starts_with(":+") => match val {
+                    Some(v) if v.is_empty() => String::new(),
+                    Some(_) => expand(&r[2..], lookup),
+                    None => whole.to_owned(),
+                },
+                r if r.starts_with('+') => match val {
+                    Some(_) => expand(&r[1..], lookup),
+                    None => whole.to_owned(),
                 },
                 _ => whole.to_owned(),
             };
@@ -144,7 +160,14 @@ mod tests {
             ("${EMPTY:-80}", "80"),
             ("${EMPTY-80}", ""),
             ("${NOPE-${PORT}}", "8000"),
-            ("${PORT:?must be set}", "${PORT:?must be set}"),
+            ("${PORT:?must be set}", "8000"),
+            ("${NOPE:?must be set}", "${NOPE:?must be set}"),
+            ("${EMPTY:?must be set}", "${EMPTY:?must be set}"),
+            ("${EMPTY?must be set}", ""),
+            ("${PORT:+on}", "on"),
+            ("${EMPTY:+on}", ""),
+            ("${EMPTY+on}", "on"),
+            ("${NOPE:+on}", "${NOPE:+on}"),
             ("$$PORT", "$$PORT"),
             ("$$$PORT", "$$8000"),
             ("cost $PRICE", "cost $$5"),

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod compat;
 
 // core
 pub mod env;

@@ -5,7 +5,8 @@ use crate::env;
 use crate::envfile::Env;
 use crate::expand::expand;
 use crate::paths::Paths;
-use crate::spec::{AppSpec, Health, KATA_VOLUMES, Runtime, Service};
+use crate::spec::{AppSpec, Diag, Health, KATA_VOLUMES, Runtime, Service};
+use crate::yaml::Node;
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json, json};
 
@@ -42,7 +43,10 @@ pub struct Rendered {
     pub caddy: Option<Json>,
     /// Per service: the resolved environment (compose form).
     pub env: IndexMap<String, IndexMap<String, String>>,
-    pub warnings: Vec<String>,
+    /// Every change of meaning kata makes for this target, positioned.
+    pub warnings: Vec<Diag>,
+    /// What this target cannot run at all: nothing may be deployed.
+    pub errors: Vec<Diag>,
 }
 
 impl Rendered {
@@ -50,21 +54,72 @@ impl Rendered {
     pub fn yaml(&self) -> String {
         to_yaml(&self.compose)
     }
+    /// Whether `service` is in the rendered file (services of inactive
+    /// profiles are not).
+    pub fn deploys(&self, service: &str) -> bool {
+        self.compose["services"].get(service).is_some()
+    }
 }
 
 pub fn to_yaml(doc: &Json) -> String {
     serde_saphyr::to_string(doc).expect("a JSON value always serialises to YAML")
 }
 
+/// Findings made while rendering, pointed at the file's nodes.
+pub(crate) struct Notes<'a> {
+    source: &'a Node,
+    pub warnings: Vec<Diag>,
+    pub errors: Vec<Diag>,
+}
+
+impl Notes<'_> {
+    pub fn warn(&mut self, path: &[&str], msg: impl Into<String>) {
+        self.warnings.push(Diag::at(self.source.find(path), msg));
+    }
+    pub fn err(&mut self, path: &[&str], msg: impl Into<String>) {
+        self.errors.push(Diag::at(self.source.find(path), msg));
+    }
+}
+
+/// A layer of template values, bare keys taking the value from below.
+fn entries(vars: &[(String, String)], bare: &[String]) -> Vec<env::Entry> {
+    vars.iter()
+        .map(|(k, v)| (k.clone(), (!bare.contains(k)).then(|| v.clone())))
+        .collect()
+}
+
 pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
-    let mut warnings = vec![];
-    let base = env::base(cx.app, cx.paths, cx.puid, cx.pgid);
-    let file = env::literal_layer(cx.config_env);
-    let global = env::resolve(&env::layer([
-        base.as_slice(),
-        spec.environment.as_slice(),
-        file.as_slice(),
-    ]));
+    let mut notes = Notes {
+        source: &spec.source,
+        warnings: vec![],
+        errors: vec![],
+    };
+    let base = env::values(&env::base(cx.app, cx.paths, cx.puid, cx.pgid));
+    let file = env::values(&env::literal_layer(cx.config_env));
+    let top = entries(&spec.environment, &spec.inherit_env);
+    let (global, _) = env::resolve(&[base.clone(), top.clone(), file.clone()]);
+    let lookup = env::lookup(&global);
+
+    // Profiles are activated as compose users do it in `.env`: with
+    // COMPOSE_PROFILES, here from the app's environment.
+    let active: Vec<String> = global
+        .get("COMPOSE_PROFILES")
+        .map(|p| {
+            p.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let inactive: Vec<&String> = spec
+        .services
+        .iter()
+        .filter(|(_, svc)| {
+            let profiles = profiles_of(svc, &lookup);
+            !profiles.is_empty() && !profiles.iter().any(|p| active.contains(p))
+        })
+        .map(|(n, _)| n)
+        .collect();
 
     let mut services = Map::new();
     let mut envs = IndexMap::new();
@@ -77,16 +132,44 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
         _ => vec![],
     };
     for (name, svc) in &spec.services {
-        let senv = env::resolve(&env::layer([
-            base.as_slice(),
-            spec.environment.as_slice(),
-            file.as_slice(),
-            svc.environment.as_slice(),
-        ]));
-        let mut out = render_service(cx, name, svc, &senv, target, &mut warnings);
-        if target == Target::Stack {
-            swarm_rollout(&mut out, name, svc, &routed, &mut warnings);
+        if inactive.contains(&name) {
+            notes.warn(
+                &["services", name, "profiles"],
+                format!(
+                    "`services.{name}` is only in profile(s) {}, none active: it is not deployed (activate with `kata config:set APP COMPOSE_PROFILES={}`)",
+                    profiles_of(svc, &lookup).join(", "),
+                    profiles_of(svc, &lookup).join(",")
+                ),
+            );
+            continue;
         }
+        for dep in svc.depends_on.iter().filter(|d| inactive.contains(d)) {
+            notes.err(
+                &["services", name, "depends_on"],
+                format!("`services.{name}` depends on `{dep}`, whose profile is not active (set COMPOSE_PROFILES in the app's config)"),
+            );
+        }
+        let layers = [
+            base.clone(),
+            top.clone(),
+            file.clone(),
+            entries(&svc.environment, &svc.inherit_env),
+        ];
+        let (senv, own) = env::resolve(&layers);
+        for r in own {
+            notes.warn(
+                &["services", name, "environment", &r.key],
+                format!(
+                    "`{}` refers to `{}`, which this service sets itself: kata uses the service's value, compose would read `{}` from `.env` (the app's config)",
+                    r.key, r.name, r.name
+                ),
+            );
+        }
+        let mut out = render_service(cx, name, svc, &senv, target, &mut notes);
+        if target == Target::Stack {
+            swarm_rollout(&mut out, name, svc, &routed, &mut notes);
+        }
+        crate::compat::service(target, name, svc, &mut out, &mut notes);
         if let (Some((n, commit)), true) = (cx.release, runs_app_code(svc))
             && let Some(Json::Object(labels)) = out.get_mut("labels")
         {
@@ -110,7 +193,6 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
         envs.insert(name.clone(), senv);
     }
 
-    let lookup = env::lookup(&global);
     let mut doc = Map::new();
     if target == Target::V2 {
         doc.insert("name".into(), json!(cx.app));
@@ -142,9 +224,10 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
     }
     for (name, v) in &spec.volumes {
         if KATA_VOLUMES.contains(&name.as_str()) {
-            warnings.push(format!(
-                "top-level volume `{name}` replaces kata's bind mount of the same name"
-            ));
+            notes.warn(
+                &["volumes", name],
+                format!("top-level volume `{name}` replaces kata's bind mount of the same name"),
+            );
         }
         volumes.insert(name.clone(), expand_json(v, &lookup));
     }
@@ -169,6 +252,7 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
     for (k, v) in &spec.extensions {
         doc.insert(k.clone(), v.clone());
     }
+    crate::compat::top_level(target, &mut doc, &mut notes);
 
     let caddy = spec
         .caddy
@@ -178,8 +262,21 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
         compose: Json::Object(doc),
         caddy,
         env: envs,
-        warnings,
+        warnings: notes.warnings,
+        errors: notes.errors,
     }
+}
+
+/// A service's `profiles`, expanded.
+fn profiles_of(svc: &Service, lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    svc.extra
+        .get("profiles")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .map(|p| expand(p, lookup))
+        .collect()
 }
 
 fn render_service(
@@ -188,7 +285,7 @@ fn render_service(
     svc: &Service,
     senv: &IndexMap<String, String>,
     target: Target,
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Map<String, Json> {
     let lookup = env::lookup(senv);
     let x = |v: &Json| expand_json(v, &lookup);
@@ -208,12 +305,6 @@ fn render_service(
     }
     for key in ["build", "command", "entrypoint"] {
         if let Some(v) = svc.extra.get(key) {
-            if key == "build" && target == Target::Stack {
-                warnings.push(format!(
-                    "services.{name}.build is not supported by docker stack deploy; dropped"
-                ));
-                continue;
-            }
             out.insert(key.into(), x(v));
         }
     }
@@ -238,12 +329,15 @@ fn render_service(
     }
 
     let mut volumes: Vec<Json> = vec![];
-    let user_volumes: Vec<Json> = svc
+    let mut user_volumes: Vec<Json> = svc
         .extra
         .get("volumes")
         .map(x)
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default();
+    for (i, v) in user_volumes.iter_mut().enumerate() {
+        relative_bind(cx, name, i, v, notes);
+    }
     if svc.runtime.is_some() {
         let taken: Vec<String> = user_volumes.iter().filter_map(container_path).collect();
         for (vol, target_path) in [
@@ -284,7 +378,15 @@ fn render_service(
             }
         }
     }
-    match svc.extra.get("restart").and_then(Json::as_str) {
+    let restart = svc.extra.get("restart").map(x);
+    let restart = restart.as_ref().and_then(Json::as_str);
+    if let Some(r) = restart.filter(|r| !crate::spec::restart_policy_ok(r)) {
+        notes.err(
+            &["services", name, "restart"],
+            format!("`services.{name}.restart` is {r:?} once expanded: it must be one of no, always, on-failure[:N], unless-stopped"),
+        );
+    }
+    match restart {
         Some(r) if target == Target::Stack => {
             let (cond, max) = match r {
                 "no" => ("none", None),
@@ -307,8 +409,15 @@ fn render_service(
             out.insert("restart".into(), json!(r));
         }
         None if target != Target::Stack => {
-            // A PaaS app comes back after a crash or a host reboot.
+            // A PaaS app comes back after a crash or a host reboot. A runtime
+            // service is kata's own kind; a compose service meant `no`.
             out.insert("restart".into(), json!("unless-stopped"));
+            if svc.runtime.is_none() {
+                notes.warn(
+                    &["services", name],
+                    format!("`services.{name}` has no `restart:`; kata adds `restart: unless-stopped` so it comes back after a crash or a reboot (compose's default is `no`: write `restart: \"no\"` to keep it, e.g. for a one-shot job)"),
+                );
+            }
         }
         None => {}
     }
@@ -338,28 +447,91 @@ fn render_service(
         "deploy",
         "restart",
         "labels",
+        // resolved by kata (COMPOSE_PROFILES): a rendered service is active
+        "profiles",
     ];
     for (k, v) in &svc.extra {
         if HANDLED.contains(&k.as_str()) {
             continue;
         }
-        if target == Target::Stack && matches!(k.as_str(), "container_name" | "scale") {
-            warnings.push(format!(
-                "services.{name}.{k} is not supported by docker stack deploy; dropped"
-            ));
-            continue;
-        }
         out.insert(k.clone(), x(v));
     }
     if deploy.as_object().is_some_and(|m| !m.is_empty()) {
-        if target == Target::V1 {
-            warnings.push(format!(
-                "services.{name}.deploy is ignored by docker-compose 1.x"
-            ));
-        }
         out.insert("deploy".into(), deploy);
     }
     out
+}
+
+/// compose resolves `./path` against the project directory, which under
+/// kata is the release's own checkout, replaced on every deploy. Read-only
+/// mounts keep that meaning (files shipped in git), and so do writable
+/// files (`./nginx.conf`) and `.` itself, with a warning. A writable
+/// directory holds data: it moves to the app's persistent data directory
+/// (`data/<app>/<path>`), with a warning.
+fn relative_bind(cx: &Context, name: &str, i: usize, v: &mut Json, notes: &mut Notes) {
+    let (source, read_only) = match &*v {
+        Json::String(s) => {
+            let mut parts = s.splitn(3, ':');
+            let src = parts.next().unwrap_or("");
+            let _target = parts.next();
+            let ro = parts
+                .next()
+                .is_some_and(|m| m.split(',').any(|o| o == "ro"));
+            (src.to_owned(), ro)
+        }
+        Json::Object(m) if m.get("type").and_then(Json::as_str) == Some("bind") => (
+            m.get("source")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            m.get("read_only").and_then(Json::as_bool) == Some(true),
+        ),
+        _ => return,
+    };
+    if !source.starts_with('.') {
+        return;
+    }
+    let at = ["services", name, "volumes", &i.to_string()];
+    let mut rel: Vec<&str> = vec![];
+    for part in source.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if rel.pop().is_none() {
+                    notes.err(&at, format!("`{source}` points outside the app's checkout"));
+                    return;
+                }
+            }
+            p => rel.push(p),
+        }
+    }
+    if read_only {
+        return;
+    }
+    // A file shipped in git (`./nginx.conf`) stays the release's own.
+    let file_like = rel
+        .last()
+        .is_some_and(|last| last.rfind('.').is_some_and(|i| i > 0));
+    if rel.is_empty() || file_like {
+        notes.warn(
+            &at,
+            format!("`{source}` is mounted writable from the release's checkout: what containers write there is gone after the next deploy (add `:ro` if it is only read; mount a directory such as `./data` for data kata keeps)"),
+        );
+        return;
+    }
+    let host = cx.paths.data(cx.app).join(rel.join("/"));
+    let host = crate::expand::escape(&host.display().to_string());
+    notes.warn(
+        &at,
+        format!("`{source}` is mounted writable: kata keeps it in the app's data directory ({host}) so it survives deploys; add `:ro` to mount the pushed files of each release instead"),
+    );
+    match v {
+        Json::String(s) => *s = format!("{host}{}", &s[source.len()..]),
+        Json::Object(m) => {
+            m.insert("source".into(), json!(host));
+        }
+        _ => {}
+    }
 }
 
 /// Services whose containers run the pushed code: runtime services and those
@@ -405,7 +577,7 @@ fn swarm_rollout(
     name: &str,
     svc: &Service,
     routed: &[(String, u16)],
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) {
     // kata's own mounts of a runtime service are shared by every replica
     // anyway; an image that mounts storage (a database) must not overlap.
@@ -440,9 +612,10 @@ fn swarm_rollout(
     let deploy = out.entry("deploy").or_insert_with(|| json!({}));
     if let Json::Object(d) = deploy {
         if host_port && !stateful && !d.contains_key("update_config") {
-            warnings.push(format!(
-                "services.{name} publishes a port in mode: host, so its updates stop the old task before starting the new one (a short gap)"
-            ));
+            notes.warn(
+                &["services", name, "ports"],
+                format!("`services.{name}` publishes a port in mode: host, so its updates stop the old task before starting the new one (a short gap)"),
+            );
         }
         d.entry("update_config").or_insert_with(
             || json!({"order": order, "failure_action": "rollback", "monitor": "10s"}),
@@ -470,7 +643,7 @@ fn swarm_rollout(
                 );
             }
             Ok(_) => {}
-            Err(e) => warnings.push(e),
+            Err(e) => notes.warn(&["services", name, "healthcheck"], e),
         }
     }
 }
@@ -515,8 +688,14 @@ mod tests {
                 (Target::Stack, "stack"),
             ] {
                 let (out, mut warnings) = render_fixture(&text, "demo", target);
-                warnings.extend(out.warnings.iter().cloned());
+                warnings.extend(out.warnings.iter().map(|w| w.to_string()));
                 let mut shown = format!("# warnings: {warnings:#?}\n");
+                if !out.errors.is_empty() {
+                    shown.push_str(&format!(
+                        "# errors: {:#?}\n",
+                        out.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>()
+                    ));
+                }
                 shown.push_str(&out.yaml());
                 if let Some(server) = &out.caddy {
                     let full =
@@ -527,6 +706,47 @@ mod tests {
                 }
                 insta::assert_snapshot!(tag, shown);
             }
+        });
+    }
+
+    /// The compose fixtures, each with the config its `.env` sibling holds:
+    /// what each target gets, and every positioned warning and error.
+    #[test]
+    fn compose_fixtures_render_for_every_target() {
+        insta::glob!("../tests/fixtures/compose", "*.yaml", |path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let config = std::fs::read_to_string(path.with_extension("env"))
+                .map(|t| crate::envfile::parse(&t).unwrap())
+                .unwrap_or_default();
+            let parsed = spec::parse(&text);
+            let spec = parsed
+                .spec
+                .unwrap_or_else(|| panic!("fixture has errors: {:?}", parsed.errors));
+            let paths = Paths::new("/home/kata");
+            let cx = Context {
+                app: "demo",
+                paths: &paths,
+                config_env: &config,
+                puid: 1000,
+                pgid: 1000,
+                release: Some((7, "0123abc")),
+            };
+            let mut shown = String::new();
+            for w in &parsed.warnings {
+                shown.push_str(&format!("# parse warning: {w}\n"));
+            }
+            for target in [Target::V2, Target::V1, Target::Stack] {
+                let out = render(&spec, &cx, target);
+                shown.push_str(&format!("# ---- target {target:?}\n"));
+                for w in &out.warnings {
+                    shown.push_str(&format!("# warning: {w}\n"));
+                }
+                for e in &out.errors {
+                    shown.push_str(&format!("# error: {e}\n"));
+                }
+                shown.push_str(&out.yaml());
+            }
+            insta::assert_snapshot!(shown);
         });
     }
 
@@ -627,7 +847,7 @@ mod tests {
         assert_eq!(
             out.warnings
                 .iter()
-                .filter(|w| w.contains("mode: host"))
+                .filter(|w| w.message.contains("mode: host"))
                 .count(),
             1,
             "{:?}",

@@ -18,7 +18,7 @@ pub struct Diag {
 }
 
 impl Diag {
-    fn at(n: &Node, message: impl Into<String>) -> Diag {
+    pub fn at(n: &Node, message: impl Into<String>) -> Diag {
         Diag {
             pos: Some(n.pos),
             message: message.into(),
@@ -36,6 +36,13 @@ impl Diag {
             }
         }
         D(self, file)
+    }
+}
+
+/// Shown as in a deploy, where the file is always `kata-compose.yaml`.
+impl fmt::Display for Diag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.display("kata-compose.yaml").fmt(f)
     }
 }
 
@@ -96,7 +103,13 @@ pub struct Service {
     pub image: Option<String>,
     /// For `type: static`: the directory (relative to the app) to serve.
     pub static_root: Option<String>,
+    /// As written; a key without a value (`- KEY`, `KEY:`) is "" here and
+    /// listed in `inherit_env`.
     pub environment: Vec<(String, String)>,
+    /// Keys written without a value: like compose reading them from `.env`,
+    /// they take the value the app's environment layers give them (empty
+    /// when nothing sets them).
+    pub inherit_env: Vec<String>,
     pub depends_on: Vec<String>,
     /// Long-form `depends_on` as written (conditions), for compose targets.
     pub depends_on_long: Option<Json>,
@@ -111,6 +124,8 @@ pub struct AppSpec {
     /// `app.name`: informational; the git remote names the app.
     pub app_name: Option<String>,
     pub environment: Vec<(String, String)>,
+    /// Top-level keys written without a value (see [`Service::inherit_env`]).
+    pub inherit_env: Vec<String>,
     /// `build.commands`: run by the runtime before the app starts.
     pub build_commands: Vec<String>,
     pub services: IndexMap<String, Service>,
@@ -123,6 +138,8 @@ pub struct AppSpec {
     /// The `caddy:` server object, still as YAML (for positions).
     pub caddy: Option<Node>,
     pub mode: Option<Mode>,
+    /// The whole file as parsed: where render-time findings point.
+    pub source: Node,
 }
 
 /// The result of reading a file: the model (when the file is usable) plus
@@ -274,9 +291,11 @@ pub fn parse(text: &str) -> Parsed {
         errors: vec![],
         warnings: vec![],
     };
-    let spec = parse_root(&mut cx, &root);
-    if let Some(spec) = &spec {
+    let mut spec = parse_root(&mut cx, &root);
+    if let Some(spec) = &mut spec {
         check_references(&mut cx, spec, &root);
+        mark_one_shot_jobs(spec);
+        spec.source = root;
     }
     Parsed {
         spec: if cx.errors.is_empty() { spec } else { None },
@@ -318,7 +337,7 @@ fn parse_root(cx: &mut Ctx, root: &Node) -> Option<AppSpec> {
                     }
                 }
             }
-            "environment" => spec.environment = parse_env(cx, n, "environment"),
+            "environment" => (spec.environment, spec.inherit_env) = parse_env(cx, n, "environment"),
             "build" => {
                 if let Some(m) = cx.map(n, "build") {
                     for (k, v) in m {
@@ -437,23 +456,30 @@ fn string_list(cx: &mut Ctx, n: &Node, path: &str) -> Vec<String> {
     }
 }
 
-/// `environment:` as a mapping (`K: v`) or a list (`K=v`, bare `K` → "").
-fn parse_env(cx: &mut Ctx, n: &Node, path: &str) -> Vec<(String, String)> {
+/// `environment:` as a mapping (`K: v`) or a list (`K=v`); a key without a
+/// value (`- K`, `K:`) is "" and listed second.
+fn parse_env(cx: &mut Ctx, n: &Node, path: &str) -> (Vec<(String, String)>, Vec<String>) {
     let mut out: Vec<(String, String)> = vec![];
-    let mut push = |cx: &mut Ctx, at: &Node, k: &str, v: String| {
+    let mut bare: Vec<String> = vec![];
+    let mut push = |cx: &mut Ctx, at: &Node, k: &str, v: Option<String>| {
         if k.is_empty() || k.chars().any(|c| c.is_whitespace() || c == '=') {
             cx.err(at, format!("invalid variable name {k:?} in `{path}`"));
             return;
         }
         out.retain(|(key, _)| key != k);
-        out.push((k.to_owned(), v));
+        bare.retain(|key| key != k);
+        if v.is_none() {
+            bare.push(k.to_owned());
+        }
+        out.push((k.to_owned(), v.unwrap_or_default()));
     };
     match &n.value {
         Value::Null => {}
         Value::Map(m) => {
             for (k, v) in m {
                 match v.scalar_string() {
-                    Some(s) => push(cx, v, k, s),
+                    Some(_) if matches!(v.value, Value::Null) => push(cx, v, k, None),
+                    Some(s) => push(cx, v, k, Some(s)),
                     None => cx.err(
                         v,
                         format!("`{path}.{k}` must be a scalar, found {}", v.kind()),
@@ -465,8 +491,8 @@ fn parse_env(cx: &mut Ctx, n: &Node, path: &str) -> Vec<(String, String)> {
             for it in items {
                 match it.as_str() {
                     Some(s) => match s.split_once('=') {
-                        Some((k, v)) => push(cx, it, k, v.to_owned()),
-                        None => push(cx, it, s, String::new()),
+                        Some((k, v)) => push(cx, it, k, Some(v.to_owned())),
+                        None => push(cx, it, s, None),
                     },
                     None => cx.err(
                         it,
@@ -483,7 +509,7 @@ fn parse_env(cx: &mut Ctx, n: &Node, path: &str) -> Vec<(String, String)> {
             format!("`{path}` must be a mapping or a list, found {}", n.kind()),
         ),
     }
-    out
+    (out, bare)
 }
 
 fn parse_service(
@@ -502,9 +528,18 @@ fn parse_service(
     }
     let m = cx.map(n, &p)?;
     let mut svc = Service::default();
+    // compose's own `runtime:` names an OCI runtime (runc, nvidia,
+    // io.containerd.wasmedge.v1) for a service with an image or a build.
+    let oci_runtime = m.get("runtime").filter(|v| {
+        (m.contains_key("image") || m.contains_key("build"))
+            && v.as_str().is_some_and(|s| Runtime::parse(s).is_none())
+    });
     for (key, v) in m {
         let kp = format!("{p}.{key}");
         match key.as_str() {
+            "runtime" if oci_runtime.is_some() => {
+                svc.extra.insert(key.clone(), v.to_json());
+            }
             "runtime" => svc.runtime = parse_runtime(cx, v, &kp),
             "image" => svc.image = cx.string(v, &kp),
             "type" => match v.as_str() {
@@ -512,7 +547,7 @@ fn parse_service(
                 _ => cx.err(v, format!("`{kp}` must be `static`")),
             },
             "root" => svc.static_root = cx.string(v, &kp),
-            "environment" => svc.environment = parse_env(cx, v, &kp),
+            "environment" => (svc.environment, svc.inherit_env) = parse_env(cx, v, &kp),
             "depends_on" => parse_depends_on(cx, v, &kp, &mut svc),
             "healthcheck" => svc.health = parse_health(cx, v, &kp),
             "instances" => match &v.value {
@@ -520,11 +555,10 @@ fn parse_service(
                 _ => cx.err(v, format!("`{kp}` must be a whole number from 0 to 1000")),
             },
             "restart" => {
-                let ok = v.as_str().is_some_and(|s| {
-                    matches!(s, "no" | "always" | "on-failure" | "unless-stopped")
-                        || s.strip_prefix("on-failure:")
-                            .is_some_and(|n| n.parse::<u32>().is_ok())
-                });
+                // `${RESTART_POLICY:-unless-stopped}` is checked once expanded.
+                let ok = v
+                    .as_str()
+                    .is_some_and(|s| restart_policy_ok(s) || crate::expand::has_reference(s));
                 if ok {
                     svc.extra.insert(key.clone(), v.to_json());
                 } else {
@@ -574,6 +608,42 @@ fn parse_service(
         }
     }
     Some(svc)
+}
+
+/// A compose `restart:` value.
+pub fn restart_policy_ok(s: &str) -> bool {
+    matches!(s, "no" | "always" | "on-failure" | "unless-stopped")
+        || s.strip_prefix("on-failure:")
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+}
+
+/// Services others wait for with `condition: service_completed_successfully`
+/// are one-shot jobs (migrations, setup): compose runs them once, so with no
+/// `restart:` of their own they get compose's default, `no`, written out
+/// (kata adds `unless-stopped` only to long-running services).
+fn mark_one_shot_jobs(spec: &mut AppSpec) {
+    let jobs: BTreeSet<String> = spec
+        .services
+        .values()
+        .filter_map(|s| s.depends_on_long.as_ref()?.as_object())
+        .flat_map(|m| m.iter())
+        .filter(|(_, c)| {
+            c.get("condition").and_then(Json::as_str) == Some("service_completed_successfully")
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in jobs {
+        if let Some(svc) = spec.services.get_mut(&name) {
+            svc.extra
+                .entry("restart".to_owned())
+                .or_insert_with(|| Json::String("no".into()));
+        }
+    }
+}
+
+/// Whether kata treats `svc` as a one-shot job: its restart policy lets it exit.
+pub fn is_one_shot(svc: &Service) -> bool {
+    matches!(svc.extra.get("restart").and_then(Json::as_str), Some(r) if r == "no" || r.starts_with("on-failure"))
 }
 
 /// A runtime guessed from the program a service runs (`node server.js`).

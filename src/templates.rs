@@ -149,7 +149,13 @@ mod tests {
             };
             for target in [Target::V2, Target::V1, Target::Stack] {
                 let out = render(&spec, &cx, target);
-                assert!(out.warnings.is_empty(), "{}: {:?}", t.name, out.warnings);
+                // swarm has no start order: the one thing it may say about a template
+                let unexpected: Vec<_> = out
+                    .warnings
+                    .iter()
+                    .filter(|w| target != Target::Stack || !w.message.contains("depends_on"))
+                    .collect();
+                assert!(unexpected.is_empty(), "{}: {unexpected:?}", t.name);
                 let server = out.caddy.expect("every template is routed by Caddy");
                 let full = crate::caddy::expand(server, "demo").unwrap();
                 assert_eq!(full["routes"][0]["handle"][0]["handler"], "reverse_proxy");

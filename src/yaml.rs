@@ -19,8 +19,9 @@ impl fmt::Display for Pos {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
+    #[default]
     Null,
     Bool(bool),
     Int(i64),
@@ -30,7 +31,7 @@ pub enum Value {
     Map(IndexMap<String, Node>),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Node {
     pub pos: Pos,
     pub value: Value,
@@ -160,6 +161,23 @@ impl Node {
             _ => None,
         }
     }
+    /// The node at `path` (mapping keys, list indexes), or the deepest
+    /// ancestor that exists: where a finding about that path points.
+    pub fn find(&self, path: &[&str]) -> &Node {
+        let mut at = self;
+        for step in path {
+            let next = match &at.value {
+                Value::Map(m) => m.get(*step),
+                Value::Seq(s) => step.parse::<usize>().ok().and_then(|i| s.get(i)),
+                _ => None,
+            };
+            match next {
+                Some(n) => at = n,
+                None => break,
+            }
+        }
+        at
+    }
     pub fn as_seq(&self) -> Option<&[Node]> {
         match &self.value {
             Value::Seq(s) => Some(s),
@@ -213,10 +231,20 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// How many YAML events aliases may replay in one file: a few hundred
+/// thousand is far above any real compose file, far below a bomb.
+pub const MAX_ALIAS_EVENTS: usize = 200_000;
+
 /// Parses a whole document. Duplicate keys are errors; YAML 1.1 booleans such
 /// as `on`/`yes` stay strings (compose v2 reads YAML 1.2).
 pub fn parse(text: &str) -> Result<Node, ParseError> {
-    let options = serde_saphyr::options! { strict_booleans: true };
+    let mut options = serde_saphyr::options! { strict_booleans: true };
+    // Real compose files use anchors a lot (hundreds of `*alias` uses, one
+    // anchor shared by every service), so the alias/anchor ratio heuristic
+    // is off; what stops an alias bomb is the size aliases expand to, and
+    // that error points at the alias that crosses the limit.
+    options.budget = serde_saphyr::budget! { enforce_alias_anchor_ratio: false };
+    options.alias_limits.max_total_replayed_events = MAX_ALIAS_EVENTS;
     serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
         let pos = e.location().map(|l| Pos {
             line: l.line(),
@@ -250,6 +278,11 @@ fn tidy(message: &str) -> String {
         } else {
             break;
         }
+    }
+    if m.starts_with("alias replay limit exceeded") {
+        return format!(
+            "document too large: its aliases expand past kata's limit of {MAX_ALIAS_EVENTS} YAML nodes"
+        );
     }
     if m.starts_with("budget breached") {
         return "document too large: it expands (through aliases or sheer size) past kata's limit"

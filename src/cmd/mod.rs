@@ -20,7 +20,12 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
         SshRemove { key } => ssh::remove(&key),
         SshServe { key, name } => ssh::serve(&key, &name),
         GitHook { app } => ssh::git_hook(&app),
-        Validate { file } => spec::validate(file),
+        Validate {
+            file,
+            target,
+            app,
+            env_file,
+        } => spec::validate(file, &target, app, env_file),
         Render {
             file,
             app,

@@ -24,14 +24,80 @@ pub fn load(path: &Path) -> anyhow::Result<Option<AppSpec>> {
     Ok(parsed.spec)
 }
 
-pub fn validate(file: Option<PathBuf>) -> anyhow::Result<i32> {
+pub fn validate(
+    file: Option<PathBuf>,
+    targets: &[Target],
+    app: Option<String>,
+    env_file: Option<PathBuf>,
+) -> anyhow::Result<i32> {
     let path = file.unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
-    match load(&path)? {
-        Some(_) => {
-            println!("ok");
-            Ok(0)
+    let Some(spec) = load(&path)? else {
+        return Ok(1);
+    };
+    if targets.is_empty() {
+        println!("ok");
+        return Ok(0);
+    }
+    let app = match app.or_else(|| spec.app_name.clone()) {
+        Some(a) => super::app_arg(&a)?,
+        None => "app".to_owned(),
+    };
+    let paths = Paths::from_env();
+    let config_env = match &env_file {
+        Some(f) => {
+            let text =
+                std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+            crate::envfile::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", f.display()))?
         }
-        None => Ok(1),
+        None => crate::envfile::read_config(&paths, &app)?,
+    };
+    let shown = path.display().to_string();
+    let mut failed = false;
+    let mut summary = vec![];
+    for &target in targets {
+        let out = render::render(&spec, &context(&app, &paths, &config_env), target);
+        let tag = target_name(target);
+        let tagged = |d: &spec::Diag| spec::Diag {
+            pos: d.pos,
+            message: format!("{tag}: {}", d.message),
+        };
+        for w in &out.warnings {
+            ui::warn(tagged(w).display(&shown));
+        }
+        for e in &out.errors {
+            eprintln!("error: {}", tagged(e).display(&shown));
+        }
+        failed |= !out.errors.is_empty();
+        summary.push(match (out.errors.len(), out.warnings.len()) {
+            (0, 0) => format!("{tag}: ok"),
+            (0, w) => format!("{tag}: ok, {w} warning(s)"),
+            (e, _) => format!("{tag}: {e} error(s)"),
+        });
+    }
+    println!("{}", summary.join("\n"));
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn target_name(t: Target) -> &'static str {
+    match t {
+        Target::V2 => "v2",
+        Target::V1 => "v1",
+        Target::Stack => "stack",
+    }
+}
+
+fn context<'a>(
+    app: &'a str,
+    paths: &'a Paths,
+    config_env: &'a crate::envfile::Env,
+) -> render::Context<'a> {
+    render::Context {
+        app,
+        paths,
+        config_env,
+        puid: unsafe { libc::getuid() },
+        pgid: unsafe { libc::getgid() },
+        release: None,
     }
 }
 
@@ -51,17 +117,15 @@ pub fn render(
     };
     let paths = Paths::from_env();
     let config_env = crate::envfile::read_config(&paths, &app)?;
-    let cx = render::Context {
-        app: &app,
-        paths: &paths,
-        config_env: &config_env,
-        puid: unsafe { libc::getuid() },
-        pgid: unsafe { libc::getgid() },
-        release: None,
-    };
-    let out = render::render(&spec, &cx, target);
+    let out = render::render(&spec, &context(&app, &paths, &config_env), target);
     for w in &out.warnings {
-        ui::warn(w);
+        ui::warn(w.display(&path.display().to_string()));
+    }
+    if !out.errors.is_empty() {
+        for e in &out.errors {
+            eprintln!("error: {}", e.display(&path.display().to_string()));
+        }
+        return Ok(1);
     }
     if caddy {
         match out.caddy {

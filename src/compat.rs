@@ -1,0 +1,457 @@
+//! What each target accepts, and how kata adapts a rendered service to it.
+//! compose v2 reads the whole compose spec; docker-compose 1.29 and
+//! `docker stack deploy` (the 3.8 file format) reject newer keys, and swarm
+//! ignores some keys it accepts. Every key kata drops or converts, and every
+//! key the target ignores, is a positioned warning; what the target cannot
+//! run at all is an error. The tables were measured against the real tools.
+
+use crate::render::{Notes, Target};
+use crate::spec::Service;
+use serde_json::{Map, Value as Json, json};
+
+/// Service keys docker-compose 1.29 refuses ("Unsupported config option").
+const V1_UNSUPPORTED: &[&str] = &[
+    "develop",
+    "post_start",
+    "pre_stop",
+    "annotations",
+    "attach",
+    "cgroup",
+    "uts",
+    "gpus",
+];
+
+/// `build:` keys docker-compose 1.29 knows.
+const V1_BUILD_KEYS: &[&str] = &[
+    "context",
+    "dockerfile",
+    "args",
+    "cache_from",
+    "labels",
+    "network",
+    "shm_size",
+    "target",
+    "extra_hosts",
+    "isolation",
+];
+
+/// Service keys of the 3.8 file format (`docker stack config` rejects others).
+const STACK_KEYS: &[&str] = &[
+    "build",
+    "cap_add",
+    "cap_drop",
+    "cgroup_parent",
+    "command",
+    "configs",
+    "container_name",
+    "credential_spec",
+    "depends_on",
+    "deploy",
+    "devices",
+    "dns",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "expose",
+    "external_links",
+    "extra_hosts",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "labels",
+    "links",
+    "logging",
+    "mac_address",
+    "network_mode",
+    "networks",
+    "pid",
+    "ports",
+    "privileged",
+    "read_only",
+    "restart",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "user",
+    "userns_mode",
+    "volumes",
+    "working_dir",
+];
+
+/// Keys the 3.8 format accepts but `docker stack deploy` does not apply.
+const STACK_IGNORED: &[&str] = &[
+    "cgroup_parent",
+    "devices",
+    "external_links",
+    "links",
+    "network_mode",
+    "privileged",
+    "security_opt",
+    "userns_mode",
+];
+
+/// Network keys of the 3.8 file format.
+const STACK_NETWORK_KEYS: &[&str] = &[
+    "driver",
+    "driver_opts",
+    "ipam",
+    "external",
+    "internal",
+    "attachable",
+    "labels",
+    "name",
+];
+
+/// Adapts one rendered service to `target`.
+pub(crate) fn service(
+    target: Target,
+    name: &str,
+    svc: &Service,
+    out: &mut Map<String, Json>,
+    notes: &mut Notes,
+) {
+    match target {
+        Target::V2 => {}
+        Target::V1 => v1_service(name, out, notes),
+        Target::Stack => stack_service(name, svc, out, notes),
+    }
+}
+
+fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
+    for key in V1_UNSUPPORTED {
+        if out.remove(*key).is_some() {
+            notes.warn(
+                &["services", name, key],
+                format!("`services.{name}.{key}` is not supported by docker-compose 1.x; dropped"),
+            );
+        }
+    }
+    drop_start_interval(name, out, notes, "docker-compose 1.x");
+    if let Some(Json::Object(deps)) = out.get_mut("depends_on") {
+        for (dep, cond) in deps.iter_mut() {
+            for opt in ["required", "restart"] {
+                if cond.as_object_mut().and_then(|c| c.remove(opt)).is_some() {
+                    notes.warn(
+                        &["services", name, "depends_on", dep, opt],
+                        format!("`services.{name}.depends_on.{dep}.{opt}` is not supported by docker-compose 1.x; dropped"),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(Json::Object(build)) = out.get_mut("build") {
+        let extra: Vec<String> = build
+            .keys()
+            .filter(|k| !V1_BUILD_KEYS.contains(&k.as_str()) && !k.starts_with("x-"))
+            .cloned()
+            .collect();
+        for k in extra {
+            build.remove(&k);
+            notes.warn(
+                &["services", name, "build", &k],
+                format!(
+                    "`services.{name}.build.{k}` is not supported by docker-compose 1.x; dropped"
+                ),
+            );
+        }
+    }
+    for (i, v) in out
+        .get_mut("volumes")
+        .and_then(Json::as_array_mut)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (section, opt) in [("bind", "create_host_path"), ("volume", "subpath")] {
+            if let Some(sec) = v.get_mut(section).and_then(Json::as_object_mut)
+                && sec.remove(opt).is_some()
+            {
+                let sec_empty = sec.is_empty();
+                if sec_empty && let Some(m) = v.as_object_mut() {
+                    m.remove(section);
+                }
+                notes.warn(
+                    &["services", name, "volumes", &i.to_string()],
+                    format!("`{section}.{opt}` in `services.{name}.volumes` is not supported by docker-compose 1.x; dropped"),
+                );
+            }
+        }
+    }
+    // 1.29's long port syntax has no host_ip: the short form says the same.
+    for p in out
+        .get_mut("ports")
+        .and_then(Json::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(short) = short_port(p) {
+            *p = json!(short);
+        }
+    }
+    if out.contains_key("deploy") {
+        notes.warn(
+            &["services", name, "deploy"],
+            format!("`services.{name}.deploy` is applied only in part by docker-compose 1.x (resources and replicas)"),
+        );
+    }
+}
+
+/// `{target, published, host_ip, protocol}` as `host_ip:published:target/protocol`.
+fn short_port(p: &Json) -> Option<String> {
+    let m = p.as_object()?;
+    let ip = m.get("host_ip")?.as_str()?;
+    let scalar = |k: &str| match m.get(k)? {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let target = scalar("target")?;
+    let published = scalar("published").unwrap_or_default();
+    let mut s = format!("{ip}:{published}:{target}");
+    if let Some(proto) = scalar("protocol") {
+        s.push('/');
+        s.push_str(&proto);
+    }
+    Some(s)
+}
+
+fn drop_start_interval(name: &str, out: &mut Map<String, Json>, notes: &mut Notes, tool: &str) {
+    if let Some(Json::Object(h)) = out.get_mut("healthcheck")
+        && h.remove("start_interval").is_some()
+    {
+        notes.warn(
+            &["services", name, "healthcheck", "start_interval"],
+            format!(
+                "`services.{name}.healthcheck.start_interval` is not supported by {tool}; dropped"
+            ),
+        );
+    }
+}
+
+fn stack_service(name: &str, svc: &Service, out: &mut Map<String, Json>, notes: &mut Notes) {
+    if out.contains_key("build") {
+        out.remove("build");
+        if out.contains_key("image") {
+            notes.warn(
+                &["services", name, "build"],
+                format!("`services.{name}.build` is not supported by docker stack deploy; dropped: swarm runs the image as it is on the node"),
+            );
+        } else {
+            notes.err(
+                &["services", name, "build"],
+                format!("`services.{name}` has only `build:`, and docker stack deploy cannot build: give it an `image:` built beforehand, a kata `runtime:`, or deploy in compose mode"),
+            );
+        }
+    }
+    // Resource keys of the 2.x format have a swarm spelling.
+    for (key, path) in [
+        ("mem_limit", ["resources", "limits", "memory"]),
+        ("cpus", ["resources", "limits", "cpus"]),
+        ("mem_reservation", ["resources", "reservations", "memory"]),
+    ] {
+        if let Some(v) = out.remove(key) {
+            let v = match v {
+                Json::Number(n) => json!(n.to_string()),
+                v => v,
+            };
+            let deploy = out.entry("deploy").or_insert_with(|| json!({}));
+            if deploy.pointer(&format!("/{}", path.join("/"))).is_none() {
+                deploy[path[0]][path[1]][path[2]] = v;
+            }
+            notes.warn(
+                &["services", name, key],
+                format!(
+                    "`services.{name}.{key}` becomes `deploy.{}` for docker stack deploy",
+                    path.join(".")
+                ),
+            );
+        }
+    }
+    if let Some(n) = out.remove("scale") {
+        let deploy = out.entry("deploy").or_insert_with(|| json!({}));
+        if deploy.get("replicas").is_none() {
+            deploy["replicas"] = n;
+        }
+        notes.warn(
+            &["services", name, "scale"],
+            format!("`services.{name}.scale` becomes `deploy.replicas` for docker stack deploy"),
+        );
+    }
+    if out.remove("container_name").is_some() {
+        notes.warn(
+            &["services", name, "container_name"],
+            format!(
+                "`services.{name}.container_name` is not supported by docker stack deploy; dropped"
+            ),
+        );
+    }
+    let unknown: Vec<String> = out
+        .keys()
+        .filter(|k| !STACK_KEYS.contains(&k.as_str()) && !k.starts_with("x-"))
+        .cloned()
+        .collect();
+    for k in unknown {
+        out.remove(&k);
+        let why = if k == "runtime" {
+            " (swarm has no per-service OCI runtime)"
+        } else {
+            ""
+        };
+        notes.warn(
+            &["services", name, &k],
+            format!("`services.{name}.{k}` is not supported by docker stack deploy{why}; dropped"),
+        );
+    }
+    for k in STACK_IGNORED {
+        if out.contains_key(*k) {
+            notes.warn(
+                &["services", name, k],
+                format!("`services.{name}.{k}` is accepted but ignored by docker stack deploy"),
+            );
+        }
+    }
+    if !svc.depends_on.is_empty() {
+        let how = if svc.depends_on_long.is_some() {
+            ": swarm starts services in any order and does not wait for their `condition:`"
+        } else {
+            ": swarm starts services in any order"
+        };
+        notes.warn(
+            &["services", name, "depends_on"],
+            format!("`services.{name}.depends_on` is ignored by docker stack deploy{how}"),
+        );
+    }
+    drop_start_interval(name, out, notes, "docker stack deploy");
+    for (i, p) in out
+        .get_mut("ports")
+        .and_then(Json::as_array_mut)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = ["services", name, "ports", &i.to_string()];
+        match p {
+            Json::String(s) if host_ip_of(s).is_some() => notes.warn(
+                &at,
+                format!("swarm ignores the host address in {s:?} and publishes the port on every interface"),
+            ),
+            Json::Object(m) => {
+                if m.remove("host_ip").is_some() {
+                    notes.warn(
+                        &at,
+                        format!("swarm has no `host_ip`: `services.{name}.ports` publishes on every interface"),
+                    );
+                }
+                if let Some(Json::String(n)) = m.get("published")
+                    && let Ok(n) = n.parse::<u64>()
+                {
+                    m.insert("published".into(), json!(n));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The host address of a short port (`127.0.0.1:8080:80`), if it has one.
+fn host_ip_of(s: &str) -> Option<&str> {
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split_once(']').map(|(ip, _)| ip);
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    (parts.len() == 3).then_some(parts[0])
+}
+
+/// Adapts the top-level sections to `target`.
+pub(crate) fn top_level(target: Target, doc: &mut Map<String, Json>, notes: &mut Notes) {
+    if target == Target::V2 {
+        return;
+    }
+    let tool = match target {
+        Target::V1 => "docker-compose 1.x",
+        _ => "docker stack deploy",
+    };
+    // Inline contents have no older spelling: the object is dropped, with
+    // the services' references to it.
+    for (section, key, instead) in [
+        ("configs", "content", "`file:`"),
+        ("secrets", "environment", "`file:`"),
+    ] {
+        let dropped: Vec<String> = doc
+            .get(section)
+            .and_then(Json::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| v.get(key).is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for name in &dropped {
+            if let Some(Json::Object(m)) = doc.get_mut(section) {
+                m.remove(name);
+                if m.is_empty() {
+                    doc.remove(section);
+                }
+            }
+            notes.warn(
+                &[section, name, key],
+                format!("`{section}.{name}.{key}` is not supported by {tool} (use {instead}); `{name}` is dropped, and the services do not get it"),
+            );
+        }
+        if dropped.is_empty() {
+            continue;
+        }
+        for svc in doc
+            .get_mut("services")
+            .and_then(Json::as_object_mut)
+            .into_iter()
+            .flat_map(|m| m.values_mut())
+        {
+            if let Some(Json::Array(refs)) = svc.get_mut(section) {
+                refs.retain(|r| {
+                    let n = r
+                        .as_str()
+                        .or_else(|| r.get("source").and_then(Json::as_str));
+                    !n.is_some_and(|n| dropped.iter().any(|d| d == n))
+                });
+                if refs.is_empty()
+                    && let Some(m) = svc.as_object_mut()
+                {
+                    m.remove(section);
+                }
+            }
+        }
+    }
+    if target == Target::Stack
+        && let Some(Json::Object(nets)) = doc.get_mut("networks")
+    {
+        for (net, v) in nets.iter_mut() {
+            let Some(m) = v.as_object_mut() else { continue };
+            let extra: Vec<String> = m
+                .keys()
+                .filter(|k| !STACK_NETWORK_KEYS.contains(&k.as_str()) && !k.starts_with("x-"))
+                .cloned()
+                .collect();
+            for k in extra {
+                m.remove(&k);
+                notes.warn(
+                    &["networks", net, &k],
+                    format!(
+                        "`networks.{net}.{k}` is not supported by docker stack deploy; dropped"
+                    ),
+                );
+            }
+        }
+    }
+}
