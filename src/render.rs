@@ -762,6 +762,27 @@ mod tests {
     }
 
     #[test]
+    fn restart_is_checked_once_expanded() {
+        let text =
+            "services:\n  web:\n    image: x\n    restart: ${RESTART_POLICY:-unless-stopped}\n";
+        let (out, _) = render_fixture(text, "demo", Target::V2);
+        assert_eq!(out.compose["services"]["web"]["restart"], "unless-stopped");
+        assert!(out.errors.is_empty());
+        let text = "environment:\n  RESTART_POLICY: sometimes\nservices:\n  web:\n    image: x\n    restart: ${RESTART_POLICY:-unless-stopped}\n";
+        let (out, _) = render_fixture(text, "demo", Target::V2);
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0].pos.unwrap().line, 6);
+    }
+
+    #[test]
+    fn relative_mounts_that_escape_the_checkout_are_refused() {
+        let text = "services:\n  web:\n    image: x\n    volumes: [\"../../etc:/x\"]\n";
+        let (out, _) = render_fixture(text, "demo", Target::V2);
+        assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+        assert!(out.errors[0].message.contains("outside"));
+    }
+
+    #[test]
     fn rendering_is_deterministic() {
         let text = std::fs::read_to_string("tests/fixtures/spec/edge-cases.yaml").unwrap();
         let a = render_fixture(&text, "demo", Target::V2).0.yaml();

@@ -930,3 +930,51 @@ pub fn start_order(spec: &AppSpec) -> Vec<String> {
     }
     placed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compose_runtime_passes_through_and_kata_runtimes_stay_kata_runtimes() {
+        let text = "services:\n  gpu:\n    image: cuda\n    runtime: nvidia\n  web:\n    runtime: python\n  bad:\n    runtime: pyhton\n";
+        let p = parse(text);
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert_eq!(
+            p.errors[0].pos,
+            Some(Pos {
+                line: 8,
+                column: 14
+            })
+        );
+        let p = parse(
+            "services:\n  gpu:\n    image: cuda\n    runtime: nvidia\n  web:\n    runtime: python\n",
+        );
+        let spec = p.spec.unwrap();
+        assert_eq!(spec.services["gpu"].extra["runtime"], "nvidia");
+        assert_eq!(spec.services["gpu"].runtime, None);
+        assert_eq!(spec.services["web"].runtime, Some(Runtime::Python));
+    }
+
+    #[test]
+    fn bare_keys_are_inherited_and_one_shot_jobs_keep_restart_no() {
+        let text = "environment:\n  T:\nservices:\n  web:\n    image: x\n    environment: [A, B=1, \"C=\"]\n    depends_on:\n      job: {condition: service_completed_successfully}\n  job:\n    image: x\n    environment: {D: , E: \"\"}\n";
+        let spec = parse(text).spec.unwrap();
+        assert_eq!(spec.inherit_env, vec!["T"]);
+        assert_eq!(spec.services["web"].inherit_env, vec!["A"]);
+        assert_eq!(spec.services["job"].inherit_env, vec!["D"]);
+        assert_eq!(spec.services["job"].extra["restart"], "no");
+        assert!(is_one_shot(&spec.services["job"]));
+        assert!(!spec.services["web"].extra.contains_key("restart"));
+    }
+
+    #[test]
+    fn interpolated_restart_is_accepted_and_a_bad_literal_is_not() {
+        let ok = parse(
+            "services:\n  web:\n    image: x\n    restart: ${RESTART_POLICY:-unless-stopped}\n",
+        );
+        assert!(ok.errors.is_empty(), "{:?}", ok.errors);
+        let bad = parse("services:\n  web:\n    image: x\n    restart: sometimes\n");
+        assert_eq!(bad.errors.len(), 1);
+    }
+}

@@ -290,3 +290,35 @@ fn tidy(message: &str) -> String {
     }
     m.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
 }
+
+#[cfg(test)]
+mod alias_tests {
+    use super::*;
+
+    /// Thousands of alias uses, as large self-hosted compose files have.
+    #[test]
+    fn realistic_alias_counts_parse() {
+        let mut text =
+            String::from("x-common: &common\n  image: busybox\n  restart: always\nservices:\n");
+        for i in 0..3000 {
+            text.push_str(&format!("  s{i}:\n    <<: *common\n"));
+        }
+        let root = parse(&text).expect("3000 aliases parse");
+        assert_eq!(root.find(&["services"]).as_map().unwrap().len(), 3000);
+    }
+
+    /// A bomb is stopped by the size its aliases expand to, at the alias.
+    #[test]
+    fn alias_bombs_stop_at_the_offending_alias() {
+        let text = std::fs::read_to_string("tests/fixtures/invalid/alias-bomb.yaml").unwrap();
+        let e = parse(&text).unwrap_err();
+        assert_eq!(
+            e.pos,
+            Some(Pos {
+                line: 6,
+                column: 11
+            })
+        );
+        assert!(e.message.starts_with("document too large"), "{}", e.message);
+    }
+}

@@ -219,3 +219,230 @@ fn render_caddy_prints_the_expanded_server() {
     );
     insta::assert_snapshot!(out);
 }
+
+/// A command for a real compose tool that sees none of the test's own
+/// environment: what it reads comes from the file (and `.env`) alone.
+fn tool(args: &[&str], dir: &Path) -> Command {
+    let mut c = Command::new(args[0]);
+    c.args(&args[1..]).current_dir(dir).env_clear();
+    for v in ["PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG"] {
+        if let Some(val) = std::env::var_os(v) {
+            c.env(v, val);
+        }
+    }
+    c
+}
+
+/// What a real tool reads from a file, as JSON.
+fn tool_reads(args: &[&str], dir: &Path, what: &str) -> serde_json::Value {
+    let out = tool(args, dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/install-deps)", args[0]));
+    assert!(
+        out.status.success(),
+        "{} rejected {what}:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    if args.contains(&"json") {
+        serde_json::from_str(&text).unwrap()
+    } else {
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"))
+    }
+}
+
+fn scalar(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Each compose fixture (tests/fixtures/compose, config values in its `.env`
+/// sibling) means under kata what it means under plain compose: plain
+/// `docker compose config` reads the original with its `.env`; kata renders
+/// it with the same values as the app's config; each target's real tool
+/// reads the render; the services, images, commands and every environment
+/// value compose resolved must agree, and a restart policy kata changes
+/// must come with a warning.
+#[test]
+fn compose_fixtures_keep_their_meaning_in_the_real_tools() {
+    let root = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    for f in fixtures("compose") {
+        let name = f.file_stem().unwrap().to_string_lossy().to_string();
+        let env = std::fs::read_to_string(f.with_extension("env")).unwrap_or_default();
+        // plain compose: the file and its .env in a project directory
+        let proj = work.path().join(format!("{name}-plain"));
+        std::fs::create_dir_all(&proj).unwrap();
+        std::fs::copy(&f, proj.join("docker-compose.yaml")).unwrap();
+        std::fs::write(proj.join(".env"), &env).unwrap();
+        let plain = tool_reads(
+            &["docker", "compose", "config", "--format", "json"],
+            &proj,
+            &format!("{name} (plain)"),
+        );
+        // kata: the same values as the app's config
+        let app = "fixture";
+        let cfg = root.path().join("config").join(app);
+        std::fs::create_dir_all(&cfg).unwrap();
+        std::fs::write(cfg.join("ENV"), &env).unwrap();
+        for target in ["v2", "v1", "stack"] {
+            let out = kata(root.path())
+                .args(["render", "--app", app, "--target", target])
+                .arg(&f)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+            if name == "build-only" && target == "stack" {
+                assert_eq!(out.status.code(), Some(1), "{stderr}");
+                assert!(
+                    stderr.contains(&format!("error: {}:5:7: ", f.display())),
+                    "{stderr}"
+                );
+                continue;
+            }
+            assert!(out.status.success(), "{name} {target}: {stderr}");
+            for w in stderr.lines().filter(|l| l.starts_with("warning: ")) {
+                let rest = w["warning: ".len()..].strip_prefix(&*f.display().to_string());
+                let pos: Vec<&str> = rest.unwrap_or("").splitn(4, ':').collect();
+                assert!(
+                    pos.len() == 4
+                        && pos[1].parse::<u32>().is_ok()
+                        && pos[2].parse::<u32>().is_ok(),
+                    "{name} {target}: warning without file:line:column: {w}"
+                );
+            }
+            let file = work.path().join(format!("{name}.{target}.yaml"));
+            std::fs::write(&file, &out.stdout).unwrap();
+            let fs = file.display().to_string();
+            let args: Vec<&str> = match target {
+                "v2" => vec!["docker", "compose", "-f", &fs, "config", "--format", "json"],
+                "v1" => vec!["docker-compose", "-f", &fs, "config"],
+                _ => vec!["docker", "stack", "config", "-c", &fs],
+            };
+            let got = tool_reads(&args, work.path(), &format!("{name} ({target})"));
+            let what = format!("{name} ({target})");
+            let plain_svcs = plain["services"].as_object().unwrap();
+            let got_svcs = got["services"].as_object().unwrap();
+            let mut a: Vec<_> = plain_svcs.keys().collect();
+            let mut b: Vec<_> = got_svcs.keys().collect();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{what}: services");
+            for (svc, p) in plain_svcs {
+                let g = &got_svcs[svc];
+                assert_eq!(p["image"], g["image"], "{what}: {svc} image");
+                if p.get("command").is_some() {
+                    assert_eq!(p["command"], g["command"], "{what}: {svc} command");
+                }
+                for (k, v) in p["environment"].as_object().into_iter().flatten() {
+                    assert_eq!(
+                        scalar(&g["environment"][k]),
+                        scalar(v),
+                        "{what}: {svc} environment {k}"
+                    );
+                }
+                if target != "stack" {
+                    let want = p.get("restart").map(scalar).unwrap_or("no".into());
+                    let have = g.get("restart").map(scalar).unwrap_or("no".into());
+                    if want != have {
+                        assert!(
+                            stderr
+                                .lines()
+                                .any(|l| l.contains(&format!("`services.{svc}`"))
+                                    && l.contains("restart")),
+                            "{what}: {svc} restart {want} -> {have} without a warning:\n{stderr}"
+                        );
+                    }
+                }
+            }
+            // The values the issue names, as the real tool resolved them.
+            let env_of = |svc: &str, k: &str| scalar(&got["services"][svc]["environment"][k]);
+            match name.as_str() {
+                "env-pass-through" => {
+                    assert_eq!(env_of("db", "POSTGRES_USER"), "app", "{what}");
+                    assert_eq!(env_of("db", "POSTGRES_PASSWORD"), "s3cret", "{what}");
+                    assert_eq!(env_of("web", "POSTGRES_USER"), "app", "{what}");
+                    assert_eq!(env_of("web", "LOG_LEVEL"), "", "{what}");
+                }
+                "self-reference" => {
+                    assert_eq!(env_of("web", "ATTRS"), "team=a,tier=web", "{what}")
+                }
+                "web-db-migrate" if target == "stack" => assert_eq!(
+                    got["services"]["migrate"]["deploy"]["restart_policy"]["condition"], "none",
+                    "{what}"
+                ),
+                "web-db-migrate" => {
+                    assert_eq!(scalar(&got["services"]["migrate"]["restart"]), "no");
+                    assert_eq!(scalar(&got["services"]["web"]["restart"]), "unless-stopped");
+                }
+                "profiles" => {
+                    assert!(got_svcs.contains_key("adminer") && !got_svcs.contains_key("debug"))
+                }
+                "oci-runtime" if target != "stack" => {
+                    assert_eq!(got["services"]["gpu"]["runtime"], "nvidia", "{what}")
+                }
+                "relative-mounts" => {
+                    let vols = serde_json::to_string(&got["services"]["app"]["volumes"]).unwrap();
+                    let data = root.path().join("data").join(app).join("data");
+                    assert!(
+                        vols.contains(&*data.display().to_string()),
+                        "{what}: {vols}"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `kata validate --target` says, before any push, what the file means on
+/// each target: positioned warnings tagged with the target, one summary line
+/// per target, and a non-zero exit when a target cannot run the file.
+#[test]
+fn validate_with_targets_reports_each_target() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compose");
+    let run = |name: &str| {
+        kata(root.path())
+            .args([
+                "validate", "--target", "v2", "--target", "v1", "--target", "stack",
+            ])
+            .arg("--env-file")
+            .arg(dir.join(format!("{name}.env")))
+            .arg(dir.join(format!("{name}.yaml")))
+            .output()
+            .unwrap()
+    };
+    let out = run("web-db-migrate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        "v2: ok, 1 warning(s)\nv1: ok, 1 warning(s)\nstack: ok, 4 warning(s)\n"
+    );
+    assert!(
+        stderr
+            .contains("web-db-migrate.yaml:21:7: stack: `services.migrate.depends_on` is ignored"),
+        "{stderr}"
+    );
+    std::fs::write(root.path().join("empty.env"), "").unwrap();
+    let out = kata(root.path())
+        .args(["validate", "--target", "stack", "--env-file"])
+        .arg(root.path().join("empty.env"))
+        .arg(dir.join("build-only.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "stack: 1 error(s)\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("build-only.yaml:5:7: stack: `services.web` has only `build:`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
