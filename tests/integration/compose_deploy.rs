@@ -1,0 +1,117 @@
+//! Compose idioms deployed for real: a busybox web app whose one-shot
+//! migration job runs once per deploy and never loops, whose `- KEY`
+//! environment entry takes the app's config value, and whose relative data
+//! mount survives redeploys in the app's data directory.
+
+use crate::support::images::{self, BUSYBOX};
+use crate::support::push::{LocalApp, wait_answer};
+use crate::support::{Kata, docker_ok, engine_shared, unique, wait_for};
+use std::time::Duration;
+
+fn compose_file() -> String {
+    format!(
+        r#"services:
+  migrate:
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo migrated >> /state/migrations.log"]
+    volumes:
+      - ./state:/state
+  web:
+    image: {BUSYBOX}
+    command: ["sh", "-c", "mkdir -p /www && echo \"$$GREETING $$(wc -l < /state/migrations.log)\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    environment:
+      - GREETING
+    volumes:
+      - ./state:/state
+    depends_on:
+      migrate:
+        condition: service_completed_successfully
+    restart: unless-stopped
+"#
+    )
+}
+
+/// The migration container: (status, exit code, restart count).
+fn migrate_state(app: &str) -> (String, String, String) {
+    let ids = docker_ok([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=kata.app={app}"),
+        "--filter",
+        "label=kata.service=migrate",
+    ]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    assert_eq!(ids.len(), 1, "one migrate container: {ids:?}");
+    let out = docker_ok([
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}",
+        ids[0],
+    ]);
+    let mut f = out.split_whitespace().map(str::to_owned);
+    (
+        f.next().unwrap_or_default(),
+        f.next().unwrap_or_default(),
+        f.next().unwrap_or_default(),
+    )
+}
+
+fn one_shot_migration_runs_once_per_deploy(compose: &str) {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let kata = Kata::setup();
+    let name = unique("oneshot");
+    kata.write_app_config(&name, "GREETING=hello-from-config\n");
+    let app = LocalApp::new(&kata, &name).push_env("KATA_COMPOSE", compose);
+    app.write("kata-compose.yaml", &compose_file())
+        .commit("first");
+    let out = app.push_ok();
+    assert!(
+        out.stderr.contains("`./state` is mounted writable"),
+        "the relocation is announced:\n{}",
+        out.stderr
+    );
+    // web started after the job had run once, with the config's value.
+    assert_eq!(
+        wait_answer(&name, "web", 8080, "/", 60).trim(),
+        "hello-from-config 1"
+    );
+    let log = kata.path(format!("data/{name}/state/migrations.log"));
+    // The job stays done: give a looping restart policy time to show itself.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "migrated\n");
+    let (status, code, restarts) = migrate_state(&name);
+    assert_eq!(
+        (status.as_str(), code.as_str(), restarts.as_str()),
+        ("exited", "0", "0")
+    );
+
+    // A second deploy runs it once more (as `docker compose up` does) and
+    // the data written by the first release is still there.
+    app.write("README", "second\n").commit("second");
+    app.push_ok();
+    wait_for("the second migration", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log).unwrap_or_default() == "migrated\nmigrated\n"
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "migrated\nmigrated\n"
+    );
+    let (status, code, restarts) = migrate_state(&name);
+    assert_eq!(
+        (status.as_str(), code.as_str(), restarts.as_str()),
+        ("exited", "0", "0")
+    );
+}
+
+#[test]
+fn one_shot_migration_runs_once_per_deploy_v2() {
+    one_shot_migration_runs_once_per_deploy("v2");
+}
+
+#[test]
+fn one_shot_migration_runs_once_per_deploy_v1() {
+    one_shot_migration_runs_once_per_deploy("v1");
+}
