@@ -353,6 +353,7 @@ fn run(
         std::fs::create_dir_all(d)?;
     }
 
+    seed_data_dirs(&src, &out.seeds)?;
     build_runtimes(paths, settings, app, &spec, &out, &src)?;
 
     let previous = release::list(paths, app)?
@@ -382,6 +383,37 @@ fn run(
         Some(cli) => rollout::compose(&plan, cli),
         None => rollout::swarm(&plan),
     }
+}
+
+/// A writable relative mount lives in the app's data directory; the first
+/// deploy starts it from the pushed files, as compose would mount them. A
+/// path that passes through a symlink is not followed: the checkout's
+/// symlinks must not copy host files into the app's data.
+fn seed_data_dirs(src: &Path, seeds: &[(String, PathBuf)]) -> Result<(), DeployError> {
+    for (rel, dir) in seeds {
+        if dir.symlink_metadata().is_ok() {
+            continue;
+        }
+        let mut from = src.to_path_buf();
+        let mut plain = true;
+        for part in rel.split('/') {
+            from.push(part);
+            plain &= from
+                .symlink_metadata()
+                .is_ok_and(|m| !m.file_type().is_symlink());
+        }
+        if plain && from.is_dir() {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            crate::fsutil::copy_tree(&from, dir)?;
+            ui::info(format!(
+                "{rel}: copied the pushed files into {}",
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where a release's config values come from.
@@ -497,6 +529,38 @@ pub fn live_src(paths: &Paths, app: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_dirs_start_from_the_pushed_files_once_and_never_through_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir_all(src.join("state")).unwrap();
+        std::fs::write(src.join("state/seed"), "pushed").unwrap();
+        let outside = d.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "host file").unwrap();
+        std::os::unix::fs::symlink(&outside, src.join("link")).unwrap();
+        let data = d.path().join("data");
+        let seeds = vec![
+            ("state".to_owned(), data.join("state")),
+            ("link".to_owned(), data.join("link")),
+            ("missing".to_owned(), data.join("missing")),
+        ];
+        seed_data_dirs(&src, &seeds).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(data.join("state/seed")).unwrap(),
+            "pushed"
+        );
+        assert!(!data.join("link").exists(), "a symlink is not followed");
+        assert!(!data.join("missing").exists());
+        // An existing data directory is the app's: never seeded again.
+        std::fs::write(src.join("state/seed"), "pushed again").unwrap();
+        seed_data_dirs(&src, &seeds).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(data.join("state/seed")).unwrap(),
+            "pushed"
+        );
+    }
 
     #[test]
     fn mode_precedence() {

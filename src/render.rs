@@ -47,6 +47,10 @@ pub struct Rendered {
     pub warnings: Vec<Diag>,
     /// What this target cannot run at all: nothing may be deployed.
     pub errors: Vec<Diag>,
+    /// Writable relative mounts kept in the app's data directory: (the path
+    /// in the checkout, the host directory). A deploy copies the pushed
+    /// files there while the directory does not exist yet.
+    pub seeds: Vec<(String, std::path::PathBuf)>,
 }
 
 impl Rendered {
@@ -70,6 +74,7 @@ pub(crate) struct Notes<'a> {
     source: &'a Node,
     pub warnings: Vec<Diag>,
     pub errors: Vec<Diag>,
+    seeds: Vec<(String, std::path::PathBuf)>,
 }
 
 impl Notes<'_> {
@@ -93,6 +98,7 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
         source: &spec.source,
         warnings: vec![],
         errors: vec![],
+        seeds: vec![],
     };
     let base = env::values(&env::base(cx.app, cx.paths, cx.puid, cx.pgid));
     let file = env::values(&env::literal_layer(cx.config_env));
@@ -264,6 +270,7 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
         env: envs,
         warnings: notes.warnings,
         errors: notes.errors,
+        seeds: notes.seeds,
     }
 }
 
@@ -519,12 +526,16 @@ fn relative_bind(cx: &Context, name: &str, i: usize, v: &mut Json, notes: &mut N
         );
         return;
     }
-    let host = cx.paths.data(cx.app).join(rel.join("/"));
-    let host = crate::expand::escape(&host.display().to_string());
+    let dir = cx.paths.data(cx.app).join(rel.join("/"));
+    let host = crate::expand::escape(&dir.display().to_string());
     notes.warn(
         &at,
-        format!("`{source}` is mounted writable: kata keeps it in the app's data directory ({host}) so it survives deploys; add `:ro` to mount the pushed files of each release instead"),
+        format!("`{source}` is mounted writable: kata keeps it in the app's data directory ({host}) so it survives deploys, starting from the pushed files the first time; add `:ro` to mount the pushed files of each release instead"),
     );
+    let seed = (rel.join("/"), dir);
+    if !notes.seeds.contains(&seed) {
+        notes.seeds.push(seed);
+    }
     match v {
         Json::String(s) => *s = format!("{host}{}", &s[source.len()..]),
         Json::Object(m) => {

@@ -1,7 +1,8 @@
 //! Compose idioms deployed for real: a busybox web app whose one-shot
 //! migration job runs once per deploy and never loops, whose `- KEY`
 //! environment entry takes the app's config value, and whose relative data
-//! mount survives redeploys in the app's data directory.
+//! mount starts from the pushed files and survives redeploys in the app's
+//! data directory.
 
 use crate::support::images::{self, BUSYBOX};
 use crate::support::push::{LocalApp, wait_answer};
@@ -64,7 +65,9 @@ fn one_shot_migration_runs_once_per_deploy(compose: &str) {
     let name = unique("oneshot");
     kata.write_app_config(&name, "GREETING=hello-from-config\n");
     let app = LocalApp::new(&kata, &name).push_env("KATA_COMPOSE", compose);
+    // The pushed state/ starts the data directory on the first deploy.
     app.write("kata-compose.yaml", &compose_file())
+        .write("state/migrations.log", "seeded\n")
         .commit("first");
     let out = app.push_ok();
     assert!(
@@ -75,12 +78,12 @@ fn one_shot_migration_runs_once_per_deploy(compose: &str) {
     // web started after the job had run once, with the config's value.
     assert_eq!(
         wait_answer(&name, "web", 8080, "/", 60).trim(),
-        "hello-from-config 1"
+        "hello-from-config 2"
     );
     let log = kata.path(format!("data/{name}/state/migrations.log"));
     // The job stays done: give a looping restart policy time to show itself.
     std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "migrated\n");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "seeded\nmigrated\n");
     let (status, code, restarts) = migrate_state(&name);
     assert_eq!(
         (status.as_str(), code.as_str(), restarts.as_str()),
@@ -88,16 +91,17 @@ fn one_shot_migration_runs_once_per_deploy(compose: &str) {
     );
 
     // A second deploy runs it once more (as `docker compose up` does) and
-    // the data written by the first release is still there.
-    app.write("README", "second\n").commit("second");
+    // the data written under the first release is still there, not re-seeded.
+    app.write("state/migrations.log", "pushed again\n")
+        .commit("second");
     app.push_ok();
     wait_for("the second migration", Duration::from_secs(60), || {
-        std::fs::read_to_string(&log).unwrap_or_default() == "migrated\nmigrated\n"
+        std::fs::read_to_string(&log).unwrap_or_default() == "seeded\nmigrated\nmigrated\n"
     });
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         std::fs::read_to_string(&log).unwrap(),
-        "migrated\nmigrated\n"
+        "seeded\nmigrated\nmigrated\n"
     );
     let (status, code, restarts) = migrate_state(&name);
     assert_eq!(
