@@ -171,7 +171,28 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
                 ),
             );
         }
-        let mut out = render_service(cx, name, svc, &senv, target, &mut notes);
+        // compose interpolates the file from `.env` alone, as kata does from
+        // the app's layers; a name only the service's own `environment`
+        // sets (compose: blank) kata fills in, with a warning.
+        let svc_lookup = |n: &str| global.get(n).or_else(|| senv.get(n)).cloned();
+        let image = svc
+            .image
+            .as_ref()
+            .map(|i| ("image", Json::String(i.clone())));
+        for (key, v) in svc
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .chain(image)
+        {
+            if expand_json(&v, &svc_lookup) != expand_json(&v, &lookup) {
+                notes.warn(
+                    &["services", name, key],
+                    format!("`services.{name}.{key}` uses a variable only this service's `environment` sets: kata fills it in from there, compose would read it from `.env` (the app's config) and find nothing"),
+                );
+            }
+        }
+        let mut out = render_service(cx, name, svc, &senv, &svc_lookup, target, &mut notes);
         if target == Target::Stack {
             swarm_rollout(&mut out, name, svc, &routed, &mut notes);
         }
@@ -291,11 +312,11 @@ fn render_service(
     name: &str,
     svc: &Service,
     senv: &IndexMap<String, String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
     target: Target,
     notes: &mut Notes,
 ) -> Map<String, Json> {
-    let lookup = env::lookup(senv);
-    let x = |v: &Json| expand_json(v, &lookup);
+    let x = |v: &Json| expand_json(v, lookup);
     let mut out = Map::new();
     match (svc.runtime, &svc.image) {
         (Some(rt), _) => {
@@ -306,7 +327,7 @@ fn render_service(
             out.insert("user".into(), json!(format!("{}:{}", cx.puid, cx.pgid)));
         }
         (None, Some(img)) => {
-            out.insert("image".into(), json!(expand(img, &lookup)));
+            out.insert("image".into(), json!(expand(img, lookup)));
         }
         (None, None) => {}
     }
@@ -327,7 +348,7 @@ fn render_service(
         .as_ref()
         .filter(|_| svc.runtime == Some(Runtime::Static))
     {
-        environment.insert("KATA_STATIC_ROOT".into(), json!(expand(root, &lookup)));
+        environment.insert("KATA_STATIC_ROOT".into(), json!(expand(root, lookup)));
     }
     out.insert("environment".into(), Json::Object(environment));
 
@@ -463,10 +484,44 @@ fn render_service(
         }
         out.insert(k.clone(), x(v));
     }
+    drop_dot_env(name, &mut out, notes);
     if deploy.as_object().is_some_and(|m| !m.is_empty()) {
         out.insert("deploy".into(), deploy);
     }
     out
+}
+
+/// `env_file: .env` is compose's `.env` read into the container; under kata
+/// that file is the app's config, whose values every service already has
+/// (and which is not in the checkout).
+fn drop_dot_env(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
+    let is_dot_env = |e: &Json| {
+        let p = e.as_str().or_else(|| e.get("path").and_then(Json::as_str));
+        p.is_some_and(|p| p.trim_start_matches("./") == ".env")
+    };
+    let kept = match out.get("env_file") {
+        Some(Json::String(s)) if is_dot_env(&json!(s)) => None,
+        Some(Json::Array(items)) if items.iter().any(is_dot_env) => Some(
+            items
+                .iter()
+                .filter(|e| !is_dot_env(e))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ),
+        _ => return,
+    };
+    match kept {
+        Some(items) if !items.is_empty() => {
+            out.insert("env_file".into(), Json::Array(items));
+        }
+        _ => {
+            out.remove("env_file");
+        }
+    }
+    notes.warn(
+        &["services", name, "env_file"],
+        format!("`services.{name}.env_file` names `.env`: under kata that is the app's config (`kata config:set`), whose values the service already has; dropped"),
+    );
 }
 
 /// compose resolves `./path` against the project directory, which under
