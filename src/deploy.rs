@@ -386,9 +386,11 @@ fn run(
 }
 
 /// A writable relative mount lives in the app's data directory; the first
-/// deploy starts it from the pushed files, as compose would mount them. A
-/// path that passes through a symlink is not followed: the checkout's
-/// symlinks must not copy host files into the app's data.
+/// deploy starts it from the pushed files, as compose would mount them, or
+/// empty (swarm refuses a bind mount whose source is missing, and docker
+/// would create it owned by root). A path that passes through a symlink is
+/// not followed: the checkout's symlinks must not copy host files into the
+/// app's data.
 fn seed_data_dirs(src: &Path, seeds: &[(String, PathBuf)]) -> Result<(), DeployError> {
     for (rel, dir) in seeds {
         if dir.symlink_metadata().is_ok() {
@@ -402,15 +404,17 @@ fn seed_data_dirs(src: &Path, seeds: &[(String, PathBuf)]) -> Result<(), DeployE
                 .symlink_metadata()
                 .is_ok_and(|m| !m.file_type().is_symlink());
         }
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         if plain && from.is_dir() {
-            if let Some(parent) = dir.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
             crate::fsutil::copy_tree(&from, dir)?;
             ui::info(format!(
                 "{rel}: copied the pushed files into {}",
                 dir.display()
             ));
+        } else {
+            std::fs::create_dir(dir)?;
         }
     }
     Ok(())
@@ -551,8 +555,14 @@ mod tests {
             std::fs::read_to_string(data.join("state/seed")).unwrap(),
             "pushed"
         );
-        assert!(!data.join("link").exists(), "a symlink is not followed");
-        assert!(!data.join("missing").exists());
+        assert!(
+            std::fs::read_dir(data.join("link"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "a symlink is not followed: the directory starts empty"
+        );
+        assert!(data.join("missing").is_dir());
         // An existing data directory is the app's: never seeded again.
         std::fs::write(src.join("state/seed"), "pushed again").unwrap();
         seed_data_dirs(&src, &seeds).unwrap();

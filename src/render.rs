@@ -645,6 +645,11 @@ fn swarm_rollout(
     routed: &[(String, u16)],
     notes: &mut Notes,
 ) {
+    // A one-shot job has no update to roll out: its task runs and completes
+    // (swarm's update monitor would take that for a failure).
+    if svc.extra.get("restart").and_then(Json::as_str) == Some("no") {
+        return;
+    }
     // kata's own mounts of a runtime service are shared by every replica
     // anyway; an image that mounts storage (a database) must not overlap.
     let stateful = !runs_app_code(svc)

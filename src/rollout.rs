@@ -664,6 +664,31 @@ fn stack_problem(app: &str, spec: &AppSpec) -> Result<Option<Result<String, Stri
         if svc.instances == Some(0) {
             continue;
         }
+        // A one-shot job (`restart: "no"`, swarm's restart_policy none) is
+        // done once its task completed; it never counts as running.
+        if svc.extra.get("restart").and_then(Value::as_str) == Some("no") {
+            let tasks = docker::docker(&[
+                "service",
+                "ps",
+                "--format",
+                "{{.CurrentState}}|{{.Error}}",
+                &full,
+            ])?;
+            let newest = tasks.lines().next().unwrap_or("").trim();
+            match newest.split_whitespace().next().unwrap_or("") {
+                "Complete" => continue,
+                "Failed" | "Rejected" => {
+                    return Ok(Some(Err(format!(
+                        "the one-shot job {full} failed: {newest}"
+                    ))));
+                }
+                _ => {
+                    return Ok(Some(Ok(format!(
+                        "the one-shot job {full} has not completed yet"
+                    ))));
+                }
+            }
+        }
         let reps = docker::docker(&[
             "service",
             "ls",

@@ -6,7 +6,7 @@
 
 use crate::support::images::{self, BUSYBOX};
 use crate::support::push::{LocalApp, wait_answer};
-use crate::support::{Kata, docker_ok, engine_shared, unique, wait_for};
+use crate::support::{Kata, docker_ok, engine_exclusive, engine_shared, unique, wait_for};
 use std::time::Duration;
 
 fn compose_file() -> String {
@@ -118,4 +118,48 @@ fn one_shot_migration_runs_once_per_deploy_v2() {
 #[test]
 fn one_shot_migration_runs_once_per_deploy_v1() {
     one_shot_migration_runs_once_per_deploy("v1");
+}
+
+/// Swarm mode: the job's `restart: "no"` becomes restart_policy `none`, so
+/// its task completes once and is not restarted, and the deploy does not
+/// wait for it to be running.
+#[test]
+fn one_shot_job_completes_once_in_swarm_mode() {
+    images::ensure_test_images();
+    let _engine = engine_exclusive();
+    let _swarm = crate::docker_swarm::single_node_swarm();
+    let kata = Kata::setup();
+    let name = unique("jobswarm");
+    kata.write_app_config(&name, "GREETING=hello-from-config\n");
+    let app = LocalApp::new(&kata, &name);
+    app.write("kata-compose.yaml", &compose_file())
+        .write("state/migrations.log", "seeded\n")
+        .commit("first");
+    let out = app.push_ok();
+    assert!(out.stderr.contains("Mode: swarm"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`services.web.depends_on` is ignored by docker stack deploy"),
+        "{}",
+        out.stderr
+    );
+    let log = kata.path(format!("data/{name}/state/migrations.log"));
+    wait_for("the migration", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log).unwrap_or_default() == "seeded\nmigrated\n"
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "seeded\nmigrated\n",
+        "the job ran once and was not restarted"
+    );
+    let tasks = docker_ok([
+        "service",
+        "ps",
+        "--format",
+        "{{.CurrentState}}",
+        &format!("{name}_migrate"),
+    ]);
+    assert_eq!(tasks.lines().count(), 1, "{tasks}");
+    assert!(tasks.starts_with("Complete"), "{tasks}");
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Makes this node a single-node swarm manager unless it is one already;
 /// the guard leaves the swarm (and removes the bridge network swarm mode
 /// created) only if this call created it, also when the test panics.
-fn single_node_swarm() -> Cleanup {
+pub(crate) fn single_node_swarm() -> Cleanup {
     let state = docker_ok(["info", "--format", "{{.Swarm.LocalNodeState}}"]);
     if state.trim() == "active" {
         return Cleanup::new(|| {});
