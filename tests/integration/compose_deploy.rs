@@ -6,30 +6,21 @@
 
 use crate::support::images::{self, BUSYBOX};
 use crate::support::push::{LocalApp, wait_answer};
-use crate::support::{Kata, docker_ok, engine_exclusive, engine_shared, unique, wait_for};
+use crate::support::{
+    Kata, docker_ok, engine_exclusive, engine_shared, repo_path, unique, wait_for,
+};
 use std::time::Duration;
 
+/// tests/fixtures/compose/busybox-migrate.yaml, with its `.env` as the app's config.
 fn compose_file() -> String {
-    format!(
-        r#"services:
-  migrate:
-    image: {BUSYBOX}
-    command: ["sh", "-c", "echo migrated >> /state/migrations.log"]
-    volumes:
-      - ./state:/state
-  web:
-    image: {BUSYBOX}
-    command: ["sh", "-c", "mkdir -p /www && echo \"$$GREETING $$(wc -l < /state/migrations.log)\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
-    environment:
-      - GREETING
-    volumes:
-      - ./state:/state
-    depends_on:
-      migrate:
-        condition: service_completed_successfully
-    restart: unless-stopped
-"#
-    )
+    let f = repo_path("tests/fixtures/compose/busybox-migrate.yaml");
+    let text = std::fs::read_to_string(f).unwrap();
+    assert!(text.contains(BUSYBOX), "the fixture runs the test image");
+    text
+}
+
+fn config() -> String {
+    std::fs::read_to_string(repo_path("tests/fixtures/compose/busybox-migrate.env")).unwrap()
 }
 
 /// The migration container: (status, exit code, restart count).
@@ -63,7 +54,7 @@ fn one_shot_migration_runs_once_per_deploy(compose: &str) {
     let _engine = engine_shared();
     let kata = Kata::setup();
     let name = unique("oneshot");
-    kata.write_app_config(&name, "GREETING=hello-from-config\n");
+    kata.write_app_config(&name, &config());
     let app = LocalApp::new(&kata, &name).push_env("KATA_COMPOSE", compose);
     // The pushed state/ starts the data directory on the first deploy.
     app.write("kata-compose.yaml", &compose_file())
@@ -130,7 +121,7 @@ fn one_shot_job_completes_once_in_swarm_mode() {
     let _swarm = crate::docker_swarm::single_node_swarm();
     let kata = Kata::setup();
     let name = unique("jobswarm");
-    kata.write_app_config(&name, "GREETING=hello-from-config\n");
+    kata.write_app_config(&name, &config());
     let app = LocalApp::new(&kata, &name);
     app.write("kata-compose.yaml", &compose_file())
         .write("state/migrations.log", "seeded\n")
