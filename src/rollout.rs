@@ -258,7 +258,7 @@ fn start_and_route(
 fn check_all_up(r: &Rollout) -> Result<(), DeployError> {
     let now = docker::containers(r.app)?;
     for (name, svc) in &r.spec.services {
-        if svc.instances == Some(0) || oneshot(svc) {
+        if svc.instances == Some(0) || crate::spec::is_one_shot(svc) {
             continue;
         }
         if !now
@@ -269,14 +269,6 @@ fn check_all_up(r: &Rollout) -> Result<(), DeployError> {
         }
     }
     Ok(())
-}
-
-/// Services that are allowed to run once and exit 0 (e.g. migrations).
-fn oneshot(svc: &crate::spec::Service) -> bool {
-    matches!(
-        svc.extra.get("restart").and_then(Value::as_str),
-        Some(r) if r == "no" || r.starts_with("on-failure")
-    )
 }
 
 /// Runs the health gate on every container of `services` that did not exist
@@ -294,7 +286,7 @@ fn gate_new(r: &Rollout, old_ids: &BTreeSet<String>, services: &[&str]) -> Resul
     for c in &fresh {
         let svc = &r.spec.services[&c.service];
         let gate = health::gate_for(&c.service, svc, r.routed_port(&c.service)).map_err(fail)?;
-        jobs.push((c, gate, oneshot(svc)));
+        jobs.push((c, gate, crate::spec::is_one_shot(svc)));
     }
     ui::step(format!(
         "Health check: {}",
