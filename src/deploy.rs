@@ -325,7 +325,11 @@ fn run(
         ui::warn(w);
     }
     let caddy_plan = match &out.caddy {
-        Some(server) => Some(caddy::expand(server.clone(), app)?),
+        Some(server) => {
+            let server = caddy::expand(server.clone(), app)?;
+            caddy::refuse_admin_reach(&server, spec.services.keys(), &settings.caddy_admin)?;
+            Some(server)
+        }
         None => None,
     };
     let dir = release::dir(paths, app, n);

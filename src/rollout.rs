@@ -559,6 +559,8 @@ pub fn put_server(
         admin.endpoint()
     ));
     let resolved = caddy::resolve_upstreams(server, addrs)?;
+    // last line of defence for every write (deploy, rollback, restart, sync)
+    caddy::refuse_admin_reach(&resolved, None, &settings.caddy_admin)?;
     let _lock = admin.lock()?;
     match admin.put_server(app, &with_stream_close_delay(&resolved)) {
         Err(e) if e.to_string().contains("stream_close_delay") && !mentions_delay(server) => {

@@ -11,6 +11,7 @@
 //! - [`summarize`]: what `caddy:ls` shows about one server.
 
 mod admin;
+mod guard;
 mod http1;
 mod listen;
 mod shorthand;
@@ -19,6 +20,8 @@ mod upstreams;
 mod validate;
 
 pub use admin::{Admin, CaddyLock, UpstreamStatus};
+pub use guard::{Machine, Refusal, admin_reach, refuse_admin_reach};
+pub use listen::{canonical as canonical_address, same_address};
 pub use shorthand::expand;
 pub use summary::{ServerSummary, summarize};
 pub use upstreams::{resolve_upstreams, service_dials};
