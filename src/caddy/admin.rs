@@ -94,6 +94,7 @@ pub struct Admin {
 struct Reply {
     status: u16,
     body: Vec<u8>,
+    etag: Option<String>,
 }
 
 /// FNV-32a, the hash in Caddy 2.6's config ETags.
@@ -281,6 +282,7 @@ impl Admin {
                 Ok(Reply {
                     status: r.status,
                     body: r.body,
+                    etag: r.etag,
                 })
             }
             Endpoint::Http { .. } => {
@@ -307,13 +309,18 @@ impl Admin {
                 };
                 let mut resp = result.map_err(ureq_fail)?;
                 let status = resp.status().as_u16();
+                let etag = resp
+                    .headers()
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
                 let body = resp
                     .body_mut()
                     .with_config()
                     .limit(256 * 1024 * 1024)
                     .read_to_vec()
                     .map_err(ureq_fail)?;
-                Ok(Reply { status, body })
+                Ok(Reply { status, body, etag })
             }
         }
     }
@@ -326,9 +333,20 @@ impl Admin {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Vec<u8>, CaddyError> {
+        self.call_reply(method, path, body, if_match).map(|r| r.body)
+    }
+
+    /// [`Admin::call`], keeping the whole reply (for its ETag).
+    fn call_reply(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, CaddyError> {
         let r = self.send(method, path, body, if_match)?;
         if (200..300).contains(&r.status) {
-            return Ok(r.body);
+            return Ok(r);
         }
         Err(CaddyError::Refused {
             endpoint: self.endpoint.to_string(),
@@ -349,10 +367,15 @@ impl Admin {
     }
 
     /// GET a config path: `Ok(None)` when a parent is missing, else the
-    /// value (possibly `null`) and the raw body (for the ETag).
-    fn get_at(&self, path: &str) -> Result<Option<(Value, Vec<u8>)>, CaddyError> {
-        match self.call("GET", path, None, None) {
-            Ok(raw) => Ok(Some((self.parse("GET", path, &raw)?, raw))),
+    /// value (possibly `null`) and its ETag, for an `If-Match`. Caddy 2.7+
+    /// sends the ETag as a header (its hash differs from 2.6's); Caddy 2.6
+    /// sends it as a trailer, so kata computes it from the body.
+    fn get_at(&self, path: &str) -> Result<Option<(Value, String)>, CaddyError> {
+        match self.call_reply("GET", path, None, None) {
+            Ok(r) => {
+                let tag = r.etag.unwrap_or_else(|| etag(path, &r.body));
+                Ok(Some((self.parse("GET", path, &r.body)?, tag)))
+            }
             Err(e) if is_traversal_error(&e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -407,7 +430,7 @@ impl Admin {
         // Find the deepest existing parent, starting from `servers`.
         for depth in (0..=PARENTS.len()).rev() {
             let parent = format!("/config/{}", PARENTS[..depth].join("/"));
-            let Some((value, raw)) = self.get_at(&parent)? else {
+            let Some((value, tag)) = self.get_at(&parent)? else {
                 continue; // its own parent is missing: look one level up
             };
             return match value {
@@ -423,7 +446,6 @@ impl Admin {
                     let mut keys: Vec<&str> = PARENTS[depth..].to_vec();
                     keys.push(app);
                     let body = nest(&keys, server.clone());
-                    let tag = etag(&parent, &raw);
                     match self.call("POST", &parent, Some(&body), Some(&tag)) {
                         Ok(_) => Ok(true),
                         Err(CaddyError::Refused { status: 412, .. }) => Ok(false),
