@@ -482,7 +482,7 @@ pub fn route(
     mode: Mode,
 ) -> Result<(), DeployError> {
     let addrs = rollout::addresses(app, spec, mode)?;
-    rollout::put_server(paths, settings, app, server, &addrs)
+    rollout::put_server(paths, settings, app, server, &addrs).map(|_| ())
 }
 
 /// The src dir of the live release (what `app/<app>` points at).

@@ -31,7 +31,7 @@ pub struct Machine {
 
 /// One part of a server object that would reach the admin endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct AdminReach {
     /// Key path in the app's `caddy:` block, e.g.
     /// `caddy.routes[0].handle[0].upstreams[0].dial`.
     pub path: String,
@@ -210,7 +210,7 @@ pub fn admin_reach<'s>(
     admin: &Endpoint,
     machine: &Machine,
     resolve: &Resolve<'_>,
-) -> Vec<Refusal> {
+) -> Vec<AdminReach> {
     let judge = Judge {
         admin,
         target: target(admin),
@@ -222,7 +222,7 @@ pub fn admin_reach<'s>(
     if let Some(list) = server.get("listen").and_then(Value::as_array) {
         for (i, a) in list.iter().enumerate() {
             if let Some(reason) = a.as_str().and_then(|a| judge.listen(a)) {
-                out.push(Refusal {
+                out.push(AdminReach {
                     path: format!("caddy.listen[{i}]"),
                     reason,
                 });
@@ -235,7 +235,7 @@ pub fn admin_reach<'s>(
 
 /// Visits every `dial` (upstreams at any depth: routes, subroutes, error
 /// routes) and every `dynamic_upstreams` source.
-fn walk(v: &Value, path: &str, dynamic: bool, judge: &Judge<'_>, out: &mut Vec<Refusal>) {
+fn walk(v: &Value, path: &str, dynamic: bool, judge: &Judge<'_>, out: &mut Vec<AdminReach>) {
     match v {
         Value::Object(m) => {
             if dynamic && let Some(source) = m.get("source").and_then(Value::as_str) {
@@ -253,7 +253,7 @@ fn walk(v: &Value, path: &str, dynamic: bool, judge: &Judge<'_>, out: &mut Vec<R
                     )),
                 };
                 if let Some(reason) = reason {
-                    out.push(Refusal {
+                    out.push(AdminReach {
                         path: path.to_owned(),
                         reason,
                     });
@@ -264,7 +264,7 @@ fn walk(v: &Value, path: &str, dynamic: bool, judge: &Judge<'_>, out: &mut Vec<R
                 match (k.as_str(), child) {
                     ("dial", Value::String(d)) => {
                         if let Some(reason) = judge.dial(d) {
-                            out.push(Refusal { path: here, reason });
+                            out.push(AdminReach { path: here, reason });
                         }
                     }
                     _ => walk(
@@ -416,7 +416,7 @@ mod tests {
         json!({"routes": [{"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": dial}]}]}]})
     }
 
-    fn refusals(server: &Value, admin: &str) -> Vec<Refusal> {
+    fn refusals(server: &Value, admin: &str) -> Vec<AdminReach> {
         let services = ["web".to_owned()];
         admin_reach(
             server,
