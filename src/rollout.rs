@@ -490,6 +490,15 @@ pub fn addresses(
     addresses_for(app, Some(spec), mode)
 }
 
+/// [`addresses`] without a spec: an entry for every service that has a
+/// container (running or not), for re-routing from release records.
+pub fn container_addresses(
+    app: &str,
+    mode: Mode,
+) -> Result<BTreeMap<String, Vec<String>>, DeployError> {
+    addresses_for(app, None, mode)
+}
+
 /// [`addresses`]; without a spec, for the services that have containers.
 fn addresses_for(
     app: &str,
@@ -505,10 +514,12 @@ fn addresses_for(
         Mode::Compose => (docker::containers(app)?, vec![]),
         Mode::Swarm => (docker::containers_of_stack(app)?, docker::gwbridge_ips()?),
     };
-    for c in cs.iter().filter(|c| c.state == "running") {
-        if spec.is_none() {
+    if spec.is_none() {
+        for c in &cs {
             out.entry(c.service.clone()).or_default();
         }
+    }
+    for c in cs.iter().filter(|c| c.state == "running") {
         let Some(list) = out.get_mut(&c.service) else {
             continue;
         };

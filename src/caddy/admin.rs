@@ -316,7 +316,8 @@ impl Admin {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Vec<u8>, CaddyError> {
-        self.call_reply(method, path, body, if_match).map(|r| r.body)
+        self.call_reply(method, path, body, if_match)
+            .map(|r| r.body)
     }
 
     /// [`Admin::call`], keeping the whole reply (for its ETag).
@@ -394,6 +395,12 @@ impl Admin {
         }
     }
 
+    /// Every app's part and every other server, for `caddy:ls`.
+    pub fn parts(&self) -> Result<Vec<shared::Entry>, CaddyError> {
+        let config = self.config()?;
+        shared::entries(&config, &|n| self.is_kata_app(n)).map_err(|r| self.refusal(r))
+    }
+
     fn refusal(&self, refusal: Refusal) -> CaddyError {
         CaddyError::Plan {
             endpoint: self.endpoint.to_string(),
@@ -440,7 +447,13 @@ impl Admin {
             let plan = planner(&config).map_err(|r| self.refusal(r))?;
             match self.run(&plan.calls, &config) {
                 Ok(true) => return Ok(plan),
-                Ok(false) => last = plan.calls.first().map(|c| c.path.clone()).unwrap_or_default(),
+                Ok(false) => {
+                    last = plan
+                        .calls
+                        .first()
+                        .map(|c| c.path.clone())
+                        .unwrap_or_default()
+                }
                 Err(e) => return Err(e),
             }
         }

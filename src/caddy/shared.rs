@@ -162,7 +162,10 @@ pub fn listen_of(server: &Value) -> Vec<String> {
 
 /// Listen lists compared as sets, ignoring case and order.
 fn listen_key(listen: &[String]) -> Vec<String> {
-    let mut k: Vec<String> = listen.iter().map(|a| a.trim().to_ascii_lowercase()).collect();
+    let mut k: Vec<String> = listen
+        .iter()
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
     k.sort();
     k.dedup();
     k
@@ -407,8 +410,7 @@ pub fn plan_put(
         .iter()
         .filter(|(n, s)| {
             !is_shared(n)
-                && (n.as_str() == app
-                    || (is_kata_app(n) && listen_key(&listen_of(s)) == key))
+                && (n.as_str() == app || (is_kata_app(n) && listen_key(&listen_of(s)) == key))
         })
         .map(|(n, _)| n.clone())
         .collect();
@@ -674,7 +676,9 @@ fn create(config: &Value, name: &str, server: Value) -> Result<Call, Refusal> {
             }
         }
     }
-    Err(Refusal::Unexpected("the config root is not readable".into()))
+    Err(Refusal::Unexpected(
+        "the config root is not readable".into(),
+    ))
 }
 
 /// Where the app's part is in the live config.

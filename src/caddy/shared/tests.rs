@@ -117,7 +117,10 @@ fn shared_routes(config: &Value, name: &str) -> Vec<String> {
 fn names_and_ids() {
     assert_eq!(server_name(&[":80".into(), ":443".into()]), "kata.443-80");
     assert_eq!(server_name(&[":443".into(), ":80".into()]), "kata.443-80");
-    assert_eq!(server_name(&["127.0.0.1:8080".into()]), "kata.127.0.0.1_8080");
+    assert_eq!(
+        server_name(&["127.0.0.1:8080".into()]),
+        "kata.127.0.0.1_8080"
+    );
     assert_eq!(server_name(&["[::1]:80".into()]), "kata.1__80");
     assert_eq!(part_id("shop"), "kata.shop");
     assert_eq!(app_of_id("kata.shop"), Some("shop"));
@@ -157,8 +160,16 @@ fn apps_share_a_server_hosts_first_whatever_the_order() {
     let listen = [":80", ":443"];
     // the catch-all first, then two host apps
     let (p1, c1) = deploy(&start, "all", &app_server(&listen, None, "10.0.0.9:80"));
-    let (p2, c2) = deploy(&c1, "a", &app_server(&listen, Some("a.test"), "10.0.0.2:80"));
-    let (p3, c3) = deploy(&c2, "b", &app_server(&listen, Some("B.test"), "10.0.0.3:80"));
+    let (p2, c2) = deploy(
+        &c1,
+        "a",
+        &app_server(&listen, Some("a.test"), "10.0.0.2:80"),
+    );
+    let (p3, c3) = deploy(
+        &c2,
+        "b",
+        &app_server(&listen, Some("B.test"), "10.0.0.3:80"),
+    );
     insta::assert_json_snapshot!("three_apps_calls", [&p1, &p2, &p3]);
     insta::assert_json_snapshot!("three_apps_config", c3);
     assert_eq!(
@@ -169,16 +180,27 @@ fn apps_share_a_server_hosts_first_whatever_the_order() {
     assert_eq!(c3["apps"]["http"]["servers"]["handmade"], handmade);
 
     // a redeploy of b with a new upstream: one targeted PATCH on its id
-    let (p4, c4) = deploy(&c3, "b", &app_server(&listen, Some("b.test"), "10.0.0.4:80"));
+    let (p4, c4) = deploy(
+        &c3,
+        "b",
+        &app_server(&listen, Some("b.test"), "10.0.0.4:80"),
+    );
     insta::assert_json_snapshot!("redeploy_calls", p4);
     assert_eq!(
         shared_routes(&c4, "kata.443-80"),
         ["kata.a", "kata.b", "kata.all"]
     );
     // the same again: nothing to send
-    assert!(plan_put("b", &app_server(&listen, Some("b.test"), "10.0.0.4:80"), &c4, &no_apps)
+    assert!(
+        plan_put(
+            "b",
+            &app_server(&listen, Some("b.test"), "10.0.0.4:80"),
+            &c4,
+            &no_apps
+        )
         .unwrap()
-        .is_noop());
+        .is_noop()
+    );
 
     // b becomes a catch-all while `all` is one: refused
     let e = plan_put("b", &app_server(&listen, None, "x:1"), &c4, &no_apps).unwrap_err();
@@ -193,11 +215,17 @@ fn apps_share_a_server_hosts_first_whatever_the_order() {
     insta::assert_json_snapshot!("remove_calls", rm);
     let c5 = apply(&c4, &rm);
     assert_eq!(shared_routes(&c5, "kata.443-80"), ["kata.a", "kata.all"]);
-    assert_eq!(c5["apps"]["http"]["servers"]["kata.443-80"]["routes"][0], c4["apps"]["http"]["servers"]["kata.443-80"]["routes"][0]);
+    assert_eq!(
+        c5["apps"]["http"]["servers"]["kata.443-80"]["routes"][0],
+        c4["apps"]["http"]["servers"]["kata.443-80"]["routes"][0]
+    );
     // the last part's removal takes the shared server with it
     let c6 = apply(&c5, &plan_remove("a", &c5).unwrap());
     let rm_last = plan_remove("all", &c6).unwrap();
-    assert_eq!(rm_last.calls[0].path, "/config/apps/http/servers/kata.443-80");
+    assert_eq!(
+        rm_last.calls[0].path,
+        "/config/apps/http/servers/kata.443-80"
+    );
     let c7 = apply(&c6, &rm_last);
     assert_eq!(c7, start);
     assert!(plan_remove("all", &c7).unwrap().is_noop());
@@ -206,26 +234,55 @@ fn apps_share_a_server_hosts_first_whatever_the_order() {
 #[test]
 fn the_same_host_twice_is_refused_naming_the_first_app() {
     let listen = [":80"];
-    let (_, c) = deploy(&Value::Null, "first", &app_server(&listen, Some("shop.test"), "a:1"));
-    let e = plan_put("second", &app_server(&listen, Some("SHOP.test"), "b:1"), &c, &no_apps)
-        .unwrap_err();
+    let (_, c) = deploy(
+        &Value::Null,
+        "first",
+        &app_server(&listen, Some("shop.test"), "a:1"),
+    );
+    let e = plan_put(
+        "second",
+        &app_server(&listen, Some("SHOP.test"), "b:1"),
+        &c,
+        &no_apps,
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "caddy: host \"shop.test\" on :80 is already routed to app \"first\"; \
          each host belongs to one app (remove it from one of them)"
     );
     // a wildcard covering it too
-    let e = plan_put("second", &app_server(&listen, Some("*.test"), "b:1"), &c, &no_apps)
-        .unwrap_err();
-    assert!(matches!(e, Refusal::HostTaken { ref owner, .. } if owner == "app \"first\""), "{e}");
+    let e = plan_put(
+        "second",
+        &app_server(&listen, Some("*.test"), "b:1"),
+        &c,
+        &no_apps,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Refusal::HostTaken { ref owner, .. } if owner == "app \"first\""),
+        "{e}"
+    );
     // the app itself may keep its host
-    assert!(plan_put("first", &app_server(&listen, Some("shop.test"), "c:1"), &c, &no_apps).is_ok());
+    assert!(
+        plan_put(
+            "first",
+            &app_server(&listen, Some("shop.test"), "c:1"),
+            &c,
+            &no_apps
+        )
+        .is_ok()
+    );
 }
 
 #[test]
 fn differing_server_settings_are_refused_naming_both_apps_and_the_key() {
     let listen = [":80"];
-    let (_, c) = deploy(&Value::Null, "a", &app_server(&listen, Some("a.test"), "a:1"));
+    let (_, c) = deploy(
+        &Value::Null,
+        "a",
+        &app_server(&listen, Some("a.test"), "a:1"),
+    );
     let mut b = app_server(&listen, Some("b.test"), "b:1");
     b["logs"] = json!({"default_logger_name": "x"});
     let e = plan_put("b", &b, &c, &no_apps).unwrap_err();
@@ -253,8 +310,13 @@ fn differing_server_settings_are_refused_naming_both_apps_and_the_key() {
 fn listen_overlaps_with_other_servers_are_refused() {
     let handmade = json!({"listen": [":8080"], "routes": []});
     let c = json!({"apps": {"http": {"servers": {"handmade": handmade}}}});
-    let e = plan_put("a", &app_server(&["127.0.0.1:8080"], None, "x:1"), &c, &no_apps)
-        .unwrap_err();
+    let e = plan_put(
+        "a",
+        &app_server(&["127.0.0.1:8080"], None, "x:1"),
+        &c,
+        &no_apps,
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "caddy.listen: \"127.0.0.1:8080\" is already taken by Caddy server \"handmade\" \
@@ -262,11 +324,21 @@ fn listen_overlaps_with_other_servers_are_refused() {
          apps share an address only with exactly the same listen list"
     );
     // a shared server with a different listen list that overlaps
-    let (_, c) = deploy(&Value::Null, "a", &app_server(&[":80", ":443"], Some("a.test"), "x:1"));
-    let e = plan_put("b", &app_server(&[":80"], Some("b.test"), "x:1"), &c, &no_apps)
-        .unwrap_err();
+    let (_, c) = deploy(
+        &Value::Null,
+        "a",
+        &app_server(&[":80", ":443"], Some("a.test"), "x:1"),
+    );
+    let e = plan_put(
+        "b",
+        &app_server(&[":80"], Some("b.test"), "x:1"),
+        &c,
+        &no_apps,
+    )
+    .unwrap_err();
     assert!(
-        e.to_string().contains("already taken by app \"a\" (kata's shared server \"kata.443-80\")"),
+        e.to_string()
+            .contains("already taken by app \"a\" (kata's shared server \"kata.443-80\")"),
         "{e}"
     );
     assert_eq!(
@@ -293,8 +365,13 @@ fn old_per_app_servers_move_in_one_guarded_change() {
         "the app's view is what it deployed"
     );
     // a new app b on the same address moves a too, in the same change
-    let plan = plan_put("b", &app_server(&[":80"], Some("b.test"), "10.0.0.3:80"), &c, &kata)
-        .unwrap();
+    let plan = plan_put(
+        "b",
+        &app_server(&[":80"], Some("b.test"), "10.0.0.3:80"),
+        &c,
+        &kata,
+    )
+    .unwrap();
     assert_eq!(plan.moved, ["a"]);
     assert_eq!(plan.calls.len(), 1);
     let after = apply(&c, &plan);
@@ -305,7 +382,11 @@ fn old_per_app_servers_move_in_one_guarded_change() {
     assert!(found.legacy);
     assert_eq!(
         plan_remove("a", &c).unwrap().calls,
-        vec![Call::new("DELETE", "/config/apps/http/servers/a".into(), None)]
+        vec![Call::new(
+            "DELETE",
+            "/config/apps/http/servers/a".into(),
+            None
+        )]
     );
 }
 
@@ -320,16 +401,27 @@ fn a_part_that_changes_class_moves_in_one_change() {
     // a becomes the catch-all: it must move behind `all`
     let plan = plan_put("a", &app_server(&listen, None, "x:1"), &c, &no_apps).unwrap();
     assert_eq!(
-        (plan.calls[0].method, plan.calls[0].path.as_str(), plan.calls[0].guarded),
+        (
+            plan.calls[0].method,
+            plan.calls[0].path.as_str(),
+            plan.calls[0].guarded
+        ),
         ("PATCH", "/config/apps/http/servers/kata.80/routes", true)
     );
-    assert_eq!(shared_routes(&apply(&c, &plan), "kata.80"), ["kata.all", "kata.a"]);
+    assert_eq!(
+        shared_routes(&apply(&c, &plan), "kata.80"),
+        ["kata.all", "kata.a"]
+    );
 }
 
 #[test]
 fn entries_list_each_part() {
     let listen = [":80"];
-    let (_, c) = deploy(&Value::Null, "a", &app_server(&listen, Some("a.test"), "x:1"));
+    let (_, c) = deploy(
+        &Value::Null,
+        "a",
+        &app_server(&listen, Some("a.test"), "x:1"),
+    );
     let (_, mut c) = deploy(&c, "b", &app_server(&listen, Some("b.test"), "y:1"));
     c["apps"]["http"]["servers"]["handmade"] = json!({"listen": ["127.0.0.1:9"]});
     let list = entries(&c, &no_apps).unwrap();
@@ -339,7 +431,11 @@ fn entries_list_each_part() {
         .collect();
     assert_eq!(
         names,
-        [("a", "kata.80", true), ("b", "kata.80", true), ("handmade", "handmade", false)]
+        [
+            ("a", "kata.80", true),
+            ("b", "kata.80", true),
+            ("handmade", "handmade", false)
+        ]
     );
     assert_eq!(list[1].view, app_server(&listen, Some("b.test"), "y:1"));
 }
