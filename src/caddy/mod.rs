@@ -24,7 +24,7 @@ mod upstreams;
 mod validate;
 
 pub use admin::{Admin, CaddyLock, UpstreamStatus};
-pub use guard::{Machine, AdminReach, admin_reach, refuse_admin_reach};
+pub use guard::{AdminReach, Machine, admin_reach, refuse_admin_reach};
 pub use listen::{canonical as canonical_address, same_address};
 pub use shared::{Plan, Refusal};
 pub use shorthand::expand;

@@ -2,6 +2,7 @@
 
 mod caddy;
 mod caddy_deploy;
+mod caddy_edge;
 mod caddy_guard;
 mod docker_deploy;
 mod docker_lifecycle;

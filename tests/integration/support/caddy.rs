@@ -57,7 +57,7 @@ pub fn version() -> String {
 
 /// Whether this thread's Caddy is older than 2.7 (no `stream_close_delay`).
 pub fn is_2_6() -> bool {
-    version().starts_with("v2.6.")
+    version().trim_start_matches('v').starts_with("2.6.") // Debian prints "2.6.2"
 }
 
 /// Runs `body` once on Debian's Caddy and once on the current one, at the
