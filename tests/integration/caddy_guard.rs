@@ -208,3 +208,58 @@ fn push_with_an_admin_dial_is_refused_and_caddy_is_untouched() {
         "handmade"
     );
 }
+
+/// Three spellings of one socket (`127.0.0.1:P`, `localhost:P`,
+/// `[::ffff:127.0.0.1]:P`) are one address to kata: the first app gets it,
+/// the other two are refused naming it, before anything is sent, so no
+/// two servers split the port's connections.
+#[test]
+fn aliases_of_one_listen_address_are_one_address() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let caddy = Caddy::start();
+    let kata = kata_for(caddy.endpoint());
+    let port = free_port();
+    let server = |host: &str, listen: &str| {
+        format!(
+            "services:\n  web:\n    image: {BUSYBOX}\n    command: httpd -f -p 8080 -h /app/www\n    volumes:\n      - app:/app\n\
+             caddy:\n  domains: [{host}]\n  service: web\n  port: 8080\n  https: false\n  listen: [\"{listen}\"]\n"
+        )
+    };
+    let first = LocalApp::new(&kata, &unique("alias"));
+    let host = format!("{}.test", first.name);
+    first
+        .write(
+            "kata-compose.yaml",
+            &server(&host, &format!("127.0.0.1:{port}")),
+        )
+        .write("www/index.html", "first")
+        .commit("first");
+    first.push_ok();
+    wait_routed(port, &host, "first");
+    let config = caddy.config();
+    for alias in [
+        format!("localhost:{port}"),
+        format!("[::ffff:127.0.0.1]:{port}"),
+    ] {
+        let app = LocalApp::new(&kata, &unique("alias"));
+        app.write(
+            "kata-compose.yaml",
+            &server(&format!("{}.test", app.name), &alias),
+        )
+        .write("www/index.html", "second")
+        .commit("second");
+        let out = app.push_fails();
+        assert!(
+            out.stderr
+                .contains(&format!("caddy.listen: {alias:?} is already taken by")),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(&first.name), "{}", out.stderr);
+        assert_eq!(caddy.config(), config, "{alias}");
+    }
+    for _ in 0..20 {
+        assert_eq!(http_get(port, &host, "/").2, "first");
+    }
+}
