@@ -6,21 +6,21 @@ inject   adds other apps' parts to the shared server that listens on
          `@id` kata.<app>, its host matcher, its routes in a subroute), in
          one PATCH of the server's routes (host-matching parts go before any
          catch-all). Names are <prefix>-<i> for i in [--from, --to).
-reload   times Caddy's config reloads at the current size: --count targeted
-         replacements of one injected part (`PATCH /id/kata.<app>`, what
-         another app's deploy sends) and --count full reloads (`POST /load`
-         of the whole config with one value changed). Writes one windows line
-         per reload (the format of loadgen.py analyze: the call, plus
-         --margin seconds after it, when the old config is still shutting
-         down) to --windows and prints the times as JSON.
 size     prints the config's size in bytes and its number of routes.
 standalone
-         the reload measurement on a Caddy of its own (--caddy): starts it on
-         free loopback ports with a shared server holding --others parts plus
-         a probe app's, runs loadgen.py against the probe's host while
-         `reload` runs, and prints the reload times (JSON, first line) and
-         loadgen.py's analysis. Needs no Docker, so it also runs in a private
-         network namespace (where net.ipv4.tcp_migrate_req can be set).
+         Caddy's reloads at a size, on a Caddy of its own (--caddy), started
+         on free loopback ports with one shared server holding --others
+         parts plus two more: "deployed", whose part is replaced, and
+         "probe", which gets the load (loadgen.py, against its host). Times
+         --count replacements of the deployed app's part (`PATCH
+         /id/kata.deployed`, its upstream switched between two addresses,
+         what a deploy sends) and --count full reloads (`POST /load` of the
+         whole config with one value changed), --gap seconds apart; a
+         reload's window (loadgen.py analyze) is its call plus --margin
+         seconds, while the old config shuts down. Prints the times (JSON,
+         first line) and the probe's analysis. Needs no Docker, so it also
+         runs in a private network namespace (where net.ipv4.tcp_migrate_req
+         can be set).
 """
 
 import argparse
@@ -31,7 +31,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -96,7 +98,7 @@ def timed(f):
     return start, time.time()
 
 
-def reload(args, echo=True):
+def reload(args):
     windows = open(args.windows, "w")
     app = "kata." + args.app
     out = {"patch_part_ms": [], "load_full_ms": []}
@@ -125,8 +127,6 @@ def reload(args, echo=True):
             "max": round(max(v), 1),
             "n": len(v),
         }
-    if echo:
-        print(json.dumps(summary))
     return summary
 
 
@@ -136,24 +136,45 @@ def free_port():
         return s.getsockname()[1]
 
 
+class Other(BaseHTTPRequestHandler):
+    """The upstream of every app: answers "other" (outside Caddy, so that
+    Caddy's reloads do not restart the upstream too)."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"other")
+
+    def log_message(self, *_):
+        pass
+
+
+def upstream():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def standalone(args):
     work = tempfile.mkdtemp(prefix="kata-bench-reload-")
-    admin_port, port, others_port = free_port(), free_port(), free_port()
+    admin_port, port = free_port(), free_port()
     admin = "http://127.0.0.1:%d" % admin_port
     listen = "127.0.0.1:%d" % port
-    dial = "127.0.0.1:%d" % others_port
+    up1, up2 = upstream(), upstream()
+    dial = "127.0.0.1:%d" % up1.server_address[1]
+    dial2 = "127.0.0.1:%d" % up2.server_address[1]
     delay = "" if args.caddy_26 else "5m"
     parts = [part("other-%d" % i, "other-%d.test" % i, dial, delay) for i in range(args.others)]
-    parts.append(part("probe-0", "probe-0.test", dial, delay))
+    parts.append(part("deployed", "deployed.test", dial, delay))
+    parts.append(part("probe", "probe.test", dial, delay))
     config = {
         "admin": {"listen": "127.0.0.1:%d" % admin_port, "config": {"persist": False}},
         "logging": {"logs": {"default": {"level": "ERROR"}}},
         "apps": {"http": {"servers": {
             "kata.127.0.0.1_%d" % port: {
                 "listen": [listen], "automatic_https": {"disable": True}, "routes": parts},
-            "others": {
-                "listen": [dial], "automatic_https": {"disable": True},
-                "routes": [{"handle": [{"handler": "static_response", "body": "other"}]}]},
         }}},
     }
     with open(os.path.join(work, "caddy.json"), "w") as f:
@@ -174,14 +195,14 @@ def standalone(args):
         csv_file = os.path.join(work, "requests.csv")
         load = subprocess.Popen([
             sys.executable, os.path.join(HERE, "loadgen.py"), "run", "--port", str(port),
-            "--host", "probe-0.test", "--expect", "other", "--workers", "4",
+            "--host", "probe.test", "--expect", "other", "--workers", "4",
             "--interval", "0.02", "--max-requests", "100000", "--max-seconds", "300",
             "--out", csv_file])
         time.sleep(3)
-        args.admin, args.listen, args.app = admin, listen, "probe-0"
-        args.dial_a, args.dial_b = dial, "localhost:%d" % others_port
+        args.admin, args.app = admin, "deployed"
+        args.dial_a, args.dial_b = dial, dial2
         args.windows = os.path.join(work, "windows.txt")
-        summary = reload(args, echo=False)
+        summary = reload(args)
         time.sleep(3)
         load.terminate()
         load.wait()
@@ -221,16 +242,6 @@ def main():
     i.add_argument("--to", dest="stop", type=int, required=True)
     i.add_argument("--dial", required=True)
     i.add_argument("--delay", default="", help="stream_close_delay to set (empty: none)")
-    r = sub.add_parser("reload")
-    r.add_argument("--admin", required=True)
-    r.add_argument("--listen", required=True)
-    r.add_argument("--app", required=True, help="the injected app whose part is replaced")
-    r.add_argument("--dial-a", required=True)
-    r.add_argument("--dial-b", required=True)
-    r.add_argument("--count", type=int, default=10)
-    r.add_argument("--gap", type=float, default=0.5)
-    r.add_argument("--windows", required=True)
-    r.add_argument("--margin", type=float, default=0.4, help="s after each reload still in its window")
     s = sub.add_parser("size")
     s.add_argument("--admin", required=True)
     a = sub.add_parser("standalone")
@@ -241,7 +252,7 @@ def main():
     a.add_argument("--gap", type=float, default=0.5)
     a.add_argument("--margin", type=float, default=0.4)
     args = p.parse_args()
-    {"inject": inject, "reload": reload, "size": size, "standalone": standalone}[args.cmd](args)
+    {"inject": inject, "size": size, "standalone": standalone}[args.cmd](args)
 
 
 if __name__ == "__main__":
