@@ -187,15 +187,19 @@ pub enum Command {
     /// Show the deployed app's generated .docker-compose.yaml.
     #[command(name = "config:docker")]
     ConfigDocker { app: String },
-    /// Show the app's live Caddy server JSON.
+    /// Show the app's live part in Caddy as server JSON.
     #[command(name = "config:caddy")]
     ConfigCaddy { app: String },
-    /// List every app's hosts, listen addresses and upstreams in Caddy.
+    /// List every app's part in Caddy: its server, hosts, listen addresses, upstreams.
     #[command(name = "caddy:ls")]
     CaddyLs {
         #[arg(long)]
         json: bool,
     },
+    /// Write every app's Caddy routes again from its live release (after
+    /// Caddy lost its config, e.g. restarted without --resume).
+    #[command(name = "caddy:sync")]
+    CaddySync,
     /// Show or set an app's deploy mode.
     Mode {
         app: String,

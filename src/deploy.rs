@@ -332,7 +332,11 @@ fn run(
     let mut spec = spec;
     spec.services.retain(|name, _| out.deploys(name));
     let caddy_plan = match &out.caddy {
-        Some(server) => Some(caddy::expand(server.clone(), app)?),
+        Some(server) => {
+            let server = caddy::expand(server.clone(), app)?;
+            caddy::refuse_admin_reach(&server, spec.services.keys(), &settings.caddy_admin)?;
+            Some(server)
+        }
         None => None,
     };
     let dir = release::dir(paths, app, n);
@@ -521,7 +525,7 @@ pub fn route(
     mode: Mode,
 ) -> Result<(), DeployError> {
     let addrs = rollout::addresses(app, spec, mode)?;
-    rollout::put_server(paths, settings, app, server, &addrs)
+    rollout::put_server(paths, settings, app, server, &addrs).map(|_| ())
 }
 
 /// The src dir of the live release (what `app/<app>` points at).

@@ -152,6 +152,7 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
         if let Some(prev) = r.previous_caddy
             && let Err(re) = addresses_for(r.app, None, Mode::Compose)
                 .and_then(|addrs| put_server(r.paths, r.settings, r.app, prev, &addrs))
+                .map(|_| ())
         {
             ui::warn(format!("could not route the previous release again: {re}"));
         }
@@ -481,6 +482,15 @@ pub fn addresses(
     addresses_for(app, Some(spec), mode)
 }
 
+/// [`addresses`] without a spec: an entry for every service that has a
+/// container (running or not), for re-routing from release records.
+pub fn container_addresses(
+    app: &str,
+    mode: Mode,
+) -> Result<BTreeMap<String, Vec<String>>, DeployError> {
+    addresses_for(app, None, mode)
+}
+
 /// [`addresses`]; without a spec, for the services that have containers.
 fn addresses_for(
     app: &str,
@@ -496,10 +506,12 @@ fn addresses_for(
         Mode::Compose => (docker::containers(app)?, vec![]),
         Mode::Swarm => (docker::containers_of_stack(app)?, docker::gwbridge_ips()?),
     };
-    for c in cs.iter().filter(|c| c.state == "running") {
-        if spec.is_none() {
+    if spec.is_none() {
+        for c in &cs {
             out.entry(c.service.clone()).or_default();
         }
+    }
+    for c in cs.iter().filter(|c| c.state == "running") {
         let Some(list) = out.get_mut(&c.service) else {
             continue;
         };
@@ -527,41 +539,51 @@ fn route(
     server: &Value,
     addrs: &BTreeMap<String, Vec<String>>,
 ) -> Result<(), DeployError> {
-    put_server(r.paths, r.settings, r.app, server, addrs)
+    put_server(r.paths, r.settings, r.app, server, addrs).map(|_| ())
 }
 
 /// How long Caddy keeps a WebSocket or other stream open after the config
 /// that proxied it is replaced (every deploy replaces it).
 pub const STREAM_CLOSE_DELAY: &str = "5m";
 
-/// Resolves the server's service dials against `addrs` and PUTs it as the
-/// app's server. Streams get [`STREAM_CLOSE_DELAY`] where the user set none;
-/// a Caddy older than 2.7 does not know that field, so kata then writes the
-/// server without it and says what that means.
+/// Resolves the server's service dials against `addrs` and writes it as the
+/// app's part of its shared server (see [`caddy::shared`]). Streams get
+/// [`STREAM_CLOSE_DELAY`] where the user set none; a Caddy older than 2.7
+/// does not know that field, so kata then writes the part without it and
+/// says what that means. Returns what was done.
 pub fn put_server(
     paths: &Paths,
     settings: &Settings,
     app: &str,
     server: &Value,
     addrs: &BTreeMap<String, Vec<String>>,
-) -> Result<(), DeployError> {
+) -> Result<caddy::Plan, DeployError> {
     let admin = caddy::Admin::from_settings(settings, paths).map_err(|e| fail(e.to_string()))?;
     ui::step(format!(
         "Routing {app} through Caddy at {}",
         admin.endpoint()
     ));
     let resolved = caddy::resolve_upstreams(server, addrs)?;
+    // last line of defence for every write (deploy, rollback, restart, sync)
+    caddy::refuse_admin_reach(&resolved, None, &settings.caddy_admin)?;
     let _lock = admin.lock()?;
-    match admin.put_server(app, &with_stream_close_delay(&resolved)) {
+    let plan = match admin.put_server(app, &with_stream_close_delay(&resolved)) {
         Err(e) if e.to_string().contains("stream_close_delay") && !mentions_delay(server) => {
             ui::info(
                 "this Caddy predates stream_close_delay (2.7): open WebSockets are closed on each deploy and clients reconnect",
             );
-            admin.put_server(app, &resolved)?;
+            admin.put_server(app, &resolved)?
         }
         other => other?,
+    };
+    for m in &plan.moved {
+        ui::info(format!(
+            "moved {} from apps.http.servers.{m} onto the shared server {}",
+            if m == app { "it" } else { m.as_str() },
+            plan.server
+        ));
     }
-    Ok(())
+    Ok(plan)
 }
 
 fn mentions_delay(server: &Value) -> bool {

@@ -901,6 +901,7 @@ mod tests {
             "rollback app 3",
             "mode app swarm",
             "caddy:ls",
+            "caddy:sync",
             "secrets:set NAME=value",
             "secrets:set NAME",
             "ls --help",

@@ -1,46 +1,34 @@
-//! The admin API client (shell). kata owns exactly `apps.http.servers.<app>`:
-//! every write is one targeted call on that path or, when its parents are
-//! missing, one call on the deepest existing parent that creates the missing
-//! parents *and* the server together. So a write is all-or-nothing: Caddy
-//! applies each change atomically (a rejected config leaves the running one
-//! in place), and no empty parent is ever left behind by a refused write.
-//! Nothing is ever written with `/load` or by replacing a non-null config.
+//! The admin API client (shell): it reads the live config, lets
+//! [`super::shared`] plan the calls that write, replace or remove an app's
+//! part (pure), and executes them. Nothing is ever written with `/load` or
+//! by replacing a non-null config; other apps' routes and hand-made servers
+//! are never sent back to Caddy except in the one change that moves an old
+//! per-app server, which carries them unchanged.
 //!
-//! Optimistic concurrency: creating a missing parent is conditional on the
-//! parent still being `null`/absent, using Caddy's `If-Match` (its ETag is
-//! `"<path> <FNV-32a of the body GET returned>"`, which kata computes from
-//! the body itself because Caddy 2.6 sends the ETag as a trailer). A 412 means
-//! someone else just created it: kata re-reads and retries. On top of that,
-//! kata's own writes are serialised host-wide by a lock file (see
+//! Optimistic concurrency: a planned call that writes a broad path (a
+//! missing parent, the servers of a move, a route list) is guarded: kata
+//! reads that path again, checks it is still what the plan was made from,
+//! and sends the write with Caddy's `If-Match`. Caddy 2.7+ sends the ETag
+//! as a header; Caddy 2.6 sends it as a trailer (`"<path> <FNV-32a of the
+//! body>"`), so kata computes it from the body there. A mismatch or a 412
+//! means someone else wrote: kata plans again. On top of that, kata's own
+//! writes are serialised host-wide by a lock file (see
 //! [`Admin::with_lock_file`]).
-//!
-//! Deleting an app's server leaves `apps.http.servers` in place (possibly
-//! `{}`), which Caddy treats as "no servers": harmless.
-//!
-//! Listen addresses: Caddy runs one server per listen address. It refuses an
-//! exact repeat (`:80` in two servers), but accepts overlapping ones (`:8080`
-//! and `127.0.0.1:8080`), and then the more specific one silently takes the
-//! other's requests. So before writing, `put_server` compares the app's
-//! `listen` with every other server in the live config (under the lock) and
-//! refuses any overlap, naming the server (app) that has the address;
-//! nothing is sent then.
 
 use super::http1;
-use super::listen::conflicts;
+use super::shared::{self, Call, Plan, Refusal};
 use super::{CaddyError, Endpoint, EndpointError};
 use crate::lock::Lock;
 use crate::paths::Paths;
 use crate::settings::Settings;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
 const SERVERS: &str = "/config/apps/http/servers";
-/// The parents of a server, from the root down; index i ↔ path `/config/` + first i joined.
-const PARENTS: [&str; 3] = ["apps", "http", "servers"];
 const ATTEMPTS: u32 = 5;
 
 /// One entry of `GET /reverse_proxy/upstreams`: what draining watches.
@@ -94,6 +82,7 @@ pub struct Admin {
 struct Reply {
     status: u16,
     body: Vec<u8>,
+    etag: Option<String>,
 }
 
 /// FNV-32a, the hash in Caddy 2.6's config ETags.
@@ -107,17 +96,12 @@ fn etag(path: &str, body: &[u8]) -> String {
     format!("\"{path} {:08x}\"", fnv32a(body))
 }
 
-fn server_path(name: &str) -> Result<String, CaddyError> {
+fn name_ok(name: &str) -> Result<(), CaddyError> {
     if crate::names::is_app_name(name) {
-        Ok(format!("{SERVERS}/{name}"))
+        Ok(())
     } else {
         Err(CaddyError::BadName(name.to_owned()))
     }
-}
-
-/// `{"a": {"b": {...leaf}}}` for keys `[a, b]`.
-fn nest(keys: &[&str], leaf: Value) -> Value {
-    keys.iter().rev().fold(leaf, |acc, k| json!({ *k: acc }))
 }
 
 /// The connection went away before an answer: worth another try.
@@ -281,6 +265,7 @@ impl Admin {
                 Ok(Reply {
                     status: r.status,
                     body: r.body,
+                    etag: r.etag,
                 })
             }
             Endpoint::Http { .. } => {
@@ -307,13 +292,18 @@ impl Admin {
                 };
                 let mut resp = result.map_err(ureq_fail)?;
                 let status = resp.status().as_u16();
+                let etag = resp
+                    .headers()
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
                 let body = resp
                     .body_mut()
                     .with_config()
                     .limit(256 * 1024 * 1024)
                     .read_to_vec()
                     .map_err(ureq_fail)?;
-                Ok(Reply { status, body })
+                Ok(Reply { status, body, etag })
             }
         }
     }
@@ -326,9 +316,21 @@ impl Admin {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Vec<u8>, CaddyError> {
+        self.call_reply(method, path, body, if_match)
+            .map(|r| r.body)
+    }
+
+    /// [`Admin::call`], keeping the whole reply (for its ETag).
+    fn call_reply(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, CaddyError> {
         let r = self.send(method, path, body, if_match)?;
         if (200..300).contains(&r.status) {
-            return Ok(r.body);
+            return Ok(r);
         }
         Err(CaddyError::Refused {
             endpoint: self.endpoint.to_string(),
@@ -349,10 +351,15 @@ impl Admin {
     }
 
     /// GET a config path: `Ok(None)` when a parent is missing, else the
-    /// value (possibly `null`) and the raw body (for the ETag).
-    fn get_at(&self, path: &str) -> Result<Option<(Value, Vec<u8>)>, CaddyError> {
-        match self.call("GET", path, None, None) {
-            Ok(raw) => Ok(Some((self.parse("GET", path, &raw)?, raw))),
+    /// value (possibly `null`) and its ETag, for an `If-Match`. Caddy 2.7+
+    /// sends the ETag as a header (its hash differs from 2.6's); Caddy 2.6
+    /// sends it as a trailer, so kata computes it from the body.
+    fn get_at(&self, path: &str) -> Result<Option<(Value, String)>, CaddyError> {
+        match self.call_reply("GET", path, None, None) {
+            Ok(r) => {
+                let tag = r.etag.unwrap_or_else(|| etag(path, &r.body));
+                Ok(Some((self.parse("GET", path, &r.body)?, tag)))
+            }
             Err(e) if is_traversal_error(&e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -364,13 +371,17 @@ impl Admin {
         self.parse("GET", "/config/", &raw)
     }
 
-    /// The app's live server object, if it has one.
+    /// The app's view of its part (the shared server's `listen` and
+    /// settings with the app's own routes), or its old per-app server.
     pub fn get_server(&self, app: &str) -> Result<Option<Value>, CaddyError> {
-        let path = server_path(app)?;
-        Ok(self.get_at(&path)?.map(|(v, _)| v).filter(|v| !v.is_null()))
+        name_ok(app)?;
+        let config = self.config()?;
+        Ok(shared::find(app, &config)
+            .map_err(|r| self.refusal(r))?
+            .map(|f| f.view))
     }
 
-    /// Every server under `apps.http.servers` (kata's apps and others).
+    /// Every server under `apps.http.servers` (kata's and others).
     pub fn servers(&self) -> Result<Map<String, Value>, CaddyError> {
         match self.get_at(SERVERS)? {
             None | Some((Value::Null, _)) => Ok(Map::new()),
@@ -384,114 +395,100 @@ impl Admin {
         }
     }
 
-    /// Creates or replaces `apps.http.servers.<app>` with `server`, creating
-    /// missing parents in the same single request. On any error the previous
-    /// server (or its absence) is still what Caddy runs.
-    pub fn put_server(&self, app: &str, server: &Value) -> Result<(), CaddyError> {
-        let path = server_path(app)?;
+    /// Every app's part and every other server, for `caddy:ls`.
+    pub fn parts(&self) -> Result<Vec<shared::Entry>, CaddyError> {
+        let config = self.config()?;
+        shared::entries(&config, &|n| self.is_kata_app(n)).map_err(|r| self.refusal(r))
+    }
+
+    fn refusal(&self, refusal: Refusal) -> CaddyError {
+        CaddyError::Plan {
+            endpoint: self.endpoint.to_string(),
+            refusal,
+        }
+    }
+
+    fn is_kata_app(&self, name: &str) -> bool {
+        self.paths.as_ref().is_some_and(|p| {
+            crate::names::is_app_name(name) && (p.state(name).is_dir() || p.repo(name).is_dir())
+        })
+    }
+
+    /// Writes the app's server object (shorthand expanded, dials resolved)
+    /// as its part of the shared server for its `listen` (see
+    /// [`shared`]), under the lock. Returns what was done; a plan without
+    /// calls means Caddy already ran exactly this. On any error what Caddy
+    /// ran before is still what it runs.
+    pub fn put_server(&self, app: &str, server: &Value) -> Result<Plan, CaddyError> {
+        name_ok(app)?;
         let _lock = self.lock()?;
+        let kata = |n: &str| n == app || self.is_kata_app(n);
+        self.apply_with(|config| shared::plan_put(app, server, config, &kata))
+    }
+
+    /// Removes the app's part (and its old per-app server); returns whether
+    /// there was anything to remove.
+    pub fn delete_server(&self, app: &str) -> Result<bool, CaddyError> {
+        name_ok(app)?;
+        let _lock = self.lock()?;
+        let plan = self.apply_with(|config| shared::plan_remove(app, config))?;
+        Ok(!plan.is_noop())
+    }
+
+    /// Plans against the live config and runs the calls; plans again when
+    /// a guarded call finds the config changed (another writer).
+    fn apply_with(
+        &self,
+        planner: impl Fn(&Value) -> Result<Plan, Refusal>,
+    ) -> Result<Plan, CaddyError> {
+        let mut last = String::new();
         for _ in 0..ATTEMPTS {
-            if self.try_put(app, &path, server)? {
-                return Ok(());
+            let config = self.config()?;
+            let plan = planner(&config).map_err(|r| self.refusal(r))?;
+            match self.run(&plan.calls, &config) {
+                Ok(true) => return Ok(plan),
+                Ok(false) => {
+                    last = plan
+                        .calls
+                        .first()
+                        .map(|c| c.path.clone())
+                        .unwrap_or_default()
+                }
+                Err(e) => return Err(e),
             }
         }
         Err(CaddyError::Conflict {
             endpoint: self.endpoint.to_string(),
-            path,
+            path: last,
             attempts: ATTEMPTS,
         })
     }
 
-    /// One attempt; `Ok(false)` when the config changed under us (retry).
-    fn try_put(&self, app: &str, path: &str, server: &Value) -> Result<bool, CaddyError> {
-        // Find the deepest existing parent, starting from `servers`.
-        for depth in (0..=PARENTS.len()).rev() {
-            let parent = format!("/config/{}", PARENTS[..depth].join("/"));
-            let Some((value, raw)) = self.get_at(&parent)? else {
-                continue; // its own parent is missing: look one level up
-            };
-            return match value {
-                // `servers` exists: one call on exactly our key (creates or replaces).
-                Value::Object(others) if depth == PARENTS.len() => {
-                    self.check_listen(app, server, &others)?;
-                    self.call("POST", path, Some(server), None)?;
-                    Ok(true)
+    /// Runs planned calls; `Ok(false)` when a guarded one found the config
+    /// changed since `config` was read (nothing of it was applied then).
+    fn run(&self, calls: &[Call], config: &Value) -> Result<bool, CaddyError> {
+        for call in calls {
+            let tag = if call.guarded {
+                let pointer = call.pointer().unwrap_or_default();
+                let expected = if pointer.is_empty() {
+                    Some(config)
+                } else {
+                    config.pointer(&pointer)
+                };
+                match self.get_at(&call.path)? {
+                    Some((now, tag)) if Some(&now) == expected => Some(tag),
+                    _ => return Ok(false),
                 }
-                // This level is null/absent: fill it with the missing parents
-                // and our server, only if it is still null (If-Match).
-                Value::Null => {
-                    let mut keys: Vec<&str> = PARENTS[depth..].to_vec();
-                    keys.push(app);
-                    let body = nest(&keys, server.clone());
-                    let tag = etag(&parent, &raw);
-                    match self.call("POST", &parent, Some(&body), Some(&tag)) {
-                        Ok(_) => Ok(true),
-                        Err(CaddyError::Refused { status: 412, .. }) => Ok(false),
-                        Err(e) => Err(e),
-                    }
-                }
-                // It appeared between two reads: start over.
-                Value::Object(_) => Ok(false),
-                other => Err(CaddyError::Protocol {
-                    endpoint: self.endpoint.to_string(),
-                    method: "GET".into(),
-                    path: parent.clone(),
-                    detail: format!("expected an object or null, found {other}"),
-                }),
+            } else {
+                None
             };
+            match self.call(call.method, &call.path, call.body.as_ref(), tag.as_deref()) {
+                Ok(_) => {}
+                Err(CaddyError::Refused { status: 412, .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            }
         }
-        // Even GET /config/ said "missing": not a Caddy admin API we understand.
-        Err(CaddyError::Protocol {
-            endpoint: self.endpoint.to_string(),
-            method: "GET".into(),
-            path: "/config/".into(),
-            detail: "the config root is not readable".into(),
-        })
-    }
-
-    /// Refuses a `listen` address that overlaps one of another server.
-    fn check_listen(
-        &self,
-        app: &str,
-        server: &Value,
-        servers: &Map<String, Value>,
-    ) -> Result<(), CaddyError> {
-        let Some(c) = conflicts(app, server, servers).into_iter().next() else {
-            return Ok(());
-        };
-        let kata_app = self.paths.as_ref().is_some_and(|p| {
-            crate::names::is_app_name(&c.server)
-                && (p.state(&c.server).is_dir() || p.repo(&c.server).is_dir())
-        });
-        let owner = if kata_app {
-            format!("app {:?}", c.server)
-        } else {
-            format!(
-                "Caddy server {:?} (apps.http.servers.{})",
-                c.server, c.server
-            )
-        };
-        Err(CaddyError::ListenTaken {
-            endpoint: self.endpoint.to_string(),
-            address: c.address,
-            owner,
-            theirs: c.theirs,
-        })
-    }
-
-    /// Removes `apps.http.servers.<app>`; returns whether it existed.
-    /// Absent (or no `apps.http` at all) is fine.
-    pub fn delete_server(&self, app: &str) -> Result<bool, CaddyError> {
-        let path = server_path(app)?;
-        let _lock = self.lock()?;
-        if self.get_at(&path)?.is_none_or(|(v, _)| v.is_null()) {
-            return Ok(false);
-        }
-        match self.call("DELETE", &path, None, None) {
-            Ok(_) => Ok(true),
-            Err(e) if is_traversal_error(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(true)
     }
 
     /// `GET /reverse_proxy/upstreams`: in-flight requests per upstream address
@@ -531,21 +528,10 @@ mod tests {
     }
 
     #[test]
-    fn nesting_and_names() {
-        assert_eq!(
-            nest(&["apps", "http", "servers", "a"], json!(1)),
-            json!({"apps": {"http": {"servers": {"a": 1}}}})
-        );
-        assert_eq!(nest(&[], json!(1)), json!(1));
-        assert_eq!(
-            server_path("my-app").unwrap(),
-            "/config/apps/http/servers/my-app"
-        );
-        for bad in ["../x", "a/b", "", "A"] {
-            assert!(
-                matches!(server_path(bad), Err(CaddyError::BadName(_))),
-                "{bad}"
-            );
+    fn names_are_checked() {
+        assert!(name_ok("my-app").is_ok());
+        for bad in ["../x", "a/b", "", "A", "kata.x"] {
+            assert!(matches!(name_ok(bad), Err(CaddyError::BadName(_))), "{bad}");
         }
     }
 

@@ -16,6 +16,9 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 pub(crate) struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// The `ETag` header, when the answer has one (Caddy 2.7+; 2.6 sends it
+    /// as a trailer, which is dropped).
+    pub etag: Option<String>,
 }
 
 /// Sends one request over the unix socket at `socket`, within `timeout`.
@@ -138,6 +141,7 @@ pub(crate) fn exchange<S: Read + Write>(
         return Ok(Response {
             status: head.status,
             body,
+            etag: head.etag,
         });
     }
 }
@@ -146,6 +150,7 @@ struct Head {
     status: u16,
     chunked: bool,
     content_length: Option<usize>,
+    etag: Option<String>,
 }
 
 /// Reads one CRLF (or LF) terminated line, without the terminator.
@@ -191,6 +196,7 @@ fn read_head<R: BufRead>(r: &mut R) -> io::Result<Head> {
         status,
         chunked: false,
         content_length: None,
+        etag: None,
     };
     loop {
         let line = read_line(r, &mut budget)?;
@@ -210,6 +216,8 @@ fn read_head<R: BufRead>(r: &mut R) -> io::Result<Head> {
                 .parse()
                 .map_err(|_| bad(format!("bad Content-Length {value:?}")))?;
             head.content_length = Some(n);
+        } else if name.eq_ignore_ascii_case("etag") {
+            head.etag = Some(value.to_owned());
         }
     }
 }

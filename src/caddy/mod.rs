@@ -1,5 +1,6 @@
-//! Caddy: validation and expansion of an app's server object (pure), and the
-//! admin API client that writes exactly `apps.http.servers.<app>` (shell).
+//! Caddy: validation and expansion of an app's server object (pure), the
+//! planning of each app's part of a shared server (pure), and the admin API
+//! client that executes those plans (shell).
 //!
 //! - [`validate`]: structural checks on the `caddy:` YAML (before variable
 //!   expansion), each issue with a key path and line:column.
@@ -7,18 +8,25 @@
 //!   a full Caddy server object.
 //! - [`resolve_upstreams`] / [`service_dials`]: `<service>:<port>` dials →
 //!   the service's live container addresses.
+//! - [`shared`]: many apps on one listen address: each app's part, found by
+//!   its `@id`, and the admin calls that write, replace or remove it.
 //! - [`Admin`]: targeted admin API calls (TCP via ureq, or a unix socket).
 //! - [`summarize`]: what `caddy:ls` shows about one server.
 
 mod admin;
+mod guard;
 mod http1;
 mod listen;
+pub mod shared;
 mod shorthand;
 mod summary;
 mod upstreams;
 mod validate;
 
 pub use admin::{Admin, CaddyLock, UpstreamStatus};
+pub use guard::{AdminReach, Machine, admin_reach, refuse_admin_reach};
+pub use listen::{canonical as canonical_address, same_address};
+pub use shared::{Plan, Refusal};
 pub use shorthand::expand;
 pub use summary::{ServerSummary, summarize};
 pub use upstreams::{resolve_upstreams, service_dials};
@@ -45,21 +53,15 @@ pub enum CaddyError {
         "caddy: service {service:?} is routed (dial {dial:?}) but has no live container address"
     )]
     NoAddresses { service: String, dial: String },
-    /// Another server in the live config already listens on (or overlaps)
-    /// one of the app's `listen` addresses; nothing was sent.
-    #[error(
-        "caddy.listen: {address:?} is already taken by {owner}, which listens on {theirs:?}; \
-         Caddy runs one server per listen address, so give this app an address of its own \
-         (nothing was sent to Caddy at {endpoint})"
-    )]
-    ListenTaken {
+    /// The app's part cannot be written (a host, an address or a
+    /// server-level setting another app has); nothing was sent.
+    #[error("{refusal} (nothing was sent to Caddy at {endpoint})")]
+    Plan {
         endpoint: String,
-        address: String,
-        owner: String,
-        theirs: String,
+        refusal: shared::Refusal,
     },
-    /// A name that cannot be a server key under `apps.http.servers`.
-    #[error("invalid Caddy server name {0:?}")]
+    /// A name that cannot be an app's name.
+    #[error("invalid app name for Caddy {0:?}")]
     BadName(String),
     /// Connecting, sending or reading failed (refused, timed out, ...).
     #[error("Caddy admin API at {endpoint} is unreachable: {detail}")]

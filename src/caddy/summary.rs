@@ -5,10 +5,12 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServerSummary {
-    /// The key under `apps.http.servers`.
+    /// The app whose part this is, or the key of a server kata did not write.
     pub name: String,
     /// Whether the name is one of kata's apps on this host.
     pub kata_app: bool,
+    /// The server it is on (its key under `apps.http.servers`).
+    pub server: String,
     /// Every `host` matcher value, at any depth, once each.
     pub hosts: Vec<String>,
     pub listen: Vec<String>,
@@ -47,8 +49,9 @@ fn walk(v: &Value, hosts: &mut Vec<String>, upstreams: &mut Vec<String>) {
     }
 }
 
-/// Hosts, listen addresses and upstreams of one server object.
-pub fn summarize(name: &str, server: &Value, kata_app: bool) -> ServerSummary {
+/// Hosts, listen addresses and upstreams of one server object (an app's
+/// view of its part, or a whole server), on server `on`.
+pub fn summarize(name: &str, on: &str, server: &Value, kata_app: bool) -> ServerSummary {
     let mut hosts = Vec::new();
     let mut upstreams = Vec::new();
     if let Some(routes) = server.get("routes") {
@@ -70,6 +73,7 @@ pub fn summarize(name: &str, server: &Value, kata_app: bool) -> ServerSummary {
     ServerSummary {
         name: name.to_owned(),
         kata_app,
+        server: on.to_owned(),
         hosts,
         listen,
         upstreams,
@@ -92,16 +96,17 @@ mod tests {
             ]
         });
         assert_eq!(
-            summarize("app", &s, true),
+            summarize("app", "kata.443-80", &s, true),
             ServerSummary {
                 name: "app".into(),
                 kata_app: true,
+                server: "kata.443-80".into(),
                 hosts: vec!["a.test".into(), "b.test".into(), "c.test".into()],
                 listen: vec![":80".into(), ":443".into()],
                 upstreams: vec!["10.0.0.2:80".into(), "10.0.0.3:80".into()],
             }
         );
-        let empty = summarize("x", &json!({}), false);
+        let empty = summarize("x", "x", &json!({}), false);
         assert!(empty.hosts.is_empty() && empty.listen.is_empty() && empty.upstreams.is_empty());
     }
 }

@@ -424,12 +424,12 @@ pub fn rm(app: &str, force: bool, wipe: bool) -> anyhow::Result<i32> {
     if let Ok(admin) = crate::caddy::Admin::from_settings(&settings, &paths) {
         let removed = admin.lock().and_then(|_l| admin.delete_server(&app));
         match removed {
-            Ok(true) => ui::info("removed its Caddy server"),
+            Ok(true) => ui::info("removed its Caddy routes"),
             Ok(false) => {}
             // An app that never had a `caddy:` block has nothing to remove:
             // a host without Caddy is no reason to warn.
             Err(e) if ever_routed(&paths, &app) => {
-                ui::warn(format!("could not remove the Caddy server: {e}"))
+                ui::warn(format!("could not remove its Caddy routes: {e}"))
             }
             Err(_) => {}
         }

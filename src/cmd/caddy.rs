@@ -1,14 +1,17 @@
-//! `config:caddy`, `caddy:ls`: read-only views of what Caddy runs.
+//! `config:caddy`, `caddy:ls`: read-only views of what Caddy runs;
+//! `caddy:sync`: every app's part written again from its release records.
 
 use crate::caddy::{Admin, ServerSummary, summarize};
 use crate::paths::Paths;
+use crate::ui;
 
 fn admin(paths: &Paths) -> anyhow::Result<Admin> {
     let settings = crate::settings::load(paths)?;
     Ok(Admin::from_settings(&settings, paths)?)
 }
 
-/// Prints the app's live server object as pretty JSON.
+/// Prints the app's part as pretty JSON: the shared server's `listen` and
+/// settings with the app's own routes (a server object, as it deployed it).
 pub fn config_caddy(app: &str) -> anyhow::Result<i32> {
     let app = super::app_arg(app)?;
     let paths = Paths::from_env();
@@ -19,15 +22,11 @@ pub fn config_caddy(app: &str) -> anyhow::Result<i32> {
             Ok(0)
         }
         None => anyhow::bail!(
-            "app {app} has no Caddy server (apps.http.servers.{app} at {})",
+            "app {app} has no Caddy server: no route @id {} in Caddy at {}",
+            crate::caddy::shared::part_id(&app),
             admin.endpoint()
         ),
     }
-}
-
-/// Whether `name` is one of kata's apps on this host.
-fn is_kata_app(paths: &Paths, name: &str) -> bool {
-    crate::names::is_app_name(name) && (paths.state(name).is_dir() || paths.repo(name).is_dir())
 }
 
 fn join(items: &[String]) -> String {
@@ -39,13 +38,14 @@ fn join(items: &[String]) -> String {
 }
 
 fn table(rows: &[ServerSummary]) -> String {
-    let header = ["APP", "KATA", "HOSTS", "LISTEN", "UPSTREAMS"].map(str::to_owned);
-    let cells: Vec<[String; 5]> = rows
+    let header = ["APP", "KATA", "SERVER", "HOSTS", "LISTEN", "UPSTREAMS"].map(str::to_owned);
+    let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
             [
                 r.name.clone(),
                 if r.kata_app { "yes" } else { "-" }.to_owned(),
+                r.server.clone(),
                 join(&r.hosts),
                 join(&r.listen),
                 join(&r.upstreams),
@@ -71,14 +71,15 @@ fn table(rows: &[ServerSummary]) -> String {
     out
 }
 
-/// Lists every server in Caddy (kata apps marked), as a table or `--json`.
+/// Lists every app's part and every other server in Caddy (kata apps
+/// marked), as a table or `--json`.
 pub fn ls(json: bool) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let admin = admin(&paths)?;
     let rows: Vec<ServerSummary> = admin
-        .servers()?
+        .parts()?
         .iter()
-        .map(|(name, server)| summarize(name, server, is_kata_app(&paths, name)))
+        .map(|e| summarize(&e.name, &e.server, &e.view, e.part))
         .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -88,6 +89,70 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
         print!("{}", table(&rows));
     }
     Ok(0)
+}
+
+/// Writes every app's part again from its live release's record
+/// (`caddy.json` in kata's state, never the checkout), with upstreams
+/// resolved to its containers now. For a Caddy that lost its config (started
+/// without `--resume`), and to move parts written by an older kata. Writes
+/// nothing for parts Caddy already runs exactly; prints what it changed.
+pub fn sync() -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let settings = crate::settings::load(&paths)?;
+    let mut failed = vec![];
+    let (mut changed, mut same) = (0, 0);
+    for app in crate::apps::names(&paths) {
+        let Some(live) = crate::apps::live(&paths, &app)? else {
+            continue;
+        };
+        let record = crate::release::dir(&paths, &app, live.release.number).join("caddy.json");
+        let Ok(text) = std::fs::read(&record) else {
+            continue; // the release routes nothing
+        };
+        let _lock = crate::lock::exclusive(&paths.app_lock(&app), || {
+            ui::info(format!("waiting for a deploy of {app} to finish"))
+        })?;
+        let done = serde_json::from_slice(&text)
+            .map_err(|e| format!("{} is damaged: {e}", record.display()))
+            .and_then(|server| {
+                let addrs = crate::rollout::container_addresses(&app, live.mode)
+                    .map_err(|e| e.to_string())?;
+                crate::rollout::put_server(&paths, &settings, &app, &server, &addrs)
+                    .map_err(|e| e.to_string())
+            });
+        match done {
+            Ok(plan) if plan.is_noop() => {
+                same += 1;
+                ui::info(format!("{app}: unchanged on {}", plan.server));
+            }
+            Ok(plan) => {
+                changed += 1;
+                let calls: Vec<String> = plan
+                    .calls
+                    .iter()
+                    .map(|c| format!("{} {}", c.method, c.path))
+                    .collect();
+                ui::info(format!(
+                    "{app}: written on {} ({})",
+                    plan.server,
+                    calls.join(", ")
+                ));
+            }
+            Err(e) => {
+                ui::warn(format!("{app}: {e}"));
+                failed.push(app);
+            }
+        }
+    }
+    println!(
+        "caddy:sync: {changed} written, {same} unchanged{}",
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(", {} failed: {}", failed.len(), failed.join(", "))
+        }
+    );
+    Ok(if failed.is_empty() { 0 } else { 1 })
 }
 
 #[cfg(test)]
@@ -100,6 +165,7 @@ mod tests {
             ServerSummary {
                 name: "shop".into(),
                 kata_app: true,
+                server: "kata.443-80".into(),
                 hosts: vec!["shop.test".into(), "www.shop.test".into()],
                 listen: vec![":80".into(), ":443".into()],
                 upstreams: vec!["172.18.0.2:8000".into()],
@@ -107,15 +173,16 @@ mod tests {
             ServerSummary {
                 name: "handmade".into(),
                 kata_app: false,
+                server: "handmade".into(),
                 hosts: vec![],
                 listen: vec![":8080".into()],
                 upstreams: vec![],
             },
         ];
         insta::assert_snapshot!(table(&rows), @r"
-        APP       KATA  HOSTS                    LISTEN    UPSTREAMS
-        shop      yes   shop.test,www.shop.test  :80,:443  172.18.0.2:8000
-        handmade  -     -                        :8080     -
+        APP       KATA  SERVER       HOSTS                    LISTEN    UPSTREAMS
+        shop      yes   kata.443-80  shop.test,www.shop.test  :80,:443  172.18.0.2:8000
+        handmade  -     handmade     -                        :8080     -
         ");
     }
 }

@@ -73,6 +73,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
         ConfigDocker { app } => config::docker(&app),
         ConfigCaddy { app } => caddy::config_caddy(&app),
         CaddyLs { json } => caddy::ls(json),
+        CaddySync => caddy::sync(),
         Mode { app, mode } => apps::mode(&app, mode),
         Branch { app, branch, unset } => apps::branch(&app, branch.as_deref(), unset),
         Releases { app, json } => releases::list(&app, json),

@@ -132,6 +132,12 @@ pub fn render(
             // exactly what a deploy sends (before service dials are resolved)
             Some(server) => {
                 let full = crate::caddy::expand(server, &app)?;
+                let settings = crate::settings::load(&paths)?;
+                crate::caddy::refuse_admin_reach(
+                    &full,
+                    spec.services.keys(),
+                    &settings.caddy_admin,
+                )?;
                 println!("{}", serde_json::to_string_pretty(&full)?)
             }
             None => anyhow::bail!("{} has no `caddy:` block", path.display()),

@@ -198,7 +198,7 @@ fn invalid_server_is_refused_verbatim_and_nothing_stays_half_applied() {
         let mut server = proxy_server(port, "clash.test", &backend.addr());
         server["listen"] = json!([listen]);
         let e = admin.put_server(&clash, &server).unwrap_err();
-        assert!(matches!(e, CaddyError::ListenTaken { .. }), "{e:?}");
+        assert!(matches!(e, CaddyError::Plan { .. }), "{e:?}");
         assert_eq!(
             e.to_string(),
             format!(

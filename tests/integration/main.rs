@@ -2,6 +2,8 @@
 
 mod caddy;
 mod caddy_deploy;
+mod caddy_edge;
+mod caddy_guard;
 mod compose_deploy;
 mod docker_deploy;
 mod docker_lifecycle;

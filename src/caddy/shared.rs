@@ -1,0 +1,821 @@
+//! Many apps on one listen address (pure): where an app's part of the Caddy
+//! config goes, and the admin calls that write, replace or remove it.
+//!
+//! The model:
+//!
+//! - Every listen address set that kata apps use gets **one shared server**,
+//!   `apps.http.servers.kata.<address>` (see [`server_name`]; an app name can
+//!   never contain a `.`, so it never collides with a server named after an
+//!   app, as kata wrote them before).
+//! - Each app's part of that server is **one route** whose `@id` is
+//!   `kata.<app>` ([`part_id`]). It matches the hosts the app's routes match
+//!   (no matcher when one of them matches every host: a catch-all) and hands
+//!   the request to a `subroute` holding the app's own routes, unchanged.
+//!   So an app's part is replaced with one `PATCH /id/kata.<app>` and removed
+//!   with one `DELETE /id/kata.<app>`, and nothing else is touched.
+//! - Parts that match hosts come before catch-all parts, whatever the deploy
+//!   order. Two apps can't claim the same host on one server, nor both be its
+//!   catch-all.
+//! - Server-level keys (everything but `listen` and `routes`: automatic_https,
+//!   tls_connection_policies, logs, timeouts, errors, ...) are one value per
+//!   server: an app may change them only while it is alone on the server.
+//! - An app deployed by an older kata has a server of its own,
+//!   `apps.http.servers.<app>`. Its next write moves it: the old server goes
+//!   and the shared one gets its part in **one** change (Caddy applies one
+//!   admin change atomically and keeps its listeners across it), so no
+//!   request is dropped. Another kata app's old server on the same addresses
+//!   is moved in the same change.
+//!
+//! Planning reads the live config (`GET /config/`) and returns the calls;
+//! [`super::Admin`] only executes them.
+
+use super::listen::conflicts;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use thiserror::Error;
+
+const SERVERS: &str = "/config/apps/http/servers";
+/// The parents of a server, from the root down.
+const PARENTS: [&str; 3] = ["apps", "http", "servers"];
+/// The prefix of every `@id` and shared server name kata writes.
+pub const PREFIX: &str = "kata.";
+
+/// Why an app's part cannot be written; nothing is sent then.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Refusal {
+    #[error(
+        "caddy: host {host:?} on {listen} is already routed to {owner}; \
+         each host belongs to one app (remove it from one of them)"
+    )]
+    HostTaken {
+        host: String,
+        listen: String,
+        owner: String,
+    },
+    #[error(
+        "caddy: {app} and {owner} both match every host on {listen} (no host matcher); \
+         only one app per address can be the catch-all: give one of them domains"
+    )]
+    CatchAllTaken {
+        app: String,
+        owner: String,
+        listen: String,
+    },
+    #[error(
+        "caddy.{key}: app {app:?} sets it to {mine}, but {others} on {listen} set {theirs}; \
+         a server-level setting has one value for every app on an address: \
+         set it the same way in each, or give this app another listen address"
+    )]
+    Setting {
+        key: String,
+        app: String,
+        others: String,
+        listen: String,
+        mine: String,
+        theirs: String,
+    },
+    #[error(
+        "caddy.listen: {address:?} is already taken by {owner}, which listens on {theirs:?}; \
+         apps share an address only with exactly the same listen list"
+    )]
+    ListenTaken {
+        address: String,
+        owner: String,
+        theirs: String,
+    },
+    #[error("caddy.listen: missing: a server object needs listen addresses, e.g. [\":80\"]")]
+    NoListen,
+    #[error("caddy: the live config is not what kata expects: {0}")]
+    Unexpected(String),
+}
+
+/// One admin API call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Call {
+    pub method: &'static str,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Sent with `If-Match`: only if the value at `path` is still the one the
+    /// plan was made from (else the executor plans again).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub guarded: bool,
+}
+
+impl Call {
+    fn new(method: &'static str, path: String, body: Option<Value>) -> Call {
+        Call {
+            method,
+            path,
+            body,
+            guarded: false,
+        }
+    }
+
+    /// The JSON pointer (into the whole config) of a `/config/...` path.
+    pub fn pointer(&self) -> Option<String> {
+        let p = self.path.strip_prefix("/config")?;
+        Some(p.trim_end_matches('/').to_owned())
+    }
+}
+
+/// What a plan does, for people (`caddy:sync`, `-----> Routing` lines).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// The shared server the app's part is on (or was on, for a removal).
+    pub server: String,
+    pub calls: Vec<Call>,
+    /// Old per-app servers moved into the shared one by this plan.
+    pub moved: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_noop(&self) -> bool {
+        self.calls.is_empty()
+    }
+}
+
+/// `kata.<app>`: the `@id` of the app's route on its shared server.
+pub fn part_id(app: &str) -> String {
+    format!("{PREFIX}{app}")
+}
+
+/// The app named by a kata `@id`, if it is one.
+pub fn app_of_id(id: &str) -> Option<&str> {
+    id.strip_prefix(PREFIX)
+        .filter(|a| crate::names::is_app_name(a))
+}
+
+/// The listen addresses of a server object, as written.
+pub fn listen_of(server: &Value) -> Vec<String> {
+    server
+        .get("listen")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Listen lists compared as sets, ignoring case and order.
+fn listen_key(listen: &[String]) -> Vec<String> {
+    let mut k: Vec<String> = listen
+        .iter()
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+/// `kata.<addresses>`: the shared server for a listen list, e.g.
+/// `[":80", ":443"]` → `kata.443-80`, `["127.0.0.1:8080"]` →
+/// `kata.127.0.0.1_8080`. Only `[a-z0-9._-]` survive, so the name is one safe
+/// path segment.
+pub fn server_name(listen: &[String]) -> String {
+    let parts: Vec<String> = listen_key(listen)
+        .iter()
+        .map(|a| {
+            let a = a.trim_start_matches(':');
+            a.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect::<String>()
+                .trim_matches('_')
+                .to_owned()
+        })
+        .collect();
+    format!("{PREFIX}{}", parts.join("-"))
+}
+
+/// Whether a server key is one of kata's shared servers.
+pub fn is_shared(name: &str) -> bool {
+    name.starts_with(PREFIX)
+}
+
+/// The hosts a route list claims, and whether one route matches every host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claim {
+    pub hosts: Vec<String>,
+    pub catch_all: bool,
+}
+
+/// The hosts one route matches: `None` when some matcher set has no `host`
+/// (the route can match any host).
+fn route_hosts(route: &Value) -> Option<Vec<String>> {
+    let sets = match route.get("match") {
+        None | Some(Value::Null) => return None,
+        Some(Value::Array(sets)) if !sets.is_empty() => sets,
+        Some(_) => return None,
+    };
+    let mut hosts = vec![];
+    for set in sets {
+        let hs = set.get("host")?.as_array()?;
+        for h in hs.iter().filter_map(Value::as_str) {
+            let h = h.to_ascii_lowercase();
+            if !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+    }
+    Some(hosts)
+}
+
+/// What `routes` claims on a shared server.
+pub fn claim(routes: &[Value]) -> Claim {
+    let mut c = Claim::default();
+    for r in routes {
+        match route_hosts(r) {
+            Some(hs) => {
+                for h in hs {
+                    if !c.hosts.contains(&h) {
+                        c.hosts.push(h);
+                    }
+                }
+            }
+            None => c.catch_all = true,
+        }
+    }
+    c
+}
+
+fn routes_of(server: &Value) -> &[Value] {
+    server
+        .get("routes")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// `*.example.com` covers `a.example.com` (one label), as Caddy's matcher does.
+fn host_overlap(a: &str, b: &str) -> bool {
+    fn covers(pattern: &str, host: &str) -> bool {
+        match pattern.strip_prefix("*.") {
+            Some(rest) => host
+                .split_once('.')
+                .is_some_and(|(label, tail)| !label.is_empty() && tail == rest),
+            None => false,
+        }
+    }
+    a == b || covers(a, b) || covers(b, a)
+}
+
+/// The app's part: one route, `@id` `kata.<app>`, matching the app's hosts
+/// (none when it is a catch-all), its routes in a subroute.
+pub fn part(app: &str, server: &Value) -> Value {
+    let routes = routes_of(server).to_vec();
+    let c = claim(&routes);
+    let mut route = Map::new();
+    route.insert("@id".into(), json!(part_id(app)));
+    if !c.catch_all && !c.hosts.is_empty() {
+        route.insert("match".into(), json!([{ "host": c.hosts }]));
+    }
+    route.insert(
+        "handle".into(),
+        json!([{ "handler": "subroute", "routes": routes }]),
+    );
+    route.insert("terminal".into(), json!(true));
+    Value::Object(route)
+}
+
+/// The app's own routes back out of its part.
+pub fn part_routes(part: &Value) -> Vec<Value> {
+    part.get("handle")
+        .and_then(Value::as_array)
+        .and_then(|h| h.first())
+        .map(routes_of)
+        .unwrap_or_default()
+        .to_vec()
+}
+
+/// A route is one of kata's parts: the app it belongs to.
+fn owner_of(route: &Value) -> Option<&str> {
+    route.get("@id").and_then(Value::as_str).and_then(app_of_id)
+}
+
+/// Whether a part may sit at `index` of `routes`: host-matching parts come
+/// before every catch-all route, catch-alls after every host-matching one.
+fn in_place(routes: &[Value], index: usize, host_specific: bool) -> bool {
+    if host_specific {
+        routes[..index].iter().all(|r| route_hosts(r).is_some())
+    } else {
+        routes[index + 1..].iter().all(|r| route_hosts(r).is_none())
+    }
+}
+
+/// Where a new part goes: host-matching parts before the first catch-all
+/// route, catch-alls at the end.
+fn insert_at(routes: &[Value], host_specific: bool) -> usize {
+    if host_specific {
+        routes
+            .iter()
+            .position(|r| route_hosts(r).is_none())
+            .unwrap_or(routes.len())
+    } else {
+        routes.len()
+    }
+}
+
+/// Server-level keys of a server object (all but `listen`, `routes`, `@id`).
+pub fn settings(server: &Value) -> Map<String, Value> {
+    server
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "listen" | "routes" | "@id"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The first server-level key whose value differs.
+fn differing_key(a: &Map<String, Value>, b: &Map<String, Value>) -> Option<String> {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().find(|k| a.get(*k) != b.get(*k)).cloned()
+}
+
+fn show(v: Option<&Value>) -> String {
+    v.map_or_else(|| "nothing".to_owned(), |v| format!("{v}"))
+}
+
+fn servers_of(config: &Value) -> Result<Map<String, Value>, Refusal> {
+    match config.pointer("/apps/http/servers") {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(other) => Err(Refusal::Unexpected(format!(
+            "apps.http.servers is not an object: {other}"
+        ))),
+    }
+}
+
+fn apps_on(routes: &[Value]) -> Vec<String> {
+    routes
+        .iter()
+        .map(|r| match owner_of(r) {
+            Some(a) => format!("app {a:?}"),
+            None => "a route not written by kata".to_owned(),
+        })
+        .collect()
+}
+
+fn names(list: &[String]) -> String {
+    let mut list = list.to_vec();
+    list.dedup();
+    list.join(", ")
+}
+
+fn path(server: &str) -> String {
+    format!("{SERVERS}/{server}")
+}
+
+/// `{"a": {"b": leaf}}` for keys `[a, b]`.
+fn nest(keys: &[&str], leaf: Value) -> Value {
+    keys.iter().rev().fold(leaf, |acc, k| json!({ *k: acc }))
+}
+
+/// Plans writing the app's server object (`server`: shorthand expanded,
+/// dials resolved) as its part of the shared server for its listen list.
+/// `config` is the live config (`GET /config/`); `is_kata_app` tells kata's
+/// apps from hand-made servers (to move their old per-app servers, and in
+/// errors). A plan without calls means Caddy already runs exactly this.
+pub fn plan_put(
+    app: &str,
+    server: &Value,
+    config: &Value,
+    is_kata_app: &dyn Fn(&str) -> bool,
+) -> Result<Plan, Refusal> {
+    let listen = listen_of(server);
+    if listen.is_empty() {
+        return Err(Refusal::NoListen);
+    }
+    let key = listen_key(&listen);
+    let name = server_name(&listen);
+    let servers = servers_of(config)?;
+    let desc = listen.join(", ");
+
+    // Old per-app servers on exactly these addresses (and the app's own,
+    // wherever it listens) move into the shared server.
+    let moved: Vec<String> = servers
+        .iter()
+        .filter(|(n, s)| {
+            !is_shared(n)
+                && (n.as_str() == app || (is_kata_app(n) && listen_key(&listen_of(s)) == key))
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    let others: Map<String, Value> = servers
+        .iter()
+        .filter(|(n, _)| **n != name && !moved.contains(n))
+        .map(|(n, s)| (n.clone(), s.clone()))
+        .collect();
+    if let Some(c) = conflicts("", server, &others).into_iter().next() {
+        let owner = match others.get(&c.server) {
+            Some(s) if is_shared(&c.server) => {
+                let on = apps_on(routes_of(s));
+                format!("{} (kata's shared server {:?})", names(&on), c.server)
+            }
+            _ if is_kata_app(&c.server) => format!("app {:?}", c.server),
+            _ => format!(
+                "Caddy server {:?} (apps.http.servers.{})",
+                c.server, c.server
+            ),
+        };
+        return Err(Refusal::ListenTaken {
+            address: c.address,
+            owner,
+            theirs: c.theirs,
+        });
+    }
+
+    let live = servers.get(&name);
+    if let Some(live) = live
+        && listen_key(&listen_of(live)) != key
+    {
+        return Err(Refusal::Unexpected(format!(
+            "server {name:?} listens on {:?}, not {listen:?}",
+            listen_of(live)
+        )));
+    }
+    // The routes already there: the shared server's, then those of the old
+    // servers moved into it (as parts).
+    let mut routes: Vec<Value> = live.map(routes_of).unwrap_or_default().to_vec();
+    let mut shared_settings = live.map(settings);
+    for m in moved.iter().filter(|m| m.as_str() != app) {
+        let old = &servers[m];
+        let theirs = settings(old);
+        match &shared_settings {
+            Some(s) => {
+                if let Some(k) = differing_key(s, &theirs) {
+                    return Err(Refusal::Setting {
+                        key: k.clone(),
+                        app: m.clone(),
+                        others: names(&apps_on(&routes)),
+                        listen: desc.clone(),
+                        mine: show(theirs.get(&k)),
+                        theirs: show(s.get(&k)),
+                    });
+                }
+            }
+            None => shared_settings = Some(theirs),
+        }
+        let p = part(m, old);
+        let at = insert_at(&routes, route_hosts(&p).is_some());
+        routes.insert(at, p);
+    }
+
+    let mine = part(app, server);
+    let my_claim = claim(routes_of(server));
+    let id = part_id(app);
+    let current = routes
+        .iter()
+        .position(|r| r.get("@id").and_then(Value::as_str) == Some(id.as_str()));
+    let rest: Vec<&Value> = routes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != current)
+        .map(|(_, r)| r)
+        .collect();
+
+    // Hosts: each belongs to one part.
+    for other in &rest {
+        let owner = match owner_of(other) {
+            Some(a) => format!("app {a:?}"),
+            None => "a route not written by kata".to_owned(),
+        };
+        let theirs = match owner_of(other) {
+            Some(_) => claim(&part_routes(other)),
+            None => claim(std::slice::from_ref(*other)),
+        };
+        if let Some(h) = my_claim
+            .hosts
+            .iter()
+            .find(|h| theirs.hosts.iter().any(|t| host_overlap(h, t)))
+        {
+            return Err(Refusal::HostTaken {
+                host: h.clone(),
+                listen: desc.clone(),
+                owner,
+            });
+        }
+        if my_claim.catch_all && theirs.catch_all {
+            return Err(Refusal::CatchAllTaken {
+                app: format!("app {app:?}"),
+                owner,
+                listen: desc.clone(),
+            });
+        }
+    }
+
+    // Server-level settings: one value per server.
+    let my_settings = settings(server);
+    let alone = rest.is_empty();
+    if let Some(s) = &shared_settings
+        && !alone
+        && let Some(k) = differing_key(s, &my_settings)
+    {
+        let on: Vec<String> = rest
+            .iter()
+            .map(|r| match owner_of(r) {
+                Some(a) => format!("app {a:?}"),
+                None => "a route not written by kata".to_owned(),
+            })
+            .collect();
+        return Err(Refusal::Setting {
+            key: k.clone(),
+            app: app.to_owned(),
+            others: names(&on),
+            listen: desc,
+            mine: show(my_settings.get(&k)),
+            theirs: show(s.get(&k)),
+        });
+    }
+
+    // The routes as they should be.
+    let host_specific = route_hosts(&mine).is_some();
+    let mut wanted = routes.clone();
+    let keep_place = current.filter(|&i| in_place(&routes, i, host_specific));
+    match keep_place {
+        Some(i) => wanted[i] = mine.clone(),
+        None => {
+            if let Some(i) = current {
+                wanted.remove(i);
+            }
+            let at = insert_at(&wanted, host_specific);
+            wanted.insert(at, mine.clone());
+        }
+    }
+    let mut new_server = Map::new();
+    new_server.insert("listen".into(), json!(listen));
+    new_server.extend(if alone || shared_settings.is_none() {
+        my_settings.clone()
+    } else {
+        shared_settings.clone().unwrap_or_default()
+    });
+    new_server.insert("routes".into(), Value::Array(wanted.clone()));
+    let new_server = Value::Object(new_server);
+
+    let calls = if !moved.is_empty() {
+        // One change: the old servers go, the shared one comes.
+        let mut all = servers.clone();
+        for m in &moved {
+            all.shift_remove(m);
+        }
+        all.insert(name.clone(), new_server);
+        vec![Call {
+            guarded: true,
+            ..Call::new("POST", SERVERS.to_owned(), Some(Value::Object(all)))
+        }]
+    } else if let Some(live) = live {
+        let settings_change = settings(live) != settings(&new_server);
+        if settings_change || listen_of(live) != listen {
+            vec![Call::new("PATCH", path(&name), Some(new_server))]
+        } else if wanted == routes {
+            vec![] // Caddy runs exactly this already
+        } else if let (Some(i), Some(j)) = (current, keep_place)
+            && i == j
+        {
+            vec![Call::new("PATCH", format!("/id/{id}"), Some(mine))]
+        } else if current.is_none() {
+            let at = wanted
+                .iter()
+                .position(|r| r == &mine)
+                .expect("the part was placed");
+            if at == routes.len() {
+                vec![Call::new(
+                    "POST",
+                    format!("{}/routes", path(&name)),
+                    Some(mine),
+                )]
+            } else {
+                vec![Call::new(
+                    "PUT",
+                    format!("{}/routes/{at}", path(&name)),
+                    Some(mine),
+                )]
+            }
+        } else {
+            // The part changes place: the whole list in one change.
+            vec![Call {
+                guarded: true,
+                ..Call::new(
+                    "PATCH",
+                    format!("{}/routes", path(&name)),
+                    Some(Value::Array(wanted)),
+                )
+            }]
+        }
+    } else {
+        vec![create(config, &name, new_server)?]
+    };
+    Ok(Plan {
+        server: name,
+        calls,
+        moved,
+    })
+}
+
+/// Creates a server that does not exist yet: one `PUT` when
+/// `apps.http.servers` exists, else one guarded `POST` on the deepest
+/// existing parent creating the missing parents and the server together.
+fn create(config: &Value, name: &str, server: Value) -> Result<Call, Refusal> {
+    if matches!(config.pointer("/apps/http/servers"), Some(Value::Object(_))) {
+        return Ok(Call::new("PUT", path(name), Some(server)));
+    }
+    for depth in (0..PARENTS.len()).rev() {
+        let pointer: String = PARENTS[..depth].iter().map(|p| format!("/{p}")).collect();
+        let at = if depth == 0 {
+            Some(config)
+        } else {
+            config.pointer(&pointer)
+        };
+        match at {
+            // missing: look one level up
+            None => continue,
+            Some(Value::Null) => {
+                let mut keys: Vec<&str> = PARENTS[depth..].to_vec();
+                keys.push(name);
+                return Ok(Call {
+                    guarded: true,
+                    ..Call::new(
+                        "POST",
+                        format!("/config{pointer}/"),
+                        Some(nest(&keys, server)),
+                    )
+                });
+            }
+            Some(Value::Object(_)) => {
+                // an existing object without the next key: add that key
+                let mut keys: Vec<&str> = PARENTS[depth + 1..].to_vec();
+                keys.push(name);
+                return Ok(Call::new(
+                    "PUT",
+                    format!("/config{pointer}/{}", PARENTS[depth]),
+                    Some(nest(&keys, server)),
+                ));
+            }
+            Some(other) => {
+                return Err(Refusal::Unexpected(format!(
+                    "{} is not an object: {other}",
+                    if depth == 0 {
+                        "the config".to_owned()
+                    } else {
+                        PARENTS[..depth].join(".")
+                    }
+                )));
+            }
+        }
+    }
+    Err(Refusal::Unexpected(
+        "the config root is not readable".into(),
+    ))
+}
+
+/// Where the app's part is in the live config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// The server key under `apps.http.servers`.
+    pub server: String,
+    /// The app's view: the server's `listen` and settings with the app's own
+    /// routes (what `config:caddy` shows).
+    pub view: Value,
+    /// Whether it is an old per-app server (not yet moved).
+    pub legacy: bool,
+}
+
+/// Finds the app's part: a `kata.<app>` route on a shared server, or the app's
+/// old per-app server.
+pub fn find(app: &str, config: &Value) -> Result<Option<Found>, Refusal> {
+    let servers = servers_of(config)?;
+    let id = part_id(app);
+    for (name, s) in servers.iter().filter(|(n, _)| is_shared(n)) {
+        if let Some(p) = routes_of(s)
+            .iter()
+            .find(|r| r.get("@id").and_then(Value::as_str) == Some(id.as_str()))
+        {
+            let mut view = Map::new();
+            view.insert("listen".into(), json!(listen_of(s)));
+            view.extend(settings(s));
+            view.insert("routes".into(), Value::Array(part_routes(p)));
+            return Ok(Some(Found {
+                server: name.clone(),
+                view: Value::Object(view),
+                legacy: false,
+            }));
+        }
+    }
+    Ok(servers.get(app).filter(|s| !s.is_null()).map(|s| Found {
+        server: app.to_owned(),
+        view: s.clone(),
+        legacy: true,
+    }))
+}
+
+/// Plans removing the app's part (and its old per-app server, if it still
+/// has one). The shared server goes too when the part was its last route.
+pub fn plan_remove(app: &str, config: &Value) -> Result<Plan, Refusal> {
+    let servers = servers_of(config)?;
+    let id = part_id(app);
+    let mut calls = vec![];
+    let mut server = String::new();
+    for (name, s) in servers.iter().filter(|(n, _)| is_shared(n)) {
+        let routes = routes_of(s);
+        if routes
+            .iter()
+            .any(|r| r.get("@id").and_then(Value::as_str) == Some(id.as_str()))
+        {
+            server = name.clone();
+            if routes.len() == 1 {
+                calls.push(Call::new("DELETE", path(name), None));
+            } else {
+                calls.push(Call::new("DELETE", format!("/id/{id}"), None));
+            }
+        }
+    }
+    if servers.get(app).is_some_and(|s| !s.is_null()) {
+        if server.is_empty() {
+            server = app.to_owned();
+        }
+        calls.push(Call::new("DELETE", path(app), None));
+    }
+    Ok(Plan {
+        server,
+        calls,
+        moved: vec![],
+    })
+}
+
+/// One app's part on one server, for `caddy:ls`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The app (a kata part), or the server key (anything else).
+    pub name: String,
+    /// The server key.
+    pub server: String,
+    /// Whether this is a kata app's part (or old per-app server).
+    pub part: bool,
+    /// Its own server object view.
+    pub view: Value,
+}
+
+/// Every app's part and every other server in the live config, in config
+/// order. Routes on a shared server without a kata `@id` are listed under the
+/// server's own name.
+pub fn entries(config: &Value, is_kata_app: &dyn Fn(&str) -> bool) -> Result<Vec<Entry>, Refusal> {
+    let servers = servers_of(config)?;
+    let mut out = vec![];
+    for (name, s) in &servers {
+        if !is_shared(name) {
+            out.push(Entry {
+                name: name.clone(),
+                server: name.clone(),
+                part: is_kata_app(name),
+                view: s.clone(),
+            });
+            continue;
+        }
+        let mut loose = vec![];
+        for r in routes_of(s) {
+            let mut view = Map::new();
+            view.insert("listen".into(), json!(listen_of(s)));
+            view.extend(settings(s));
+            match owner_of(r) {
+                Some(a) => {
+                    view.insert("routes".into(), Value::Array(part_routes(r)));
+                    out.push(Entry {
+                        name: a.to_owned(),
+                        server: name.clone(),
+                        part: true,
+                        view: Value::Object(view),
+                    });
+                }
+                None => loose.push(r.clone()),
+            }
+        }
+        if !loose.is_empty() {
+            let mut view = Map::new();
+            view.insert("listen".into(), json!(listen_of(s)));
+            view.insert("routes".into(), Value::Array(loose));
+            out.push(Entry {
+                name: name.clone(),
+                server: name.clone(),
+                part: false,
+                view: Value::Object(view),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
