@@ -484,7 +484,16 @@ impl Admin {
             };
             match self.call(call.method, &call.path, call.body.as_ref(), tag.as_deref()) {
                 Ok(_) => {}
-                Err(CaddyError::Refused { status: 412, .. }) => return Ok(false),
+                // 412: If-Match failed; a PUT found its key created meanwhile
+                // (409 from Caddy 2.7+, 500 "key already exists" from 2.6)
+                Err(CaddyError::Refused {
+                    status: 412 | 409, ..
+                }) => return Ok(false),
+                Err(CaddyError::Refused {
+                    status: 500, body, ..
+                }) if call.method == "PUT" && body.contains("key already exists") => {
+                    return Ok(false);
+                }
                 Err(e) => return Err(e),
             }
         }
