@@ -404,7 +404,7 @@ impl Admin {
     fn refusal(&self, refusal: Refusal) -> CaddyError {
         CaddyError::Plan {
             endpoint: self.endpoint.to_string(),
-            refusal,
+            refusal: Box::new(refusal),
         }
     }
 
