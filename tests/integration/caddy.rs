@@ -88,43 +88,16 @@ fn put_server_creates_parents_and_routes_to_a_backend() {
 /// localhost:2019 belongs to this test alone.
 #[test]
 fn fresh_caddy_with_null_config() {
-    let probe = std::process::Command::new("unshare")
-        .args(["-rn", "true"])
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("SKIP: unshare -rn is not available here");
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("unshare")
-        .args(["-rn", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
-        .arg(&exe)
-        .args([
-            "caddy::null_config_in_private_netns",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("KATA_TEST_IN_NETNS", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "inner test failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    crate::support::caddy::rerun_in_netns("caddy::null_config_in_private_netns");
 }
 
 #[test]
 #[ignore = "started by fresh_caddy_with_null_config inside a private network namespace"]
 fn null_config_in_private_netns() {
-    if std::env::var_os("KATA_TEST_IN_NETNS").is_none() {
-        eprintln!("SKIP: only meaningful inside fresh_caddy_with_null_config's namespace");
-        return;
-    }
+    assert!(
+        crate::support::caddy::in_netns(),
+        "run through its outer test"
+    );
     // one after the other: both would want localhost:2019
     for bin in [DEBIAN, CURRENT] {
         with_bin(bin, null_config_routes);
