@@ -426,6 +426,19 @@ impl Admin {
         self.apply_with(|config| shared::plan_put(app, server, config, &kata))
     }
 
+    /// Whether the app's server object could be written now: the same
+    /// refusals as [`Admin::put_server`] (a host, the catch-all, a setting or
+    /// an address another app has), without writing anything. Dials need not
+    /// be resolved. For failing a deploy before its containers start.
+    pub fn check_server(&self, app: &str, server: &Value) -> Result<(), CaddyError> {
+        name_ok(app)?;
+        let config = self.config()?;
+        let kata = |n: &str| n == app || self.is_kata_app(n);
+        shared::plan_put(app, server, &config, &kata)
+            .map(|_| ())
+            .map_err(|r| self.refusal(r))
+    }
+
     /// Removes the app's part (and its old per-app server); returns whether
     /// there was anything to remove.
     pub fn delete_server(&self, app: &str) -> Result<bool, CaddyError> {

@@ -254,7 +254,8 @@ fn shorthand_app() {
 /// shorthand app on one address, next to an app on an address of its own
 /// and a hand-made server: each is routed by host; deploys, a redeploy and
 /// `rm -f` touch only the app's own part; a push claiming another app's
-/// host on the address is refused before anything is sent, naming that app.
+/// host on the address is refused before anything is sent or started,
+/// naming that app.
 #[test]
 fn full_server_object_leaves_other_apps_and_handmade_servers_alone() {
     on_both(full_object_app);
@@ -336,6 +337,8 @@ fn full_object_app() {
         out.stderr
     );
     assert_eq!(caddy.config(), config);
+    // refused before anything started
+    assert!(web_upstreams(&third.name).is_empty());
     wait_routed(port, &host, "full v2");
 
     // rm -f of the first: everything else is exactly as before and answers.
