@@ -637,6 +637,10 @@ impl NullCaddy {
                     "handler": "reverse_proxy",
                     "headers": {"request": {"set": {"Host": ["localhost:2019"]}}},
                     "transport": {"protocol": "http", "keep_alive": {"enabled": false}},
+                    // Caddy 2.6 restarts its admin listener on every config
+                    // change: a request meeting the restart is tried again,
+                    // as kata does on a direct connection
+                    "load_balancing": {"try_duration": "5s", "try_interval": "50ms"},
                     "upstreams": [{"dial": "127.0.0.1:2019"}]
                 }]}]
             }}}}
