@@ -2,6 +2,7 @@
 
 mod caddy;
 mod caddy_deploy;
+mod containment;
 mod docker_deploy;
 mod docker_lifecycle;
 mod docker_swarm;
