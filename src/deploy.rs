@@ -335,7 +335,7 @@ fn run(
                 .map_err(|e| fail(format!("the release's ENV snapshot is damaged: {e}")))?
         }
     };
-    let out = render_with(
+    let mut out = render_with(
         paths,
         app,
         &spec,
@@ -345,6 +345,9 @@ fn run(
     );
     for w in &out.warnings {
         ui::warn(w);
+    }
+    if target == Target::Stack {
+        release::anchor_paths(&mut out.compose, &src);
     }
     let caddy_plan = match &out.caddy {
         Some(server) => Some(caddy::expand(server.clone(), app)?),

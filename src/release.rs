@@ -92,27 +92,7 @@ pub fn compose_layout(file: &std::path::Path) -> Option<(PathBuf, PathBuf)> {
 /// relative ones resolved against `project_dir` (lexically, as compose does).
 pub fn bind_sources(compose: &serde_json::Value, project_dir: &std::path::Path) -> Vec<PathBuf> {
     use serde_json::Value;
-    let resolve = |s: &str| -> Option<PathBuf> {
-        let p = std::path::Path::new(s);
-        let joined = if p.is_absolute() {
-            p.to_path_buf()
-        } else if s == "." || s.starts_with("./") || s.starts_with("../") {
-            project_dir.join(p)
-        } else {
-            return None; // a named volume
-        };
-        let mut out = PathBuf::new();
-        for c in joined.components() {
-            match c {
-                std::path::Component::CurDir => {}
-                std::path::Component::ParentDir => {
-                    out.pop();
-                }
-                c => out.push(c),
-            }
-        }
-        Some(out)
-    };
+    let resolve = |s: &str| bind_path(s, project_dir);
     let services = compose.get("services").and_then(Value::as_object);
     services
         .into_iter()
@@ -120,13 +100,98 @@ pub fn bind_sources(compose: &serde_json::Value, project_dir: &std::path::Path) 
         .filter_map(|svc| svc.get("volumes")?.as_array())
         .flatten()
         .filter_map(|v| match v {
-            Value::String(s) => resolve(s.split(':').next()?),
+            Value::String(s) => resolve(s.split_once(':')?.0),
             Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("bind") => {
                 resolve(m.get("source")?.as_str()?)
             }
             _ => None,
         })
         .collect()
+}
+
+/// A volume's host side as an absolute path (`None` for a named volume).
+fn bind_path(s: &str, project_dir: &std::path::Path) -> Option<PathBuf> {
+    let p = std::path::Path::new(s);
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else if s == "." || s.starts_with("./") || s.starts_with("../") {
+        project_dir.join(p)
+    } else {
+        return None;
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// Makes relative bind sources and `env_file` paths absolute against the
+/// release's code dir. For `docker stack deploy`, which resolves them against
+/// the compose file's own dir (the recorded plan's, not the code's) and has
+/// no `--project-directory`.
+pub fn anchor_paths(compose: &mut serde_json::Value, project_dir: &std::path::Path) {
+    use serde_json::Value;
+    let fix = |s: &mut String| {
+        if !s.starts_with('/')
+            && let Some(abs) = bind_path(s, project_dir)
+        {
+            *s = abs.display().to_string();
+        }
+    };
+    let Some(services) = compose.get_mut("services").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for svc in services.values_mut() {
+        if let Some(Value::Array(vols)) = svc.get_mut("volumes") {
+            for v in vols {
+                match v {
+                    Value::String(s) => {
+                        let (src, rest) = s.split_once(':').unwrap_or((s.as_str(), ""));
+                        let mut src = src.to_owned();
+                        let rest = rest.to_owned();
+                        fix(&mut src);
+                        *s = if rest.is_empty() {
+                            src
+                        } else {
+                            format!("{src}:{rest}")
+                        };
+                    }
+                    Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("bind") => {
+                        if let Some(Value::String(src)) = m.get_mut("source") {
+                            fix(src);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        match svc.get_mut("env_file") {
+            Some(Value::String(f)) => {
+                let mut f2 = format!("./{}", f.trim_start_matches("./"));
+                fix(&mut f2);
+                *f = f2;
+            }
+            Some(Value::Array(files)) => {
+                for f in files.iter_mut() {
+                    if let Value::String(f) = f
+                        && !f.starts_with('/')
+                    {
+                        let mut f2 = format!("./{}", f.trim_start_matches("./"));
+                        fix(&mut f2);
+                        *f = f2;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The hex SHA-256 of a spec's text.
@@ -307,6 +372,25 @@ mod tests {
             .map(PathBuf::from)
             .into();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn stack_paths_are_anchored_in_the_code_dir() {
+        let mut doc = serde_json::json!({"services": {
+            "a": {"volumes": ["./conf:/c:ro", "data:/data", "/srv/x:/x", "."], "env_file": ".env.web"},
+            "b": {"volumes": [{"type": "bind", "source": "../b", "target": "/b"}],
+                  "env_file": ["/abs.env", "./rel.env"]}
+        }});
+        anchor_paths(&mut doc, std::path::Path::new("/k/r/1/src"));
+        assert_eq!(
+            doc,
+            serde_json::json!({"services": {
+                "a": {"volumes": ["/k/r/1/src/conf:/c:ro", "data:/data", "/srv/x:/x", "/k/r/1/src"],
+                      "env_file": "/k/r/1/src/.env.web"},
+                "b": {"volumes": [{"type": "bind", "source": "/k/r/1/b", "target": "/b"}],
+                      "env_file": ["/abs.env", "/k/r/1/src/rel.env"]}
+            }})
+        );
     }
 
     #[test]

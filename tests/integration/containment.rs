@@ -204,7 +204,8 @@ fn an_attacker_in_the_container_changes_nothing_kata_runs() {
 
     run_attacker(&kata, &name, "rollback");
     let o = kata.args(["rollback", &name]).success();
-    assert!(o.stderr.contains("Rolling"), "{}", o.stderr);
+    let said = format!("{}{}", o.stdout, o.stderr);
+    assert!(said.contains("Rolling"), "{said}");
     live("v1\n");
     assert_contained("rollback", host_dir.path(), &caddy, hostile_port);
 
