@@ -350,7 +350,8 @@ services:
 }
 
 /// A checkout's kata-compose.yaml that is a symlink (here to a host file
-/// the pusher wants to read) is refused with a clear error.
+/// the pusher wants to read) is refused with a clear error. KATA_ROOT is
+/// private from the first command on, without `kata setup`.
 #[test]
 fn a_symlinked_spec_is_refused_and_kata_root_is_private() {
     let parent = crate::support::world_readable_tempdir("kata-private-");
@@ -359,7 +360,6 @@ fn a_symlinked_spec_is_refused_and_kata_root_is_private() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(kata.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    kata.arg("setup").success();
     let name = unique("symlink");
     kata.args(["config:set", &name, "SECRET=s3cret", "--no-deploy"])
         .success();
