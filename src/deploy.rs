@@ -366,6 +366,7 @@ fn run(
         json.push(b'\n');
         crate::fsutil::write_atomic(&release::caddy_file(paths, app, n), &json)?;
     }
+    check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
     let compose_file = release::compose_file(paths, app, n);
     let yaml = out.yaml();
     crate::fsutil::write_atomic(&compose_file, yaml.as_bytes())?;
@@ -508,6 +509,34 @@ pub fn route(
     rollout::put_server(paths, settings, app, server, &addrs)
 }
 
+/// Refuses a bind mount whose source lies in a directory that a pusher or a
+/// container controls (the release's code, the app's data and venv) and is
+/// reached through a symlink there: Docker would follow it anywhere on the
+/// host (a pushed or planted `conf -> /` behind `./conf:/etc/conf`).
+pub fn check_bind_sources(
+    paths: &Paths,
+    app: &str,
+    compose: &serde_json::Value,
+    src: &Path,
+) -> Result<(), String> {
+    let writable = [src.to_path_buf(), paths.data(app), paths.envs(app)];
+    for source in release::bind_sources(compose, src) {
+        for root in &writable {
+            if let Ok(rel) = source.strip_prefix(root)
+                && !rel.as_os_str().is_empty()
+                && let Err(e) = crate::fsutil::walk_in_tree(root, rel)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(format!(
+                    "the bind mount source {} goes through a symlink ({e})",
+                    source.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The host directories a build step mounts.
 #[derive(Debug, Clone)]
 pub struct BuildMounts {
@@ -625,6 +654,25 @@ mod tests {
             choose_mode(None, Some(Compose), R::Worker).unwrap().0,
             Compose
         );
+    }
+
+    #[test]
+    fn bind_sources_through_symlinks_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = Paths::new(d.path());
+        let src = d.path().join("src");
+        std::fs::create_dir_all(src.join("conf")).unwrap();
+        std::os::unix::fs::symlink("/", src.join("root")).unwrap();
+        std::fs::create_dir_all(paths.data("a")).unwrap();
+        std::os::unix::fs::symlink("/etc", paths.data("a").join("pg")).unwrap();
+        let doc = |v: &str| serde_json::json!({"services": {"w": {"volumes": [v]}}});
+        assert!(check_bind_sources(&paths, "a", &doc("./conf:/c"), &src).is_ok());
+        assert!(check_bind_sources(&paths, "a", &doc("./missing:/c"), &src).is_ok());
+        assert!(check_bind_sources(&paths, "a", &doc("/srv:/s"), &src).is_ok());
+        let e = check_bind_sources(&paths, "a", &doc("./root/etc:/c"), &src).unwrap_err();
+        assert!(e.contains("goes through a symlink"), "{e}");
+        let pg = format!("{}:/var/lib/pg", paths.data("a").join("pg").display());
+        assert!(check_bind_sources(&paths, "a", &doc(&pg), &src).is_err());
     }
 
     #[test]

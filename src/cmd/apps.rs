@@ -34,10 +34,13 @@ fn passthrough(program: &str, args: &[String]) -> anyhow::Result<i32> {
 /// Refuses a service name the live release does not have, before it reaches
 /// a compose or docker command line (where `--since=1h` would be a flag).
 fn known_service(paths: &Paths, app: &str, live: &Live, service: &str) -> anyhow::Result<()> {
-    let services: Vec<String> = match crate::deploy::recorded_spec(paths, app, &live.release) {
-        Ok(spec) => spec.services.keys().cloned().collect(),
+    let services: Vec<String> = match live.release.spec_sha256 {
+        Some(_) => crate::deploy::recorded_spec(paths, app, &live.release)?
+            .services
+            .into_keys()
+            .collect(),
         // a release made before plans were recorded: what runs
-        Err(_) => docker::containers(app)?
+        None => docker::containers(app)?
             .into_iter()
             .chain(docker::containers_of_stack(app).unwrap_or_default())
             .map(|c| c.service)
@@ -223,22 +226,11 @@ fn check_binds(paths: &Paths, app: &str, live: &Live) -> anyhow::Result<()> {
     };
     let doc: serde_json::Value = serde_saphyr::from_str(&text)
         .with_context(|| format!("the recorded {} does not parse", file.display()))?;
-    let writable = [live.src.clone(), paths.data(app), paths.envs(app)];
-    for source in crate::release::bind_sources(&doc, &live.src) {
-        for root in &writable {
-            if let Ok(rel) = source.strip_prefix(root)
-                && !rel.as_os_str().is_empty()
-                && let Err(e) = crate::fsutil::walk_in_tree(root, rel)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                bail!(
-                    "refusing to start {app}: the bind mount source {} was changed from inside a container ({e}); run `kata deploy {app}` for a fresh copy of the code",
-                    source.display()
-                );
-            }
-        }
-    }
-    Ok(())
+    crate::deploy::check_bind_sources(paths, app, &doc, &live.src).map_err(|e| {
+        anyhow::anyhow!(
+            "refusing to start {app}: {e}, changed from inside a container; run `kata deploy {app}` for a fresh copy of the code"
+        )
+    })
 }
 
 pub fn start(app: &str) -> anyhow::Result<i32> {
