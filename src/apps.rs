@@ -37,16 +37,20 @@ pub fn exists(paths: &Paths, app: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Live {
     pub release: Release,
+    /// The release's dir: its recorded plan (`src/` holds its code).
+    pub dir: PathBuf,
     pub src: PathBuf,
     pub mode: Mode,
 }
 
 impl Live {
+    /// The compose file kata runs (recorded outside the code's dir).
     pub fn compose_file(&self) -> PathBuf {
-        self.src.join(".docker-compose.yaml")
+        self.dir.join(release::COMPOSE_FILE)
     }
+    /// The kata-compose.yaml recorded when the release was made.
     pub fn spec_file(&self) -> PathBuf {
-        self.src.join("kata-compose.yaml")
+        self.dir.join("kata-compose.yaml")
     }
     /// `docker compose -p APP -f FILE <rest>` for this host's compose CLI.
     pub fn compose(
@@ -55,6 +59,13 @@ impl Live {
         rest: &[&str],
     ) -> Result<(String, Vec<String>), crate::docker::DockerError> {
         let file = self.compose_file();
+        if !file.is_file() {
+            return Err(crate::docker::DockerError::Other(format!(
+                "release {} of {app} was made by an older kata and has no recorded compose file: \
+                 run `kata deploy {app}` to make one",
+                self.release.number
+            )));
+        }
         let cli = match self.compose_target_cli() {
             Some(c) => c,
             None => ComposeCli::detect()?,
@@ -75,6 +86,7 @@ impl Live {
 pub fn live(paths: &Paths, app: &str) -> std::io::Result<Option<Live>> {
     let all = release::list(paths, app)?;
     Ok(release::live(&all).map(|r| Live {
+        dir: release::dir(paths, app, r.number),
         src: release::src(paths, app, r.number),
         mode: r
             .mode

@@ -67,6 +67,8 @@ pub fn deploy_commit(paths: &Paths, app: &str, commit: &str) -> Result<(), Deplo
 /// Like [`deploy_commit`], returning the new release's number.
 pub fn deploy_new_release(paths: &Paths, app: &str, commit: &str) -> Result<u64, DeployError> {
     let settings = settings::load(paths)?;
+    // before any code lands on disk
+    crate::paths::secure(paths)?;
     let existing = release::list(paths, app)?;
     let n = release::next_number(&existing);
     let src = release::src(paths, app, n);
@@ -115,6 +117,7 @@ pub fn deploy_release(
         status: Status::Pending,
         mode: None,
         note,
+        spec_sha256: None,
     };
     release::save(paths, app, &rel)?;
     let previous_target = release::app_target(paths, app);
@@ -195,7 +198,11 @@ pub fn rollback(paths: &Paths, app: &str, to: Option<u64>) -> Result<u64, Deploy
         "Rolling {app} back to release {to} ({}) as release {n}",
         short(&old.commit)
     ));
+    crate::paths::secure(paths)?;
     release::copy_for_rollback(paths, app, to, n)?;
+    // The code comes from git again: the old release's `src/` was mounted
+    // into its containers, which could have changed it.
+    crate::git::export_tree(&paths.repo(app), &old.commit, &release::src(paths, app, n))?;
     deploy_release(
         paths,
         &settings,
@@ -219,16 +226,21 @@ fn short(commit: &str) -> &str {
     &commit[..commit.len().min(8)]
 }
 
-/// Reads and validates the release's kata-compose.yaml, printing findings
-/// with `kata-compose.yaml:line:column`.
-pub fn load_spec(src: &Path) -> Result<AppSpec, DeployError> {
-    let file = src.join("kata-compose.yaml");
-    let text = std::fs::read_to_string(&file).map_err(|e| {
+/// Reads the checkout's kata-compose.yaml without following symlinks (a
+/// symlink could point anywhere on the host).
+pub fn read_spec_text(src: &Path) -> Result<String, DeployError> {
+    let bytes = crate::fsutil::read_in_tree(src, Path::new("kata-compose.yaml")).map_err(|e| {
         fail(format!(
             "kata-compose.yaml: cannot read it from the pushed commit: {e}"
         ))
     })?;
-    let parsed = spec::parse(&text);
+    String::from_utf8(bytes).map_err(|_| fail("kata-compose.yaml: not UTF-8 text"))
+}
+
+/// Parses and validates a kata-compose.yaml, printing findings with
+/// `kata-compose.yaml:line:column`.
+pub fn parse_spec(text: &str) -> Result<AppSpec, DeployError> {
+    let parsed = spec::parse(text);
     for w in &parsed.warnings {
         ui::warn(w.display("kata-compose.yaml"));
     }
@@ -245,21 +257,20 @@ pub fn load_spec(src: &Path) -> Result<AppSpec, DeployError> {
     }
 }
 
+/// The spec a release recorded when it was made (never the checkout's).
+pub fn recorded_spec(paths: &Paths, app: &str, r: &Release) -> Result<AppSpec, DeployError> {
+    let text = release::recorded_spec_text(paths, app, r)?;
+    spec::parse(&text).spec.ok_or_else(|| {
+        fail(format!(
+            "the recorded kata-compose.yaml of release {} of {app} does not parse",
+            r.number
+        ))
+    })
+}
+
 pub fn ids() -> (u32, u32) {
     // SAFETY: getuid/getgid cannot fail and touch no memory.
     unsafe { (libc::getuid(), libc::getgid()) }
-}
-
-/// Plans and renders a release's compose file (pure apart from reading config).
-pub fn plan(
-    paths: &Paths,
-    app: &str,
-    spec: &AppSpec,
-    target: Target,
-    release: Option<(u64, &str)>,
-) -> Result<render::Rendered, DeployError> {
-    let config_env = envfile::read_config(paths, app)?;
-    Ok(render_with(paths, app, spec, target, release, &config_env))
 }
 
 fn render_with(
@@ -291,7 +302,21 @@ fn run(
 ) -> Result<(), DeployError> {
     let n = rel.number;
     let src = release::src(paths, app, n);
-    let spec = load_spec(&src)?;
+    let dir = release::dir(paths, app, n);
+    // Everything kata takes from the checkout is read now, before any
+    // container mounts it, and recorded beside it: later commands act on
+    // these copies only.
+    let spec_text = read_spec_text(&src)?;
+    let spec = parse_spec(&spec_text)?;
+    crate::fsutil::write_atomic(&release::spec_file(paths, app, n), spec_text.as_bytes())?;
+    rel.spec_sha256 = Some(release::spec_hash(&spec_text));
+    release::save(paths, app, rel)?;
+    let dot_env = match crate::fsutil::read_in_tree(&src, Path::new(".env")) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(fail(format!(".env: {e}"))),
+    };
+    crate::fsutil::write_atomic_mode(&dir.join(release::COMPOSE_ENV), &dot_env, Some(0o600))?;
 
     let role = docker::swarm_role()?;
     let stored = state::stored_mode(paths, app)?;
@@ -308,12 +333,12 @@ fn run(
     // brings back the exact same environment.
     let config_env = match config {
         ConfigSource::Current => envfile::read_config(paths, app)?,
-        ConfigSource::Snapshot => envfile::parse(
-            &std::fs::read_to_string(release::dir(paths, app, n).join("ENV")).unwrap_or_default(),
-        )
-        .map_err(|e| fail(format!("the release's ENV snapshot is damaged: {e}")))?,
+        ConfigSource::Snapshot => {
+            envfile::parse(&std::fs::read_to_string(dir.join("ENV")).unwrap_or_default())
+                .map_err(|e| fail(format!("the release's ENV snapshot is damaged: {e}")))?
+        }
     };
-    let out = render_with(
+    let mut out = render_with(
         paths,
         app,
         &spec,
@@ -331,6 +356,9 @@ fn run(
     // Services of inactive profiles are not part of this release.
     let mut spec = spec;
     spec.services.retain(|name, _| out.deploys(name));
+    if target == Target::Stack {
+        release::anchor_paths(&mut out.compose, &src);
+    }
     let caddy_plan = match &out.caddy {
         Some(server) => {
             let server = caddy::expand(server.clone(), app)?;
@@ -339,15 +367,26 @@ fn run(
         }
         None => None,
     };
-    let dir = release::dir(paths, app, n);
-    crate::fsutil::write_atomic(&dir.join("ENV"), envfile::render(&config_env).as_bytes())?;
+    crate::fsutil::write_atomic_mode(
+        &dir.join("ENV"),
+        envfile::render(&config_env).as_bytes(),
+        Some(0o600),
+    )?;
     if let Some(server) = &caddy_plan {
         let mut json = serde_json::to_vec_pretty(server).expect("JSON serialises");
         json.push(b'\n');
-        crate::fsutil::write_atomic(&dir.join("caddy.json"), &json)?;
+        crate::fsutil::write_atomic(&release::caddy_file(paths, app, n), &json)?;
     }
-    let compose_file = src.join(".docker-compose.yaml");
-    crate::fsutil::write_atomic(&compose_file, out.yaml().as_bytes())?;
+    check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
+    let compose_file = release::compose_file(paths, app, n);
+    let yaml = out.yaml();
+    crate::fsutil::write_atomic(&compose_file, yaml.as_bytes())?;
+    // a copy for people to read; kata never reads it back
+    crate::fsutil::write_atomic_mode(
+        &src.join(".docker-compose.yaml"),
+        yaml.as_bytes(),
+        Some(0o444),
+    )?;
     for d in [
         paths.data(app),
         paths.config(app),
@@ -358,7 +397,7 @@ fn run(
     }
 
     seed_data_dirs(&src, &out.seeds)?;
-    build_runtimes(paths, settings, app, &spec, &out, &src)?;
+    build_runtimes(paths, settings, app, n, &spec, &out, &src)?;
 
     let previous = release::list(paths, app)?
         .into_iter()
@@ -366,10 +405,10 @@ fn run(
         .find(|r| r.status == Status::Live && r.number != n);
     let previous_file = previous
         .as_ref()
-        .map(|p| release::src(paths, app, p.number).join(".docker-compose.yaml"))
+        .map(|p| release::compose_file(paths, app, p.number))
         .filter(|f| f.is_file());
     let previous_caddy: Option<serde_json::Value> = previous.as_ref().and_then(|p| {
-        let text = std::fs::read(release::dir(paths, app, p.number).join("caddy.json")).ok()?;
+        let text = std::fs::read(release::caddy_file(paths, app, p.number)).ok()?;
         serde_json::from_slice(&text).ok()
     });
     release::point_app_at(paths, app, &src)?;
@@ -439,6 +478,7 @@ fn build_runtimes(
     paths: &Paths,
     settings: &Settings,
     app: &str,
+    n: u64,
     spec: &AppSpec,
     out: &render::Rendered,
     src: &Path,
@@ -457,25 +497,6 @@ fn build_runtimes(
             ui::info("up to date");
         }
         ui::step(format!("Building {app} with {}", rt.image()));
-        let (puid, pgid) = ids();
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "--rm".into(),
-            "--user".into(),
-            format!("{puid}:{pgid}"),
-            "--label".into(),
-            format!("kata.build={app}"),
-            "-v".into(),
-            format!("{}:/app", src.display()),
-            "-v".into(),
-            format!("{}:/venv", paths.envs(app).display()),
-            "-v".into(),
-            format!("{}:/config:ro", paths.config(app).display()),
-            "-v".into(),
-            format!("{}:/data", paths.data(app).display()),
-        ];
-        // Values travel in the docker CLI's environment (`-e KEY` alone), not
-        // in its argv, where any user on the host could read config secrets.
         let mut env: Vec<(String, String)> = out
             .env
             .get(name)
@@ -487,22 +508,29 @@ fn build_runtimes(
         if !spec.build_commands.is_empty() {
             env.push(("KATA_BUILD_COMMANDS".into(), spec.build_commands.join("\n")));
         }
-        // ... except the few the docker CLI itself reads
-        let (via_argv, env): (Vec<_>, Vec<_>) = env
-            .into_iter()
-            .partition(|(k, _)| k == "PATH" || k == "HOME" || k.starts_with("DOCKER_"));
-        for (k, v) in &via_argv {
-            args.push("-e".into());
-            args.push(format!("{k}={v}"));
+        let env_file = release::dir(paths, app, n).join("build.env");
+        let (puid, pgid) = ids();
+        let run = build_run(
+            app,
+            BuildMounts::of(paths, app, src),
+            rt,
+            (puid, pgid),
+            env,
+            &env_file,
+        )
+        .map_err(fail)?;
+        if let Some(body) = &run.env_file {
+            crate::fsutil::write_atomic_mode(&env_file, body.as_bytes(), Some(0o600))?;
         }
-        for (k, _) in &env {
-            args.push("-e".into());
-            args.push(k.clone());
-        }
-        args.push(rt.image());
-        args.push("build".into());
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        docker::stream("docker", &args, &env).map_err(|e| match e {
+        let env: Vec<(&str, &str)> = run
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let args = run.args;
+        let result = docker::stream("docker", &args, &env);
+        let _ = std::fs::remove_file(&env_file);
+        result.map_err(|e| match e {
             // its output was streamed above; the command line adds nothing
             docker::DockerError::Failed { status, .. } => fail(format!(
                 "the build of {app} in {} failed ({status}); its output is above",
@@ -528,10 +556,119 @@ pub fn route(
     rollout::put_server(paths, settings, app, server, &addrs).map(|_| ())
 }
 
-/// The src dir of the live release (what `app/<app>` points at).
-pub fn live_src(paths: &Paths, app: &str) -> Option<PathBuf> {
-    let all = release::list(paths, app).ok()?;
-    release::live(&all).map(|r| release::src(paths, app, r.number))
+/// Refuses a bind mount whose source lies in a directory that a pusher or a
+/// container controls (the release's code, the app's data and venv) and is
+/// reached through a symlink there: Docker would follow it anywhere on the
+/// host (a pushed or planted `conf -> /` behind `./conf:/etc/conf`).
+pub fn check_bind_sources(
+    paths: &Paths,
+    app: &str,
+    compose: &serde_json::Value,
+    src: &Path,
+) -> Result<(), String> {
+    let writable = [src.to_path_buf(), paths.data(app), paths.envs(app)];
+    for source in release::bind_sources(compose, src) {
+        for root in &writable {
+            if let Ok(rel) = source.strip_prefix(root)
+                && !rel.as_os_str().is_empty()
+                && let Err(e) = crate::fsutil::walk_in_tree(root, rel)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(format!(
+                    "the bind mount source {} goes through a symlink ({e})",
+                    source.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The host directories a build step mounts.
+#[derive(Debug, Clone)]
+pub struct BuildMounts {
+    pub app: PathBuf,
+    pub venv: PathBuf,
+    pub config: PathBuf,
+    pub data: PathBuf,
+}
+
+impl BuildMounts {
+    fn of(paths: &Paths, app: &str, src: &Path) -> BuildMounts {
+        BuildMounts {
+            app: src.to_path_buf(),
+            venv: paths.envs(app),
+            config: paths.config(app),
+            data: paths.data(app),
+        }
+    }
+}
+
+/// A planned `docker run` of a runtime's build step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRun {
+    pub args: Vec<String>,
+    /// Set in the docker CLI's environment and named by `-e KEY` alone.
+    pub env: Vec<(String, String)>,
+    /// Variables the docker CLI would itself act on (`DOCKER_*`, `PATH`,
+    /// `HOME`): written to this body in a kata-owned 0600 file, passed with
+    /// `--env-file`.
+    pub env_file: Option<String>,
+}
+
+/// Plans the build step's `docker run`. Pure. No config value is put on the
+/// command line, where every user on the host could read it.
+pub fn build_run(
+    app: &str,
+    mounts: BuildMounts,
+    rt: Runtime,
+    (puid, pgid): (u32, u32),
+    env: Vec<(String, String)>,
+    env_file: &Path,
+) -> Result<BuildRun, String> {
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--rm".into(),
+        "--user".into(),
+        format!("{puid}:{pgid}"),
+        "--label".into(),
+        format!("kata.build={app}"),
+        "-v".into(),
+        format!("{}:/app", mounts.app.display()),
+        "-v".into(),
+        format!("{}:/venv", mounts.venv.display()),
+        "-v".into(),
+        format!("{}:/config:ro", mounts.config.display()),
+        "-v".into(),
+        format!("{}:/data", mounts.data.display()),
+    ];
+    let (for_file, env): (Vec<_>, Vec<_>) = env
+        .into_iter()
+        .partition(|(k, _)| k == "PATH" || k == "HOME" || k.starts_with("DOCKER_"));
+    let mut body = String::new();
+    for (k, v) in &for_file {
+        if v.contains('\n') || v.contains('\r') {
+            return Err(format!(
+                "{k}: a variable the docker CLI itself reads cannot hold a line break in a build step"
+            ));
+        }
+        body.push_str(&format!("{k}={v}\n"));
+    }
+    if !for_file.is_empty() {
+        args.push("--env-file".into());
+        args.push(env_file.display().to_string());
+    }
+    for (k, _) in &env {
+        args.push("-e".into());
+        args.push(k.clone());
+    }
+    args.push(rt.image());
+    args.push("build".into());
+    Ok(BuildRun {
+        args,
+        env,
+        env_file: (!for_file.is_empty()).then_some(body),
+    })
 }
 
 #[cfg(test)]
@@ -602,5 +739,84 @@ mod tests {
             choose_mode(None, Some(Compose), R::Worker).unwrap().0,
             Compose
         );
+    }
+
+    #[test]
+    fn bind_sources_through_symlinks_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = Paths::new(d.path());
+        let src = d.path().join("src");
+        std::fs::create_dir_all(src.join("conf")).unwrap();
+        std::os::unix::fs::symlink("/", src.join("root")).unwrap();
+        std::fs::create_dir_all(paths.data("a")).unwrap();
+        std::os::unix::fs::symlink("/etc", paths.data("a").join("pg")).unwrap();
+        let doc = |v: &str| serde_json::json!({"services": {"w": {"volumes": [v]}}});
+        assert!(check_bind_sources(&paths, "a", &doc("./conf:/c"), &src).is_ok());
+        assert!(check_bind_sources(&paths, "a", &doc("./missing:/c"), &src).is_ok());
+        assert!(check_bind_sources(&paths, "a", &doc("/srv:/s"), &src).is_ok());
+        let e = check_bind_sources(&paths, "a", &doc("./root/etc:/c"), &src).unwrap_err();
+        assert!(e.contains("goes through a symlink"), "{e}");
+        let pg = format!("{}:/var/lib/pg", paths.data("a").join("pg").display());
+        assert!(check_bind_sources(&paths, "a", &doc(&pg), &src).is_err());
+    }
+
+    #[test]
+    fn build_step_keeps_config_values_off_its_argv() {
+        let mounts = BuildMounts {
+            app: "/k/state/apps/a/releases/3/src".into(),
+            venv: "/k/envs/a".into(),
+            config: "/k/config/a".into(),
+            data: "/k/data/a".into(),
+        };
+        let env: Vec<(String, String)> = [
+            ("SECRET", "hunter2"),
+            ("DOCKER_TOKEN", "tok-value"),
+            ("PATH", "/venv/bin:/usr/bin"),
+            ("KATA_BUILD_COMMANDS", "make\nmake install"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+        let run = build_run(
+            "a",
+            mounts.clone(),
+            Runtime::Python,
+            (1000, 1000),
+            env,
+            Path::new("/k/state/apps/a/releases/3/build.env"),
+        )
+        .unwrap();
+        let argv = run.args.join(" ");
+        for value in ["hunter2", "tok-value", "/venv/bin:/usr/bin", "make install"] {
+            assert!(!argv.contains(value), "{value} on argv: {argv}");
+        }
+        insta::assert_snapshot!(argv, @"run --rm --user 1000:1000 --label kata.build=a -v /k/state/apps/a/releases/3/src:/app -v /k/envs/a:/venv -v /k/config/a:/config:ro -v /k/data/a:/data --env-file /k/state/apps/a/releases/3/build.env -e SECRET -e KATA_BUILD_COMMANDS kata/python build");
+        assert_eq!(
+            run.env_file.as_deref(),
+            Some("DOCKER_TOKEN=tok-value\nPATH=/venv/bin:/usr/bin\n")
+        );
+        assert_eq!(run.env.len(), 2);
+        // nothing for the file: no --env-file at all
+        let plain = build_run(
+            "a",
+            mounts.clone(),
+            Runtime::Python,
+            (0, 0),
+            vec![("A".into(), "1".into())],
+            Path::new("/x"),
+        )
+        .unwrap();
+        assert!(!plain.args.iter().any(|a| a == "--env-file"));
+        assert_eq!(plain.env_file, None);
+        let bad = build_run(
+            "a",
+            mounts,
+            Runtime::Python,
+            (0, 0),
+            vec![("DOCKER_X".into(), "a\nb".into())],
+            Path::new("/x"),
+        )
+        .unwrap_err();
+        assert!(bad.contains("DOCKER_X"), "{bad}");
+        assert!(!bad.contains("a\nb"));
     }
 }

@@ -144,6 +144,17 @@ impl ComposeCli {
             "-f".into(),
             file.display().to_string(),
         ]);
+        // A release's recorded compose file runs with the release's code as
+        // project directory, and interpolates from the `.env` recorded when
+        // the release was made, never from one a container wrote into it.
+        if let Some((dir, env_file)) = crate::release::compose_layout(file) {
+            args.extend([
+                "--project-directory".into(),
+                dir.display().to_string(),
+                "--env-file".into(),
+                env_file.display().to_string(),
+            ]);
+        }
         args.extend(rest.iter().map(|s| s.to_string()));
         (program.into(), args)
     }
@@ -347,5 +358,13 @@ mod tests {
         let (p, a) = ComposeCli::V1.argv("demo", std::path::Path::new("/x/c.yaml"), &["ps"]);
         assert_eq!(p, "docker-compose");
         assert_eq!(a, ["-p", "demo", "-f", "/x/c.yaml", "ps"]);
+        // a release's recorded file: its code dir, its recorded .env
+        let f = std::path::Path::new("/k/releases/4/docker-compose.yaml");
+        let (_, a) = ComposeCli::V1.argv("demo", f, &["ps"]);
+        assert_eq!(
+            a.join(" "),
+            "-p demo -f /k/releases/4/docker-compose.yaml --project-directory /k/releases/4/src \
+             --env-file /k/releases/4/compose.env ps"
+        );
     }
 }

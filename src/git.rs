@@ -130,9 +130,10 @@ pub fn install_hook(repo: &Path, script: &str) -> Result<(), GitError> {
 /// loser's rename fails and it uses the winner's. Returns whether it created it.
 pub fn ensure_repo(repo: &Path, hook: &str) -> Result<bool, GitError> {
     let mut created = false;
+    let parent = repo.parent().unwrap_or(Path::new("."));
+    // repos/ holds every app's code: the kata user's only
+    crate::fsutil::private_dir(parent).map_err(io_err(parent))?;
     if !is_repo(repo) {
-        let parent = repo.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         let tmp = tempfile::Builder::new()
             .prefix(".kata-new-")
             .tempdir_in(parent)
@@ -145,6 +146,7 @@ pub fn ensure_repo(repo: &Path, hook: &str) -> Result<bool, GitError> {
             .arg(tmp.path());
         run(init)?;
         install_hook(tmp.path(), hook)?;
+        check_objects(tmp.path())?;
         match std::fs::rename(tmp.path(), repo) {
             Ok(()) => {
                 let _ = tmp.keep();
@@ -156,7 +158,28 @@ pub fn ensure_repo(repo: &Path, hook: &str) -> Result<bool, GitError> {
         }
     }
     install_hook(repo, hook)?;
+    check_objects(repo)?;
     Ok(created)
+}
+
+/// Turns on `receive.fsckObjects` (new repos and, on their next push,
+/// existing ones): malformed objects are refused before they are stored.
+fn check_objects(repo: &Path) -> Result<(), GitError> {
+    let on = || {
+        let mut get = command(repo);
+        get.args(["config", "--get", "receive.fsckObjects"]);
+        run(get).is_ok_and(|v| v.trim() == "true")
+    };
+    if on() {
+        return Ok(());
+    }
+    let mut set = command(repo);
+    set.args(["config", "receive.fsckObjects", "true"]);
+    match run(set) {
+        // a push racing this one may hold the config's lock to set it too
+        Err(_) if on() => Ok(()),
+        r => r.map(|_| ()),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -526,6 +549,51 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["app"]);
+    }
+
+    #[test]
+    fn repos_check_objects_and_refuse_malformed_ones() {
+        let root = tempfile::tempdir().unwrap();
+        // a repo from before the setting existed: turned on by the next push
+        git_in(root.path(), &["init", "-q", "--bare", "-b", "main", "old"]);
+        let old = root.path().join("old");
+        let hook = hook_script(Path::new("/k"), root.path(), "old");
+        assert!(!ensure_repo(&old, &hook).unwrap());
+        let repo = root.path().join("new");
+        assert!(ensure_repo(&repo, &hook).unwrap());
+        for r in [&old, &repo] {
+            let mut c = command(r);
+            c.args(["config", "--get", "receive.fsckObjects"]);
+            assert_eq!(run(c).unwrap().trim(), "true");
+        }
+        // a commit whose author has no email: git fsck's missingEmail
+        let work = root.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        git_in(&work, &["init", "-q"]);
+        let body = "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\
+                    author nobody 1700000000 +0000\n\
+                    committer nobody 1700000000 +0000\n\nbad\n";
+        std::fs::write(work.join("obj"), body).unwrap();
+        let bad = git_in(
+            &work,
+            &["hash-object", "-t", "commit", "--literally", "-w", "obj"],
+        );
+        git_in(&work, &["update-ref", "refs/heads/main", &bad]);
+        let out = Command::new("git")
+            .args(["push", "-q"])
+            .arg(&repo)
+            .arg("main")
+            .current_dir(&work)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "a malformed commit was accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("fsck"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(rev_parse(&repo, "refs/heads/main").unwrap(), None);
     }
 
     #[test]

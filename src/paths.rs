@@ -62,8 +62,14 @@ impl Paths {
     pub fn host_lock(&self, name: &str) -> PathBuf {
         self.root.join("state").join(format!("{name}.lock"))
     }
+    /// The per-app lock every deploy and config change takes. It lives
+    /// outside `state/apps/<app>` so that taking it before an app's first
+    /// push does not make the app look deployed.
     pub fn app_lock(&self, app: &str) -> PathBuf {
-        self.state(app).join("deploy.lock")
+        self.root
+            .join("state")
+            .join("locks")
+            .join(format!("{app}.lock"))
     }
     /// The four bind mounts a runtime service gets, in their fixed order.
     pub fn runtime_mounts(&self, app: &str) -> [(&'static str, PathBuf, &'static str); 4] {
@@ -74,4 +80,14 @@ impl Paths {
             ("venv", self.envs(app), "/venv"),
         ]
     }
+}
+
+/// Makes KATA_ROOT's top-level directories readable by the kata user only:
+/// they hold repos, code, data and config. Containers run as the kata user
+/// and reach their own directories through their mounts, so they still work.
+pub fn secure(paths: &Paths) -> std::io::Result<()> {
+    for d in SKELETON {
+        crate::fsutil::private_dir(&paths.root().join(d))?;
+    }
+    Ok(())
 }

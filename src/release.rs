@@ -1,6 +1,15 @@
 //! Releases: every deploy is a numbered release under
-//! `state/apps/<app>/releases/<n>/` holding `release.json` and `src/` (the
-//! exact tree of the commit plus the rendered `.docker-compose.yaml`).
+//! `state/apps/<app>/releases/<n>/`:
+//!
+//! - `src/`: the exact tree of the commit. Containers mount it at `/app` and
+//!   may write to it, so kata never reads anything from it once the build
+//!   started (its `.docker-compose.yaml` is a read-only copy for people).
+//! - the release's recorded plan, beside `src/` where no container reaches:
+//!   `release.json`, `kata-compose.yaml` (the spec as pushed, its hash in
+//!   `release.json`), `docker-compose.yaml` (what compose runs),
+//!   `compose.env` (the pushed `.env` compose interpolates from), `ENV`
+//!   (the config values) and `caddy.json` (the app's Caddy server).
+//!
 //! `app/<app>` is a symlink to the live release's `src/`.
 
 use crate::fsutil::write_atomic;
@@ -34,6 +43,10 @@ pub struct Release {
     /// Why it failed, or what it was made from (e.g. "rollback of 3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// SHA-256 of the recorded `kata-compose.yaml` (absent in releases made
+    /// before plans were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_sha256: Option<String>,
 }
 
 pub fn releases_dir(paths: &Paths, app: &str) -> PathBuf {
@@ -44,6 +57,172 @@ pub fn dir(paths: &Paths, app: &str, n: u64) -> PathBuf {
 }
 pub fn src(paths: &Paths, app: &str, n: u64) -> PathBuf {
     dir(paths, app, n).join("src")
+}
+/// The compose file kata runs for release `n` (outside `src/`).
+pub fn compose_file(paths: &Paths, app: &str, n: u64) -> PathBuf {
+    dir(paths, app, n).join(COMPOSE_FILE)
+}
+/// The release's `kata-compose.yaml`, copied before any container ran.
+pub fn spec_file(paths: &Paths, app: &str, n: u64) -> PathBuf {
+    dir(paths, app, n).join("kata-compose.yaml")
+}
+/// The Caddy server the release routes with, when it has a `caddy:` block.
+pub fn caddy_file(paths: &Paths, app: &str, n: u64) -> PathBuf {
+    dir(paths, app, n).join("caddy.json")
+}
+
+/// The name of a release's compose file in its release dir. Compose runs it
+/// with `src/` beside it as project directory and [`COMPOSE_ENV`] beside it
+/// as env file (see `ComposeCli::argv`), never a `.env` inside `src/`.
+pub const COMPOSE_FILE: &str = "docker-compose.yaml";
+pub const COMPOSE_ENV: &str = "compose.env";
+
+/// Where compose runs a recorded compose file: the project directory (the
+/// release's code) and the env file to interpolate from, both derived from
+/// the file's place. `None` for any other file.
+pub fn compose_layout(file: &std::path::Path) -> Option<(PathBuf, PathBuf)> {
+    if file.file_name()? != COMPOSE_FILE {
+        return None;
+    }
+    let dir = file.parent()?;
+    Some((dir.join("src"), dir.join(COMPOSE_ENV)))
+}
+
+/// The host paths of every bind mount in a rendered compose document,
+/// relative ones resolved against `project_dir` (lexically, as compose does).
+pub fn bind_sources(compose: &serde_json::Value, project_dir: &std::path::Path) -> Vec<PathBuf> {
+    use serde_json::Value;
+    let resolve = |s: &str| bind_path(s, project_dir);
+    let services = compose.get("services").and_then(Value::as_object);
+    services
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|svc| svc.get("volumes")?.as_array())
+        .flatten()
+        .filter_map(|v| match v {
+            Value::String(s) => resolve(s.split_once(':')?.0),
+            Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("bind") => {
+                resolve(m.get("source")?.as_str()?)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A volume's host side as an absolute path (`None` for a named volume).
+fn bind_path(s: &str, project_dir: &std::path::Path) -> Option<PathBuf> {
+    let p = std::path::Path::new(s);
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else if s == "." || s.starts_with("./") || s.starts_with("../") {
+        project_dir.join(p)
+    } else {
+        return None;
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// Makes relative bind sources and `env_file` paths absolute against the
+/// release's code dir. For `docker stack deploy`, which resolves them against
+/// the compose file's own dir (the recorded plan's, not the code's) and has
+/// no `--project-directory`.
+pub fn anchor_paths(compose: &mut serde_json::Value, project_dir: &std::path::Path) {
+    use serde_json::Value;
+    let fix = |s: &mut String| {
+        if !s.starts_with('/')
+            && let Some(abs) = bind_path(s, project_dir)
+        {
+            *s = abs.display().to_string();
+        }
+    };
+    let Some(services) = compose.get_mut("services").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for svc in services.values_mut() {
+        if let Some(Value::Array(vols)) = svc.get_mut("volumes") {
+            for v in vols {
+                match v {
+                    Value::String(s) => {
+                        let (src, rest) = s.split_once(':').unwrap_or((s.as_str(), ""));
+                        let mut src = src.to_owned();
+                        let rest = rest.to_owned();
+                        fix(&mut src);
+                        *s = if rest.is_empty() {
+                            src
+                        } else {
+                            format!("{src}:{rest}")
+                        };
+                    }
+                    Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("bind") => {
+                        if let Some(Value::String(src)) = m.get_mut("source") {
+                            fix(src);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        match svc.get_mut("env_file") {
+            Some(Value::String(f)) => {
+                let mut f2 = format!("./{}", f.trim_start_matches("./"));
+                fix(&mut f2);
+                *f = f2;
+            }
+            Some(Value::Array(files)) => {
+                for f in files.iter_mut() {
+                    if let Value::String(f) = f
+                        && !f.starts_with('/')
+                    {
+                        let mut f2 = format!("./{}", f.trim_start_matches("./"));
+                        fix(&mut f2);
+                        *f = f2;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The hex SHA-256 of a spec's text.
+pub fn spec_hash(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// The recorded `kata-compose.yaml` of release `r`, checked against the hash
+/// in its `release.json`.
+pub fn recorded_spec_text(paths: &Paths, app: &str, r: &Release) -> io::Result<String> {
+    let n = r.number;
+    let Some(want) = &r.spec_sha256 else {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "release {n} of {app} was made by an older kata and has no recorded plan: \
+                 run `kata deploy {app}` to make one"
+            ),
+        ));
+    };
+    let text = std::fs::read_to_string(spec_file(paths, app, n))?;
+    if &spec_hash(&text) != want {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the recorded kata-compose.yaml of release {n} of {app} does not match its hash"
+            ),
+        ));
+    }
+    Ok(text)
 }
 
 pub fn save(paths: &Paths, app: &str, r: &Release) -> io::Result<()> {
@@ -114,19 +293,18 @@ pub fn point_app_at(paths: &Paths, app: &str, target: &std::path::Path) -> io::R
     std::fs::rename(&tmp, &link)
 }
 
-/// Copies release `from`'s code and config snapshot into a new release `to`
-/// (the rendered compose file is rendered again for the new number).
+/// Copies release `from`'s config snapshot into a new release `to`. Its code
+/// comes from git again, not from `from`'s `src/`, which its containers
+/// could write to.
 pub fn copy_for_rollback(paths: &Paths, app: &str, from: u64, to: u64) -> io::Result<()> {
     let (src_dir, dest_dir) = (dir(paths, app, from), dir(paths, app, to));
-    if !src(paths, app, from).is_dir() {
+    if !src_dir.join("release.json").is_file() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("release {from} of {app} has no files left (pruned?)"),
+            format!("release {from} of {app} has no record left (pruned?)"),
         ));
     }
     std::fs::create_dir_all(&dest_dir)?;
-    crate::fsutil::copy_tree(&src(paths, app, from), &src(paths, app, to))?;
-    let _ = std::fs::remove_file(src(paths, app, to).join(".docker-compose.yaml"));
     match std::fs::copy(src_dir.join("ENV"), dest_dir.join("ENV")) {
         Ok(_) => Ok(()),
         // releases made before snapshots existed: an empty config
@@ -159,6 +337,7 @@ mod tests {
             status,
             mode: None,
             note: None,
+            spec_sha256: None,
         }
     }
 
@@ -178,6 +357,40 @@ mod tests {
         assert_eq!(to_prune(&rs, 3), vec![2, 1]);
         assert_eq!(to_prune(&rs, 1), vec![5, 3, 2, 1]);
         assert!(to_prune(&rs, 10).is_empty());
+    }
+
+    #[test]
+    fn bind_sources_resolve_against_the_code_dir() {
+        let doc = serde_json::json!({"services": {
+            "a": {"volumes": ["./conf:/c:ro", "data:/data", "/srv/x:/x", "../up:/u"]},
+            "b": {"volumes": [{"type": "bind", "source": "./b", "target": "/b"},
+                              {"type": "volume", "source": "v", "target": "/v"}]},
+            "c": {"image": "x"}
+        }});
+        let got = bind_sources(&doc, std::path::Path::new("/k/r/1/src"));
+        let want: Vec<PathBuf> = ["/k/r/1/src/conf", "/srv/x", "/k/r/1/up", "/k/r/1/src/b"]
+            .map(PathBuf::from)
+            .into();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn stack_paths_are_anchored_in_the_code_dir() {
+        let mut doc = serde_json::json!({"services": {
+            "a": {"volumes": ["./conf:/c:ro", "data:/data", "/srv/x:/x", "."], "env_file": ".env.web"},
+            "b": {"volumes": [{"type": "bind", "source": "../b", "target": "/b"}],
+                  "env_file": ["/abs.env", "./rel.env"]}
+        }});
+        anchor_paths(&mut doc, std::path::Path::new("/k/r/1/src"));
+        assert_eq!(
+            doc,
+            serde_json::json!({"services": {
+                "a": {"volumes": ["/k/r/1/src/conf:/c:ro", "data:/data", "/srv/x:/x", "/k/r/1/src"],
+                      "env_file": "/k/r/1/src/.env.web"},
+                "b": {"volumes": [{"type": "bind", "source": "/k/r/1/b", "target": "/b"}],
+                      "env_file": ["/abs.env", "/k/r/1/src/rel.env"]}
+            }})
+        );
     }
 
     #[test]

@@ -193,6 +193,11 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
             }
         }
         let mut out = render_service(cx, name, svc, &senv, &svc_lookup, target, &mut notes);
+        if !spec.volumes.contains_key("config")
+            && let Some(Json::Array(vols)) = out.get_mut("volumes")
+        {
+            vols.iter_mut().for_each(config_read_only);
+        }
         if target == Target::Stack {
             swarm_rollout(&mut out, name, svc, &routed, &mut notes);
         }
@@ -368,14 +373,16 @@ fn render_service(
     }
     if svc.runtime.is_some() {
         let taken: Vec<String> = user_volumes.iter().filter_map(container_path).collect();
-        for (vol, target_path) in [
-            ("app", "/app"),
-            ("config", "/config"),
-            ("data", "/data"),
-            ("venv", "/venv"),
+        // The config reaches the container read-only: code in it must not
+        // change what the next deploy runs with.
+        for (vol, target_path, opts) in [
+            ("app", "/app", ""),
+            ("config", "/config", ":ro"),
+            ("data", "/data", ""),
+            ("venv", "/venv", ""),
         ] {
             if !taken.iter().any(|t| t == target_path) {
-                volumes.push(json!(format!("{vol}:{target_path}")));
+                volumes.push(json!(format!("{vol}:{target_path}{opts}")));
             }
         }
     }
@@ -606,6 +613,24 @@ pub fn runs_app_code(svc: &Service) -> bool {
     svc.runtime.is_some() || svc.extra.contains_key("build")
 }
 
+/// kata's `config` volume is mounted read-only wherever a service uses it:
+/// code in a container must not change the config the next deploy runs with.
+fn config_read_only(v: &mut Json) {
+    match v {
+        Json::String(s) => {
+            let mut parts: Vec<&str> = s.split(':').collect();
+            if parts.len() >= 2 && parts[0] == "config" {
+                parts.truncate(2);
+                *s = format!("{}:ro", parts.join(":"));
+            }
+        }
+        Json::Object(m) if m.get("source").and_then(Json::as_str) == Some("config") => {
+            m.insert("read_only".into(), Json::Bool(true));
+        }
+        _ => {}
+    }
+}
+
 /// The container-side path of a service volume entry.
 fn container_path(v: &Json) -> Option<String> {
     match v {
@@ -747,6 +772,23 @@ mod tests {
             release: Some((7, "0123abc")),
         };
         (render(&spec, &cx, target), warnings)
+    }
+
+    #[test]
+    fn kata_config_volume_is_always_read_only() {
+        for (given, want) in [
+            (json!("config:/config"), json!("config:/config:ro")),
+            (json!("config:/etc/app:rw"), json!("config:/etc/app:ro")),
+            (json!("data:/data"), json!("data:/data")),
+            (
+                json!({"type": "volume", "source": "config", "target": "/c"}),
+                json!({"type": "volume", "source": "config", "target": "/c", "read_only": true}),
+            ),
+        ] {
+            let mut v = given;
+            config_read_only(&mut v);
+            assert_eq!(v, want);
+        }
     }
 
     #[test]

@@ -31,6 +31,33 @@ fn passthrough(program: &str, args: &[String]) -> anyhow::Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
+/// Refuses a service name the live release does not have, before it reaches
+/// a compose or docker command line (where `--since=1h` would be a flag).
+fn known_service(paths: &Paths, app: &str, live: &Live, service: &str) -> anyhow::Result<()> {
+    let services: Vec<String> = match live.release.spec_sha256 {
+        Some(_) => crate::deploy::recorded_spec(paths, app, &live.release)?
+            .services
+            .into_keys()
+            .collect(),
+        // a release made before plans were recorded: what runs
+        None => docker::containers(app)?
+            .into_iter()
+            .chain(docker::containers_of_stack(app).unwrap_or_default())
+            .map(|c| c.service)
+            .collect(),
+    };
+    if !services.iter().any(|s| s == service) {
+        let mut names = services;
+        names.sort();
+        names.dedup();
+        bail!(
+            "{app} has no service {service:?} (its services: {})",
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
 fn must(program: &str, args: &[String]) -> anyhow::Result<()> {
     match passthrough(program, args)? {
         0 => Ok(()),
@@ -98,9 +125,11 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
 pub fn ps(app: &str, service: Option<&str>, json: bool) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
-    let mode = apps::live(&paths, &app)?
-        .map(|l| l.mode)
-        .unwrap_or(Mode::Compose);
+    let live = apps::live(&paths, &app)?;
+    if let (Some(s), Some(l)) = (service, &live) {
+        known_service(&paths, &app, l, s)?;
+    }
+    let mode = live.map(|l| l.mode).unwrap_or(Mode::Compose);
     let mut cs = match mode {
         Mode::Swarm => docker::containers_of_stack(&app)?,
         Mode::Compose => docker::containers(&app)?,
@@ -140,6 +169,9 @@ pub fn logs(
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
     let live = live(&paths, &app)?;
+    if let Some(s) = service {
+        known_service(&paths, &app, &live, s)?;
+    }
     if let Some(t) = &tail {
         anyhow::ensure!(
             t == "all" || t.parse::<u64>().is_ok(),
@@ -183,27 +215,47 @@ pub fn logs(
     }
 }
 
+/// Before compose creates containers again from a release whose containers
+/// ran (and could write to its code, data and venv): a bind mount whose
+/// source inside those directories now goes through a symlink is refused,
+/// since Docker would follow it anywhere on the host.
+fn check_binds(paths: &Paths, app: &str, live: &Live) -> anyhow::Result<()> {
+    let file = live.compose_file();
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(()); // no recorded plan: `compose` says so
+    };
+    let doc: serde_json::Value = serde_saphyr::from_str(&text)
+        .with_context(|| format!("the recorded {} does not parse", file.display()))?;
+    crate::deploy::check_bind_sources(paths, app, &doc, &live.src).map_err(|e| {
+        anyhow::anyhow!(
+            "refusing to start {app}: {e}, changed from inside a container; run `kata deploy {app}` for a fresh copy of the code"
+        )
+    })
+}
+
 pub fn start(app: &str) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
     let live = live(&paths, &app)?;
+    check_binds(&paths, &app, &live)?;
     ui::step(format!("Starting {app}"));
     match live.mode {
         Mode::Compose => {
             let (p, a) = live.compose(&app, &["up", "-d", "--no-recreate"])?;
             must(&p, &a)?;
         }
-        Mode::Swarm => must(
-            "docker",
-            &[
-                "stack",
-                "deploy",
-                "-c",
-                &live.compose_file().display().to_string(),
-                &app,
-            ]
-            .map(String::from),
-        )?,
+        Mode::Swarm => {
+            let file = live.compose_file();
+            anyhow::ensure!(
+                file.is_file(),
+                "release {} of {app} has no recorded compose file: run `kata deploy {app}`",
+                live.release.number
+            );
+            must(
+                "docker",
+                &["stack", "deploy", "-c", &file.display().to_string(), &app].map(String::from),
+            )?
+        }
     }
     reroute(&paths, &app, &live)?;
     Ok(0)
@@ -241,6 +293,9 @@ pub fn restart(app: &str, service: Option<&str>) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
     let live = live(&paths, &app)?;
+    if let Some(s) = service {
+        known_service(&paths, &app, &live, s)?;
+    }
     ui::step(format!(
         "Restarting {app}{}",
         service.map(|s| format!(" service {s}")).unwrap_or_default()
@@ -278,34 +333,28 @@ pub fn restart(app: &str, service: Option<&str>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Re-resolves the app's Caddy upstreams after containers changed.
+/// Re-resolves the app's Caddy upstreams after containers changed, with the
+/// Caddy server the live release recorded (never re-read from its checkout).
 fn reroute(paths: &Paths, app: &str, live: &Live) -> anyhow::Result<()> {
+    let file = crate::release::caddy_file(paths, app, live.release.number);
+    let server: serde_json::Value = match std::fs::read(&file) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("the recorded Caddy plan {} is damaged", file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
     let settings = settings::load(paths)?;
-    let spec = crate::deploy::load_spec(&live.src)?;
-    if let Some(n) = &spec.caddy {
-        let rendered = crate::deploy::plan(paths, app, &spec, crate::render::Target::V2, None)?;
-        let server = crate::caddy::expand(rendered.caddy.unwrap_or_else(|| n.to_json()), app)?;
-        crate::deploy::route(paths, &settings, app, &spec, &server, live.mode)?;
-    }
+    let spec = crate::deploy::recorded_spec(paths, app, &live.release)?;
+    crate::deploy::route(paths, &settings, app, &spec, &server, live.mode)?;
     Ok(())
 }
 
-/// Whether any kept release of the app has a `caddy:` block.
+/// Whether any kept release of the app recorded a Caddy server.
 fn ever_routed(paths: &Paths, app: &str) -> bool {
     crate::release::list(paths, app)
         .unwrap_or_default()
         .iter()
-        .any(|r| {
-            std::fs::read_to_string(
-                crate::release::src(paths, app, r.number).join("kata-compose.yaml"),
-            )
-            .map(|text| {
-                crate::spec::parse(&text)
-                    .spec
-                    .is_none_or(|s| s.caddy.is_some())
-            })
-            .unwrap_or(false)
-        })
+        .any(|r| crate::release::caddy_file(paths, app, r.number).is_file())
 }
 
 /// Labels that mark an app's Docker objects: its compose project, its stack.
@@ -359,8 +408,10 @@ fn remove_containers(
             if wipe {
                 rest.push("--volumes");
             }
-            let (p, a) = l.compose(app, &rest)?;
-            must(&p, &a)?;
+            // without a recorded compose file, the label sweep below does it
+            if let Ok((p, a)) = l.compose(app, &rest) {
+                must(&p, &a)?;
+            }
         }
         None => {}
     }
@@ -460,6 +511,7 @@ pub fn run(app: &str, service: &str, cmd: &[String]) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
     let live = live(&paths, &app)?;
+    known_service(&paths, &app, &live, service)?;
     let cs = match live.mode {
         Mode::Swarm => docker::containers_of_stack(&app)?,
         Mode::Compose => docker::containers(&app)?,

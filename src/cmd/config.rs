@@ -102,15 +102,10 @@ fn change_config(
     deploy: bool,
     edit: impl FnOnce(&mut Env) -> Vec<String>,
 ) -> anyhow::Result<i32> {
-    // Taking the app lock creates the app's state dir, which would make an
-    // app that was never pushed look deployed: only existing apps take it.
-    let _lock = if apps::exists(paths, app) {
-        Some(lock::exclusive(&paths.app_lock(app), || {
-            ui::info(format!("another deploy of {app} is running; waiting"))
-        })?)
-    } else {
-        None
-    };
+    // Also before the first push: parallel writers would lose keys.
+    let _lock = lock::exclusive(&paths.app_lock(app), || {
+        ui::info(format!("another deploy of {app} is running; waiting"))
+    })?;
     let mut env = envfile::read_config(paths, app)?;
     let before = env.clone();
     let changed = edit(&mut env);
@@ -119,6 +114,7 @@ fn change_config(
         return Ok(0);
     }
     let file = envfile::config_file(paths, app);
+    crate::paths::secure(paths)?;
     std::fs::create_dir_all(paths.config(app))?;
     fsutil::write_atomic_mode(&file, envfile::render(&env).as_bytes(), Some(0o600))?;
     for c in changed {

@@ -95,6 +95,7 @@ mod tests {
             status,
             mode: Some("compose".into()),
             note: note.map(str::to_owned),
+            spec_sha256: None,
         };
         let t = table(&[
             rel(1, Status::Superseded, None),

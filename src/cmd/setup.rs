@@ -39,6 +39,7 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
             println!("created  {}", p.display());
         }
     }
+    crate::paths::secure(&paths)?;
     let mut stored = settings::load_stored(&paths)?;
     let before = stored.clone();
     if let Some(v) = args.caddy_admin {

@@ -5,6 +5,7 @@ mod caddy_deploy;
 mod caddy_edge;
 mod caddy_guard;
 mod compose_deploy;
+mod containment;
 mod docker_deploy;
 mod docker_lifecycle;
 mod docker_swarm;

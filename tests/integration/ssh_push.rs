@@ -225,9 +225,8 @@ fn hold_deploy_lock(sshd: &Sshd, app: &str) -> std::fs::File {
     let path = sshd
         .home
         .join("state")
-        .join("apps")
-        .join(app)
-        .join("deploy.lock");
+        .join("locks")
+        .join(format!("{app}.lock"));
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
