@@ -115,6 +115,7 @@ pub fn deploy_release(
         status: Status::Pending,
         mode: None,
         note,
+        by: crate::audit::actor(),
     };
     release::save(paths, app, &rel)?;
     let previous_target = release::app_target(paths, app);

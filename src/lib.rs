@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cmd;
 
 // core
+pub mod access;
 pub mod env;
 pub mod envfile;
 pub mod expand;
@@ -18,6 +19,7 @@ pub mod yaml;
 
 // shell
 pub mod apps;
+pub mod audit;
 pub mod caddy;
 pub mod deploy;
 pub mod docker;

@@ -34,6 +34,9 @@ pub struct Release {
     /// Why it failed, or what it was made from (e.g. "rollback of 3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The key that made it (`name (SHA256:...)`); none when made on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 pub fn releases_dir(paths: &Paths, app: &str) -> PathBuf {
@@ -159,6 +162,7 @@ mod tests {
             status,
             mode: None,
             note: None,
+            by: None,
         }
     }
 

@@ -78,6 +78,10 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
     let rows: Vec<ServerSummary> = admin
         .servers()?
         .iter()
+        // a deploy key sees its own apps' servers, not other apps' or hand-made ones
+        .filter(|(name, _)| {
+            crate::audit::is_admin() || crate::audit::visible(name) && is_kata_app(&paths, name)
+        })
         .map(|(name, server)| summarize(name, server, is_kata_app(&paths, name)))
         .collect();
     if json {
