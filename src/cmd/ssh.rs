@@ -295,7 +295,13 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
                 }
                 Ok(route) => {
                     let (command, app) = ssh::target(&route);
-                    let outcome = match access::allowed(&grant, &command, app.as_deref()) {
+                    let allowed = access::allowed(&grant, &command, app.as_deref())
+                        .map_err(|r| r.to_string())
+                        .and_then(|()| match (&app, grant.role) {
+                            (Some(a), Role::Deploy) => redeploy_confined(&paths, &command, a),
+                            _ => Ok(()),
+                        });
+                    let outcome = match allowed {
                         Err(refusal) => Outcome::refused(refusal),
                         Ok(()) => run_route(&paths, route, &caller)?,
                     };
@@ -320,6 +326,36 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
         },
     );
     Ok(outcome.status)
+}
+
+/// A deploy key may not redeploy a release whose kata-compose.yaml reaches
+/// the host (an admin pushed it): `deploy`, `config:set` and `config:unset`
+/// render it again with the app's config, which the deploy key would choose
+/// (`volumes: ["${DIR}:/x"]` with `DIR=/`), and `rollback` may pick any kept
+/// release. The files are read from the bare repository, which no container
+/// mounts.
+fn redeploy_confined(paths: &Paths, command: &str, app: &str) -> Result<(), String> {
+    let all = crate::release::list(paths, app).unwrap_or_default();
+    let releases: Vec<&crate::release::Release> = match command {
+        "deploy" | "config:set" | "config:unset" => crate::release::live(&all)
+            .or(all.last())
+            .into_iter()
+            .collect(),
+        "rollback" => all.iter().collect(),
+        _ => return Ok(()),
+    };
+    for r in releases {
+        let findings = confinement_of(&paths.repo(app), &r.commit).map_err(|e| e.to_string())?;
+        if !findings.is_empty() {
+            return Err(format!(
+                "release {} of {app} reaches outside the app (an admin key pushed it); \
+                 only an admin key may redeploy it or change its config (this is a deploy key):\n{}",
+                r.number,
+                findings.join("\n")
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn run_route(paths: &Paths, route: Route, caller: &audit::Caller) -> anyhow::Result<Outcome> {
@@ -663,5 +699,25 @@ fn hook(app: &str) -> anyhow::Result<HookDone> {
             eprintln!("\nerror: deploy of {app} ({short}) failed: {e}");
             Ok(HookDone::Failed)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_reports_carry_refusals_failures_and_releases() {
+        assert_eq!(PushReport::parse(""), PushReport::default());
+        let r = PushReport::parse("release 7\n");
+        assert_eq!(r.release, Some(7));
+        assert!(!r.failed && r.refused.is_none());
+        let r = PushReport::parse("deploy-failed shop\n");
+        assert!(r.failed && r.release.is_none());
+        let r = PushReport::parse("refused push refused: abc has host mounts\n");
+        assert_eq!(
+            r.refused.as_deref(),
+            Some("push refused: abc has host mounts")
+        );
     }
 }
