@@ -218,6 +218,30 @@ fn outside_app(s: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether a symlink at `path` (relative to the checkout's root) pointing at
+/// `target` leads out of the checkout. compose, the build and kata read files
+/// of the checkout on the host (`env_file`, secret files, Dockerfiles), and
+/// they follow symlinks: one leading out would read the host's files.
+pub fn symlink_escapes(path: &str, target: &str) -> bool {
+    if target.starts_with('/') || target.starts_with('~') {
+        return true;
+    }
+    let mut depth: i64 = path.split('/').filter(|c| !c.is_empty()).count() as i64 - 1;
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
 /// Findings for a deploy key's kata-compose.yaml; empty when it stays
 /// confined. `root` is the parsed document (see [`crate::yaml::parse`]).
 pub fn check(root: &Node) -> Vec<Diag> {
@@ -614,7 +638,8 @@ fn caddy(cx: &mut Check, path: &str, n: &Node) {
                     || k.contains("file")
                     || k.contains("folder")
                     || k == "load_storage"
-                    || k == "dynamic_upstreams";
+                    || k == "dynamic_upstreams"
+                    || k == "lookup_srv";
                 if file_key {
                     cx.refuse(v, &p, "reaches files or addresses on the host");
                     continue;
@@ -671,6 +696,24 @@ mod tests {
 
     fn svc(body: &str) -> Vec<String> {
         findings(&format!("services:\n  web:\n    image: x\n{body}"))
+    }
+
+    #[test]
+    fn symlinks_that_leave_the_checkout_are_found() {
+        for (path, target, out) in [
+            ("a", "b", false),
+            ("a", "./b/c", false),
+            ("d/a", "../b", false),
+            ("d/e/a", "../../b", false),
+            ("a", "../b", true),
+            ("d/a", "../../b", true),
+            ("a", "/etc/shadow", true),
+            ("a", "~/.ssh", true),
+            ("a", "b/../../c", true),
+            ("a", "b/../c", false),
+        ] {
+            assert_eq!(symlink_escapes(path, target), out, "{path} -> {target}");
+        }
     }
 
     #[test]

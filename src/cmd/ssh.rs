@@ -569,7 +569,7 @@ fn check_push(app: &str) -> anyhow::Result<i32> {
         if !findings.is_empty() {
             let short = &update.new[..update.new.len().min(7)];
             return refuse(format!(
-                "push refused: {short} ({}) has a kata-compose.yaml that reaches outside the app \
+                "push refused: {short} ({}) reaches outside the app \
                  (this is a deploy key; an admin key may push it):\n{}",
                 update.refname,
                 findings.join("\n")
@@ -597,27 +597,45 @@ fn confinement_of(repo: &Path, commit: &str) -> anyhow::Result<Vec<String>> {
         );
         Ok(String::from_utf8_lossy(&o.stdout).into_owned())
     };
+    let mut findings = vec![];
+    // symlinks out of the checkout: compose and the build follow them on the host
+    for entry in git(&["ls-tree", "-r", "-z", commit])?.split('\0') {
+        if let Some((meta, path)) = entry.split_once('\t')
+            && let [mode, _, blob] = meta.split_whitespace().collect::<Vec<_>>()[..]
+            && mode == "120000"
+        {
+            let target = git(&["cat-file", "blob", blob])?;
+            if access::confine::symlink_escapes(path, &target) {
+                findings.push(format!(
+                    "{path}: a symlink to {target:?} leads out of the app (not allowed for deploy keys)"
+                ));
+            }
+        }
+    }
     let entry = git(&["ls-tree", commit, "--", "kata-compose.yaml"])?;
     let Some((meta, _)) = entry.trim().split_once('\t') else {
-        return Ok(vec![]); // no file: the deploy reports it
+        return Ok(findings); // no file: the deploy reports it
     };
     let meta: Vec<&str> = meta.split_whitespace().collect();
     let [mode, kind, blob] = meta[..] else {
-        return Ok(vec![]);
+        return Ok(findings);
     };
     if mode == "120000" || kind != "blob" {
-        return Ok(vec![
+        findings.push(
             "kata-compose.yaml: must be a file, not a symlink (not allowed for deploy keys)".into(),
-        ]);
+        );
+        return Ok(findings);
     }
     let text = git(&["cat-file", "blob", blob])?;
-    let Ok(root) = crate::yaml::parse(&text) else {
-        return Ok(vec![]); // a syntax error: the deploy reports it with its position
-    };
-    Ok(access::confine::check(&root)
-        .iter()
-        .map(|d| d.display("kata-compose.yaml").to_string())
-        .collect())
+    // a syntax error is left for the deploy, which reports it with its position
+    if let Ok(root) = crate::yaml::parse(&text) {
+        findings.extend(
+            access::confine::check(&root)
+                .iter()
+                .map(|d| d.display("kata-compose.yaml").to_string()),
+        );
+    }
+    Ok(findings)
 }
 
 enum HookDone {

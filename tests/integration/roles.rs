@@ -363,6 +363,20 @@ fn a_deploy_key_push_that_reaches_the_host_is_refused_before_anything_is_stored(
         "{o:?}"
     );
 
+    // a symlink leading out of the checkout (compose would read it as `env_file`)
+    std::fs::remove_file(work.join("kata-compose.yaml")).unwrap();
+    std::fs::rename(work.join("real.yaml"), work.join("kata-compose.yaml")).unwrap();
+    std::os::unix::fs::symlink("../../config", work.join("leak")).unwrap();
+    commit(&ci_git, &work, "leak");
+    let o = push(&ci_git, &sshd, &work, &own);
+    assert!(
+        !o.status.success()
+            && o.stderr
+                .contains("leak: a symlink to \"../../config\" leads out of the app"),
+        "{o:?}"
+    );
+    std::fs::remove_file(work.join("leak")).unwrap();
+
     // nothing was stored or deployed
     let repo = sshd.home.join("repos").join(&own);
     let refs = std::process::Command::new("git")
@@ -421,7 +435,7 @@ fn a_deploy_key_push_that_reaches_the_host_is_refused_before_anything_is_stored(
                 .is_some_and(|r| r.contains("push refused"))
         })
         .count();
-    assert_eq!(refused_pushes, cases.len() + 1, "{events:?}");
+    assert_eq!(refused_pushes, cases.len() + 2, "{events:?}");
     let pushes_ok: Vec<_> = events
         .iter()
         .filter(|e| e["command"] == "git-receive-pack" && e["status"] == 0)
@@ -533,4 +547,47 @@ fn setup_ssh_sets_and_changes_roles_and_ssh_remove_takes_every_line() {
         "{after}"
     );
     assert!(after.contains(&forged), "{after}");
+}
+
+/// `caddy:ls` shows a deploy key only its own apps' servers: not another
+/// app's, not a hand-made server whose name matches its patterns.
+#[test]
+fn caddy_ls_shows_a_deploy_key_only_its_apps() {
+    use crate::support::caddy::{Caddy, proxy_server};
+    use crate::support::free_port;
+    let caddy = Caddy::start();
+    let sshd = Sshd::start();
+    let o = sshd.kata_as_user(&["setup", "--caddy-admin", caddy.endpoint()], None);
+    ok(&o, "kata setup --caddy-admin");
+    let base = unique("cl");
+    let own = format!("{base}-a");
+    let hand = format!("{base}-hand");
+    let other = unique("oth");
+    for app in [&own, &other] {
+        std::fs::create_dir_all(sshd.home.join("repos").join(app)).unwrap();
+    }
+    let admin_api = caddy.admin();
+    for name in [&own, &hand, &other] {
+        let server = proxy_server(free_port(), &format!("{name}.test"), "127.0.0.1:9");
+        admin_api.put_server(name, &server).unwrap();
+    }
+    let ci = sshd.add_key("ci", &["--apps", &format!("{base}-*")]);
+    let names = |key: &Key| -> Vec<String> {
+        let o = sshd.ssh(key, Some("caddy:ls --json"));
+        ok(&o, "caddy:ls --json");
+        let v: Vec<serde_json::Value> = serde_json::from_str(&o.stdout).unwrap();
+        let mut n: Vec<String> = v
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&ci), std::slice::from_ref(&own));
+    let mut all = vec![own.clone(), hand.clone(), other.clone()];
+    all.sort();
+    let admin_sees = names(&sshd.key);
+    for n in &all {
+        assert!(admin_sees.contains(n), "{n} not in {admin_sees:?}");
+    }
 }
