@@ -303,7 +303,11 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
                         });
                     let outcome = match allowed {
                         Err(refusal) => Outcome::refused(refusal),
-                        Ok(()) => run_route(&paths, route, &caller)?,
+                        // a failure is recorded too, like any other outcome
+                        Ok(()) => run_route(&paths, route, &caller).unwrap_or_else(|e| {
+                            eprintln!("error: {e:#}");
+                            Outcome::code(1)
+                        }),
                     };
                     (words, command, app, outcome)
                 }
