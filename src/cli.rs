@@ -29,6 +29,15 @@ pub enum Command {
         /// Name for the key(s); default: the key comment.
         #[arg(long)]
         name: Option<String>,
+        /// admin: everything (the default for a new key); deploy: push and
+        /// manage only the apps matching --apps. Given again for a registered
+        /// key, it changes the key's role.
+        #[arg(long, value_enum)]
+        role: Option<crate::access::Role>,
+        /// For deploy keys: the apps it may push and manage, as patterns
+        /// (`shop,blog-*`).
+        #[arg(long, value_name = "PATTERN,...")]
+        apps: Option<String>,
     },
     /// List registered SSH keys.
     #[command(name = "ssh:keys")]
@@ -46,10 +55,29 @@ pub enum Command {
         key: String,
         #[arg(long)]
         name: String,
+        #[arg(long, value_enum, default_value = "admin")]
+        role: crate::access::Role,
+        #[arg(long)]
+        apps: Option<String>,
     },
-    /// Post-receive hook entry point (reads `old new ref` lines on stdin).
+    /// Git hook entry point (reads `old new ref` lines on stdin): deploys
+    /// (post-receive), or checks a deploy key's push (--pre-receive).
     #[command(name = "git-hook", hide = true)]
-    GitHook { app: String },
+    GitHook {
+        app: String,
+        #[arg(long)]
+        pre_receive: bool,
+    },
+    /// Show the audit log: every SSH command and push, refusals included.
+    Audit {
+        /// Only events about this app.
+        app: Option<String>,
+        /// From this UTC time (2026-12-01, 2026-12-01T10:30:00Z) or age (30m, 2h, 7d).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a kata-compose.yaml and print `ok` or every error; with
     /// `--target`, also what the file means on that target: every change kata
     /// makes, as a positioned warning.

@@ -118,6 +118,7 @@ pub fn deploy_release(
         mode: None,
         note,
         spec_sha256: None,
+        by: crate::audit::actor(),
     };
     release::save(paths, app, &rel)?;
     let previous_target = release::app_target(paths, app);

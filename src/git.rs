@@ -99,12 +99,28 @@ fn run(mut cmd: Command) -> Result<String, GitError> {
 /// `kata git-hook <app>`, by absolute path, with `KATA_ROOT` made explicit.
 /// kata flushes every line it prints, so output reaches the pusher live.
 pub fn hook_script(kata_exe: &Path, kata_root: &Path, app: &str) -> String {
+    script(kata_exe, kata_root, app, "deploys pushes to", "")
+}
+
+/// The pre-receive hook: `kata git-hook --pre-receive <app>` refuses a deploy
+/// key's push whose kata-compose.yaml would reach the host, before any ref moves.
+pub fn pre_receive_script(kata_exe: &Path, kata_root: &Path, app: &str) -> String {
+    script(
+        kata_exe,
+        kata_root,
+        app,
+        "checks pushes to",
+        " --pre-receive",
+    )
+}
+
+fn script(kata_exe: &Path, kata_root: &Path, app: &str, what: &str, flag: &str) -> String {
     let q = |p: &Path| shell_words::quote(&p.to_string_lossy()).into_owned();
     format!(
         "#!/bin/sh\n\
-         # Installed by kata: deploys pushes to {app}. Rewritten on every push.\n\
+         # Installed by kata: {what} {app}. Rewritten on every push.\n\
          export KATA_ROOT={root}\n\
-         exec {exe} git-hook {app_q}\n",
+         exec {exe} git-hook{flag} {app_q}\n",
         root = q(kata_root),
         exe = q(kata_exe),
         app_q = shell_words::quote(app),
@@ -117,7 +133,12 @@ pub fn is_repo(repo: &Path) -> bool {
 
 /// Writes `hooks/post-receive` (mode 0755) unless it already has this content.
 pub fn install_hook(repo: &Path, script: &str) -> Result<(), GitError> {
-    let hook = repo.join("hooks").join("post-receive");
+    install_hook_as(repo, "post-receive", script)
+}
+
+/// Writes `hooks/<name>` (mode 0755) unless it already has this content.
+pub fn install_hook_as(repo: &Path, name: &str, script: &str) -> Result<(), GitError> {
+    let hook = repo.join("hooks").join(name);
     if std::fs::read_to_string(&hook).is_ok_and(|s| s == script) {
         return Ok(());
     }

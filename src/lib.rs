@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod compat;
 
 // core
+pub mod access;
 pub mod env;
 pub mod envfile;
 pub mod expand;
@@ -19,6 +20,7 @@ pub mod yaml;
 
 // shell
 pub mod apps;
+pub mod audit;
 pub mod caddy;
 pub mod deploy;
 pub mod docker;

@@ -47,6 +47,9 @@ pub struct Release {
     /// before plans were recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_sha256: Option<String>,
+    /// The key that made it (`name (SHA256:...)`); none when made on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 pub fn releases_dir(paths: &Paths, app: &str) -> PathBuf {
@@ -338,6 +341,7 @@ mod tests {
             mode: None,
             note: None,
             spec_sha256: None,
+            by: None,
         }
     }
 

@@ -155,7 +155,7 @@ pub struct Parsed {
 pub const KATA_VOLUMES: [&str; 4] = ["app", "config", "data", "venv"];
 
 /// Compose service keys passed through as written.
-const COMPOSE_SERVICE_KEYS: &[&str] = &[
+pub const COMPOSE_SERVICE_KEYS: &[&str] = &[
     "annotations",
     "attach",
     "blkio_config",

@@ -6,6 +6,7 @@
 //! it turns `SSH_ORIGINAL_COMMAND` into a [`Route`] or a [`Refusal`], and the
 //! shell (`cmd::ssh::serve`) acts on it without ever involving a shell.
 
+use crate::access::{Grant, Role};
 use serde::Serialize;
 use ssh_key::{HashAlg, PublicKey};
 use std::fs::{self, OpenOptions};
@@ -23,16 +24,9 @@ pub const MAX_COMMAND_LEN: usize = 8 * 1024;
 
 /// Commands that only make sense on the host (they change host settings, keys,
 /// or read arbitrary local files) and are refused over SSH.
-pub const HOST_ONLY: [&str; 8] = [
-    "setup",
-    "setup:ssh",
-    "ssh:remove",
-    "ssh-serve",
-    "git-hook",
-    "validate",
-    "render",
-    "init",
-];
+fn host_only(word: &str) -> bool {
+    crate::access::host_only().any(|h| h == word)
+}
 
 /// What a forced-command invocation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +42,7 @@ pub enum Route {
     Kata { args: Vec<String> },
 }
 
-/// Why a command was refused; shown to the client as `error: <message>`.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+pub use crate::access::Refusal;
 
 fn refuse(msg: impl Into<String>) -> Result<Route, Refusal> {
     Err(Refusal(msg.into()))
@@ -68,13 +59,13 @@ fn shown(s: &str) -> String {
 }
 
 /// The kata subcommands that may run over SSH (every clap subcommand, hidden
-/// ones included, minus [`HOST_ONLY`]).
+/// ones included, minus the host-only ones).
 pub fn remote_commands() -> Vec<String> {
     use clap::CommandFactory;
     crate::cli::Cli::command()
         .get_subcommands()
         .map(|c| c.get_name().to_owned())
-        .filter(|n| !HOST_ONLY.contains(&n.as_str()))
+        .filter(|n| !host_only(n))
         .collect()
 }
 
@@ -115,6 +106,35 @@ fn check_kata_args(words: &[String]) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The command a route runs and the app it names, as [`crate::access::allowed`]
+/// classifies them: `git-receive-pack`/`git-upload-pack` for pushes and
+/// clones, `help` for help output (nothing runs).
+pub fn target(route: &Route) -> (String, Option<String>) {
+    match route {
+        Route::Help => ("help".into(), None),
+        Route::ReceivePack { app } => ("git-receive-pack".into(), Some(app.clone())),
+        Route::UploadPack { app } => ("git-upload-pack".into(), Some(app.clone())),
+        Route::Kata { args } => {
+            use clap::CommandFactory;
+            let first = args.first().cloned().unwrap_or_default();
+            if first == "--version" {
+                return (first, None);
+            }
+            let argv = std::iter::once("kata").chain(args.iter().map(String::as_str));
+            match crate::cli::Cli::command().try_get_matches_from(argv) {
+                Ok(m) => {
+                    let app = m
+                        .subcommand()
+                        .and_then(|(_, a)| a.try_get_one::<String>("app").ok().flatten())
+                        .and_then(|a| crate::names::app_name(a).ok());
+                    (first, app)
+                }
+                Err(_) => ("help".into(), None),
+            }
+        }
+    }
+}
+
 /// Decides what `SSH_ORIGINAL_COMMAND` may do. Pure: touches nothing.
 ///
 /// The command is split as a POSIX shell would split it (quotes, escapes), but
@@ -153,7 +173,7 @@ pub fn route(original_command: &str) -> Result<Route, Refusal> {
         }
         "help" | "--help" | "-h" if words.len() == 1 => Ok(Route::Help),
         "--version" | "-V" if words.len() == 1 => Ok(Route::Kata { args: words }),
-        w if HOST_ONLY.contains(&w) => refuse(format!(
+        w if host_only(w) => refuse(format!(
             "`{w}` is not available over SSH; run it on the host"
         )),
         w if remote_commands().iter().any(|c| c == w) => {
@@ -208,6 +228,9 @@ pub struct KeyEntry {
     pub fingerprint: String,
     #[serde(rename = "type")]
     pub key_type: String,
+    pub role: Role,
+    /// The app patterns of a deploy key (empty for admin keys).
+    pub apps: Vec<String>,
     /// `<type> <base64>`, without comment.
     #[serde(skip)]
     pub key: String,
@@ -232,9 +255,9 @@ pub enum Added {
     New(KeyEntry),
     /// Already registered; nothing changed.
     Exists(KeyEntry),
-    /// Already registered under another name; renamed to the given `--name`.
-    Renamed {
-        from: String,
+    /// Already registered; renamed (`--name`) or given another role or apps.
+    Changed {
+        from: KeyEntry,
         entry: KeyEntry,
     },
 }
@@ -242,7 +265,25 @@ pub enum Added {
 impl Added {
     pub fn entry(&self) -> &KeyEntry {
         match self {
-            Added::New(e) | Added::Exists(e) | Added::Renamed { entry: e, .. } => e,
+            Added::New(e) | Added::Exists(e) | Added::Changed { entry: e, .. } => e,
+        }
+    }
+}
+
+/// What `remove` did: the key, how many lines it had, and the lines that
+/// hold the same key without being kata's (left alone, to be removed by hand).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub entry: KeyEntry,
+    pub lines: usize,
+    pub foreign: Vec<usize>,
+}
+
+impl KeyEntry {
+    pub fn grant(&self) -> Grant {
+        Grant {
+            role: self.role,
+            apps: self.apps.clone(),
         }
     }
 }
@@ -251,13 +292,15 @@ pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
-fn entry_for(key: &PublicKey, name: &str) -> KeyEntry {
+fn entry_for(key: &PublicKey, name: &str, grant: &Grant) -> KeyEntry {
     let mut bare = key.clone();
     bare.set_comment("");
     KeyEntry {
         name: name.to_owned(),
         fingerprint: fingerprint(key),
         key_type: key.algorithm().as_str().to_owned(),
+        role: grant.role,
+        apps: grant.apps.clone(),
         key: bare.to_openssh().unwrap_or_default(),
     }
 }
@@ -361,11 +404,18 @@ pub fn line_key(line: &str) -> Option<PublicKey> {
         .or_else(|| PublicKey::from_openssh(split_options(t).1).ok())
 }
 
-/// Recognises a line kata wrote: `command="<kata> ssh-serve --key FP --name N",...`.
+/// Recognises a line kata wrote:
+/// `command="<kata> ssh-serve --key FP --name N --role R [--apps P]",restrict KEY`.
+/// A line without `restrict` is never kata's, whatever its command says: kata
+/// always writes it, and without it the key could forward ports or get a pty.
 fn parse_kata_line(line: &str) -> Option<KeyEntry> {
     let t = line.trim();
     let (opts, rest) = split_options(t);
-    let command = parse_options(opts)
+    let opts = parse_options(opts);
+    if !opts.iter().any(|(k, v)| k == "restrict" && v.is_none()) {
+        return None;
+    }
+    let command = opts
         .into_iter()
         .find(|(k, _)| k == "command")
         .and_then(|(_, v)| v)?;
@@ -373,15 +423,23 @@ fn parse_kata_line(line: &str) -> Option<KeyEntry> {
     if words.get(1).map(String::as_str) != Some("ssh-serve") {
         return None;
     }
-    let mut name = None;
+    let (mut name, mut role, mut apps) = (None, Role::Admin, vec![]);
     let mut it = words[2..].iter();
     while let Some(w) = it.next() {
-        if w == "--name" {
-            name = it.next().cloned();
+        match w.as_str() {
+            "--name" => name = it.next().cloned(),
+            "--role" => role = Role::parse(it.next()?)?,
+            "--apps" => apps = crate::access::parse_patterns(it.next()?).ok()?,
+            _ => {}
         }
     }
     let key = PublicKey::from_openssh(rest).ok()?;
-    Some(entry_for(&key, &name.unwrap_or_else(|| "key".into())))
+    let grant = Grant { role, apps };
+    Some(entry_for(
+        &key,
+        &name.unwrap_or_else(|| "key".into()),
+        &grant,
+    ))
 }
 
 /// Escapes a value for a double-quoted authorized_keys option.
@@ -397,12 +455,17 @@ pub fn render_line(exe: &Path, entry: &KeyEntry) -> Result<String, KeyError> {
     let Some(exe_s) = exe_s else {
         return Err(KeyError::BadExe(exe.display().to_string()));
     };
-    let command = format!(
-        "{} ssh-serve --key {} --name {}",
+    let mut command = format!(
+        "{} ssh-serve --key {} --name {} --role {}",
         shell_words::quote(exe_s),
         shell_words::quote(&entry.fingerprint),
-        shell_words::quote(&entry.name)
+        shell_words::quote(&entry.name),
+        entry.role,
     );
+    if entry.role == Role::Deploy {
+        command.push_str(" --apps ");
+        command.push_str(&shell_words::quote(&entry.apps.join(",")));
+    }
     Ok(format!(
         "command=\"{}\",restrict {} {}",
         option_quote(&command),
@@ -530,12 +593,15 @@ impl AuthorizedKeys {
 
     /// Adds `keys`, each as one forced-command line running `exe`. A key
     /// already present (same SHA256 fingerprint) is not duplicated; with an
-    /// explicit `name` it is renamed. Names stay unique (`name-2`, ...).
+    /// explicit `name` it is renamed, with an explicit `grant` it gets that
+    /// role and those apps (else it keeps its own). New keys default to admin.
+    /// Names stay unique (`name-2`, ...).
     pub fn add(
         &mut self,
         exe: &Path,
         keys: &[PublicKey],
         name: Option<&str>,
+        grant: Option<&Grant>,
     ) -> Result<Vec<Added>, KeyError> {
         if let Some(n) = name
             && !valid_key_name(n)
@@ -553,32 +619,42 @@ impl AuthorizedKeys {
                 let Line::Kata { entry, .. } = &self.lines[i] else {
                     unreachable!()
                 };
-                let entry = entry.clone();
-                match name {
-                    Some(n) if n != entry.name => {
-                        let new_name = self.unique_name(n, &fp);
-                        let renamed = KeyEntry {
-                            name: new_name,
-                            ..entry.clone()
-                        };
-                        let raw = render_line(exe, &renamed)?;
-                        self.lines[i] = Line::Kata {
-                            entry: renamed.clone(),
-                            raw,
-                        };
-                        report.push(Added::Renamed {
-                            from: entry.name,
-                            entry: renamed,
-                        });
-                    }
-                    _ => report.push(Added::Exists(entry)),
+                let from = entry.clone();
+                let mut changed = KeyEntry {
+                    name: match name {
+                        Some(n) if n != from.name => self.unique_name(n, &fp),
+                        _ => from.name.clone(),
+                    },
+                    ..from.clone()
+                };
+                if let Some(g) = grant {
+                    changed.role = g.role;
+                    changed.apps = g.apps.clone();
+                }
+                if changed == from {
+                    report.push(Added::Exists(from));
+                } else {
+                    let raw = render_line(exe, &changed)?;
+                    self.lines[i] = Line::Kata {
+                        entry: changed.clone(),
+                        raw,
+                    };
+                    report.push(Added::Changed {
+                        from,
+                        entry: changed,
+                    });
                 }
                 continue;
             }
             let base = name
                 .map(str::to_owned)
                 .unwrap_or_else(|| name_from_comment(key.comment()));
-            let entry = entry_for(key, &self.unique_name(&base, &fp));
+            let default = Grant::admin();
+            let entry = entry_for(
+                key,
+                &self.unique_name(&base, &fp),
+                grant.unwrap_or(&default),
+            );
             let raw = render_line(exe, &entry)?;
             self.lines.push(Line::Kata {
                 entry: entry.clone(),
@@ -589,41 +665,40 @@ impl AuthorizedKeys {
         Ok(report)
     }
 
-    /// Removes one key by name or by `SHA256:` fingerprint.
-    pub fn remove(&mut self, what: &str) -> Result<KeyEntry, KeyError> {
+    /// Removes one key by name or by `SHA256:` fingerprint: every kata line
+    /// for it (hand edits may have doubled one). Lines holding the same key
+    /// that kata did not write are left alone and reported.
+    pub fn remove(&mut self, what: &str) -> Result<Removed, KeyError> {
         let by_fp = what.starts_with("SHA256:");
-        let hits: Vec<usize> = self
-            .lines
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| match l {
-                Line::Kata { entry, .. }
-                    if (by_fp && entry.fingerprint == what) || (!by_fp && entry.name == what) =>
-                {
-                    Some(i)
-                }
-                _ => None,
-            })
+        let hits: Vec<&KeyEntry> = self
+            .list()
+            .into_iter()
+            .filter(|e| (by_fp && e.fingerprint == what) || (!by_fp && e.name == what))
             .collect();
-        match hits.as_slice() {
-            [] => Err(KeyError::NotFound(what.to_owned())),
-            [i] => match self.lines.remove(*i) {
-                Line::Kata { entry, .. } => Ok(entry),
-                Line::Other(_) => unreachable!(),
-            },
-            many => Err(KeyError::Ambiguous {
-                name: what.to_owned(),
-                count: many.len(),
-                fingerprints: many
-                    .iter()
-                    .filter_map(|i| match &self.lines[*i] {
-                        Line::Kata { entry, .. } => Some(entry.fingerprint.clone()),
-                        Line::Other(_) => None,
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        }
+        let mut fps: Vec<String> = hits.iter().map(|e| e.fingerprint.clone()).collect();
+        fps.dedup();
+        let entry = match (hits.first(), fps.len()) {
+            (None, _) => return Err(KeyError::NotFound(what.to_owned())),
+            (Some(e), 1) => (*e).clone(),
+            (Some(_), many) => {
+                return Err(KeyError::Ambiguous {
+                    name: what.to_owned(),
+                    count: many,
+                    fingerprints: fps.join(", "),
+                });
+            }
+        };
+        let before = self.lines.len();
+        self.lines.retain(
+            |l| !matches!(l, Line::Kata { entry: e, .. } if e.fingerprint == entry.fingerprint),
+        );
+        let lines = before - self.lines.len();
+        let foreign = self.foreign_lines_with(&entry.fingerprint);
+        Ok(Removed {
+            entry,
+            lines,
+            foreign,
+        })
     }
 }
 
@@ -916,7 +991,7 @@ mod tests {
         let remote = remote_commands();
         assert!(remote.contains(&"ls".to_owned()));
         assert!(remote.contains(&"config:set".to_owned()));
-        for h in HOST_ONLY {
+        for h in crate::access::host_only() {
             assert!(!remote.iter().any(|r| r == h), "{h}");
         }
         for c in remote {
@@ -986,12 +1061,12 @@ mod tests {
     fn renders_a_restricted_forced_command_line() {
         let keys = parse_public_keys(ED1).unwrap();
         let mut ak = AuthorizedKeys::default();
-        ak.add(&exe(), &keys, None).unwrap();
+        ak.add(&exe(), &keys, None, None).unwrap();
         let text = ak.render();
         assert_eq!(
             text,
             format!(
-                "command=\"/usr/local/bin/kata ssh-serve --key SHA256:UCUiLr7Pjs9wFFJMDByLgc3NrtdU344OgUM45wZPcIQ --name alice@laptop\",restrict {} alice@laptop\n",
+                "command=\"/usr/local/bin/kata ssh-serve --key SHA256:UCUiLr7Pjs9wFFJMDByLgc3NrtdU344OgUM45wZPcIQ --name alice@laptop --role admin\",restrict {} alice@laptop\n",
                 &ED1[..ED1.len() - " alice@laptop".len()]
             )
         );
@@ -1003,7 +1078,7 @@ mod tests {
     fn exe_paths_are_quoted_for_shell_and_option() {
         let keys = parse_public_keys(ED2).unwrap();
         let mut ak = AuthorizedKeys::default();
-        ak.add(Path::new("/opt/my \"kata\"/kata"), &keys, Some("bob"))
+        ak.add(Path::new("/opt/my \"kata\"/kata"), &keys, Some("bob"), None)
             .unwrap();
         let line = ak.render();
         assert!(
@@ -1019,11 +1094,11 @@ mod tests {
             "/opt/my \"kata\"/kata"
         );
         assert!(matches!(
-            AuthorizedKeys::default().add(Path::new("kata"), &keys, None),
+            AuthorizedKeys::default().add(Path::new("kata"), &keys, None, None),
             Err(KeyError::BadExe(_))
         ));
         assert!(matches!(
-            AuthorizedKeys::default().add(Path::new("/a\nb"), &keys, None),
+            AuthorizedKeys::default().add(Path::new("/a\nb"), &keys, None, None),
             Err(KeyError::BadExe(_))
         ));
     }
@@ -1032,17 +1107,17 @@ mod tests {
     fn re_adding_does_not_duplicate() {
         let keys = parse_public_keys(&format!("{ED1}\n{ED2}")).unwrap();
         let mut ak = AuthorizedKeys::default();
-        let r = ak.add(&exe(), &keys, None).unwrap();
+        let r = ak.add(&exe(), &keys, None, None).unwrap();
         assert!(matches!(r[0], Added::New(_)));
         assert_eq!(r[1].entry().name, "key");
         let snapshot = ak.clone();
-        let r = ak.add(&exe(), &keys, None).unwrap();
+        let r = ak.add(&exe(), &keys, None, None).unwrap();
         assert!(r.iter().all(|a| matches!(a, Added::Exists(_))));
         assert_eq!(ak, snapshot);
         // the same key twice in one input
         let mut ak2 = AuthorizedKeys::default();
         let dup = parse_public_keys(&format!("{ED1}\n{ED1}")).unwrap();
-        let r = ak2.add(&exe(), &dup, None).unwrap();
+        let r = ak2.add(&exe(), &dup, None, None).unwrap();
         assert!(matches!(r[1], Added::Exists(_)));
         assert_eq!(ak2.list().len(), 1);
     }
@@ -1052,16 +1127,16 @@ mod tests {
         let k1 = parse_public_keys(ED1).unwrap();
         let k2 = parse_public_keys(ED2).unwrap();
         let mut ak = AuthorizedKeys::default();
-        ak.add(&exe(), &k1, Some("dev")).unwrap();
-        let r = ak.add(&exe(), &k2, Some("dev")).unwrap();
+        ak.add(&exe(), &k1, Some("dev"), None).unwrap();
+        let r = ak.add(&exe(), &k2, Some("dev"), None).unwrap();
         assert_eq!(r[0].entry().name, "dev-2");
-        let r = ak.add(&exe(), &k1, Some("alice")).unwrap();
-        assert!(matches!(&r[0], Added::Renamed { from, .. } if from == "dev"));
+        let r = ak.add(&exe(), &k1, Some("alice"), None).unwrap();
+        assert!(matches!(&r[0], Added::Changed { from, .. } if from.name == "dev"));
         let names: Vec<_> = ak.list().iter().map(|e| e.name.clone()).collect();
         assert_eq!(names, ["alice", "dev-2"]);
-        assert!(ak.render().contains("--name alice\",restrict"));
+        assert!(ak.render().contains("--name alice --role admin\",restrict"));
         assert!(matches!(
-            ak.add(&exe(), &k1, Some("bad name")),
+            ak.add(&exe(), &k1, Some("bad name"), None),
             Err(KeyError::Name(_))
         ));
     }
@@ -1076,7 +1151,7 @@ mod tests {
         assert!(ak.list().is_empty());
         assert_eq!(ak.render(), text);
         let k1 = parse_public_keys(ED1).unwrap();
-        ak.add(&exe(), &k1, None).unwrap();
+        ak.add(&exe(), &k1, None, None).unwrap();
         assert!(ak.render().starts_with(&text));
         // a key that already has an unrestricted line is reported
         let k2 = parse_public_keys(ED2).unwrap();
@@ -1088,12 +1163,12 @@ mod tests {
     fn remove_by_name_or_fingerprint() {
         let keys = parse_public_keys(&format!("{ED1}\n{ED2}\n{ECDSA}")).unwrap();
         let mut ak = AuthorizedKeys::parse("# keep me\n");
-        ak.add(&exe(), &keys, None).unwrap();
+        ak.add(&exe(), &keys, None, None).unwrap();
         let fp2 = fingerprint(&keys[1]);
         let gone = ak.remove(&fp2).unwrap();
-        assert_eq!(gone.name, "key");
+        assert_eq!(gone.entry.name, "key");
         let gone = ak.remove("alice@laptop").unwrap();
-        assert_eq!(gone.key_type, "ssh-ed25519");
+        assert_eq!(gone.entry.key_type, "ssh-ed25519");
         assert_eq!(ak.list().len(), 1);
         assert_eq!(ak.list()[0].key_type, "ecdsa-sha2-nistp256");
         assert!(ak.render().starts_with("# keep me\n"));
@@ -1114,9 +1189,9 @@ mod tests {
         let k1 = parse_public_keys(ED1).unwrap();
         let k2 = parse_public_keys(ED2).unwrap();
         let mut a = AuthorizedKeys::default();
-        a.add(&exe(), &k1, Some("x")).unwrap();
+        a.add(&exe(), &k1, Some("x"), None).unwrap();
         let mut b = AuthorizedKeys::default();
-        b.add(&exe(), &k2, Some("x")).unwrap();
+        b.add(&exe(), &k2, Some("x"), None).unwrap();
         let mut both = AuthorizedKeys::parse(&(a.render() + &b.render()));
         assert!(matches!(
             both.remove("x"),
@@ -1132,20 +1207,147 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let path = home.path().join(".ssh").join("authorized_keys");
         let keys = parse_public_keys(ED1).unwrap();
-        update(&path, |ak| ak.add(&exe(), &keys, None)).unwrap();
+        update(&path, |ak| ak.add(&exe(), &keys, None, None)).unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(path.parent().unwrap()), 0o700);
         let first = fs::read_to_string(&path).unwrap();
-        update(&path, |ak| ak.add(&exe(), &keys, None)).unwrap();
+        update(&path, |ak| ak.add(&exe(), &keys, None, None)).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), first);
         assert_eq!(load(&path).unwrap().list().len(), 1);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let removed = update(&path, |ak| ak.remove("alice@laptop")).unwrap();
-        assert_eq!(removed.name, "alice@laptop");
+        assert_eq!(removed.entry.name, "alice@laptop");
         assert_eq!(fs::read_to_string(&path).unwrap(), "");
         assert_eq!(mode(&path), 0o600);
         // a failing change writes nothing
         assert!(update(&path, |ak| ak.remove("nobody")).is_err());
+    }
+
+    // ----- roles -----
+
+    fn deploy(apps: &[&str]) -> Grant {
+        Grant {
+            role: Role::Deploy,
+            apps: apps.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn roles_live_in_the_forced_command_and_parse_back() {
+        let keys = parse_public_keys(ED1).unwrap();
+        let mut ak = AuthorizedKeys::default();
+        let g = deploy(&["shop*", "blog"]);
+        ak.add(&exe(), &keys, Some("ci"), Some(&g)).unwrap();
+        let text = ak.render();
+        assert!(
+            text.starts_with("command=\"/usr/local/bin/kata ssh-serve --key SHA256:UCUiLr7Pjs9wFFJMDByLgc3NrtdU344OgUM45wZPcIQ --name ci --role deploy --apps 'shop*,blog'\",restrict ssh-ed25519 "),
+            "{text}"
+        );
+        let back = AuthorizedKeys::parse(&text);
+        assert_eq!(back, ak);
+        assert_eq!(back.list()[0].grant(), g);
+        // the forced command's argv is what ssh-serve parses
+        let (opts, _) = split_options(text.trim());
+        let cmd = parse_options(opts)[0].1.clone().unwrap();
+        let argv = shell_words::split(&cmd).unwrap();
+        assert_eq!(argv[argv.len() - 2..], ["--apps", "shop*,blog"]);
+        // a line from before roles (no --role) is an admin key
+        let old = text.replace(" --role deploy --apps 'shop*,blog'", "");
+        assert_eq!(AuthorizedKeys::parse(&old).list()[0].role, Role::Admin);
+        // an unreadable role is not kata's line at all
+        let odd = text.replace("--role deploy", "--role root");
+        assert!(AuthorizedKeys::parse(&odd).list().is_empty());
+    }
+
+    #[test]
+    fn adding_again_changes_the_role_only_when_asked() {
+        let keys = parse_public_keys(ED1).unwrap();
+        let mut ak = AuthorizedKeys::default();
+        ak.add(&exe(), &keys, None, None).unwrap();
+        assert_eq!(ak.list()[0].role, Role::Admin);
+        let g = deploy(&["a"]);
+        let r = ak.add(&exe(), &keys, None, Some(&g)).unwrap();
+        assert!(
+            matches!(&r[0], Added::Changed { from, entry } if from.role == Role::Admin && entry.role == Role::Deploy)
+        );
+        // without --role the key keeps what it has
+        let r = ak.add(&exe(), &keys, None, None).unwrap();
+        assert!(matches!(&r[0], Added::Exists(e) if e.role == Role::Deploy));
+        let r = ak
+            .add(&exe(), &keys, None, Some(&deploy(&["a", "b"])))
+            .unwrap();
+        assert!(matches!(&r[0], Added::Changed { entry, .. } if entry.apps == ["a", "b"]));
+        let r = ak.add(&exe(), &keys, None, Some(&Grant::admin())).unwrap();
+        assert!(
+            matches!(&r[0], Added::Changed { entry, .. } if entry.role == Role::Admin && entry.apps.is_empty())
+        );
+        assert_eq!(ak.lines.len(), 1);
+        assert!(!ak.render().contains("--apps"));
+    }
+
+    #[test]
+    fn a_kata_looking_line_without_restrict_is_not_kata_s() {
+        let keys = parse_public_keys(ED1).unwrap();
+        let mut ak = AuthorizedKeys::default();
+        ak.add(&exe(), &keys, None, None).unwrap();
+        let line = ak.render();
+        for forged in [
+            line.replace(",restrict", ""),
+            line.replace(",restrict", ",no-pty"),
+            line.replace(",restrict", ",restrict=\"x\""),
+            line.replace("restrict ", "restricted "),
+        ] {
+            let ak = AuthorizedKeys::parse(&forged);
+            assert!(ak.list().is_empty(), "{forged}");
+            assert_eq!(ak.foreign_lines_with(&fingerprint(&keys[0])), [1]);
+        }
+    }
+
+    #[test]
+    fn remove_takes_every_line_of_the_key_and_reports_foreign_ones() {
+        let keys = parse_public_keys(ED1).unwrap();
+        let mut one = AuthorizedKeys::default();
+        one.add(&exe(), &keys, None, None).unwrap();
+        let kata_line = one.render();
+        let text = format!(
+            "{kata_line}# keep\n{kata_line}no-pty {ED1}\n{}",
+            kata_line.replace(",restrict", "")
+        );
+        let mut ak = AuthorizedKeys::parse(&text);
+        assert_eq!(ak.list().len(), 2);
+        let gone = ak.remove("alice@laptop").unwrap();
+        assert_eq!(gone.lines, 2);
+        assert_eq!(gone.foreign, [2, 3]);
+        assert!(ak.list().is_empty());
+        assert!(ak.render().starts_with("# keep\nno-pty "));
+        assert!(matches!(
+            ak.remove("alice@laptop"),
+            Err(KeyError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn targets_name_the_command_and_its_app() {
+        let t = |c: &str| target(&route(c).unwrap());
+        assert_eq!(
+            t("git-receive-pack '/shop.git'"),
+            ("git-receive-pack".into(), Some("shop".into()))
+        );
+        assert_eq!(
+            t("git-upload-pack 'shop'"),
+            ("git-upload-pack".into(), Some("shop".into()))
+        );
+        assert_eq!(
+            t("logs shop web --tail 5"),
+            ("logs".into(), Some("shop".into()))
+        );
+        assert_eq!(t("ps '/shop.git'"), ("ps".into(), Some("shop".into())));
+        assert_eq!(t("ls --json"), ("ls".into(), None));
+        assert_eq!(t("docker ps"), ("docker".into(), None));
+        assert_eq!(t("secrets:ls"), ("secrets:ls".into(), None));
+        assert_eq!(t(""), ("help".into(), None));
+        assert_eq!(t("ps --help"), ("help".into(), None));
+        assert_eq!(t("--version"), ("--version".into(), None));
     }
 }

@@ -83,7 +83,10 @@ struct AppRow {
 pub fn ls(json: bool) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let mut rows = vec![];
-    for name in apps::names(&paths) {
+    for name in apps::names(&paths)
+        .into_iter()
+        .filter(|a| crate::audit::visible(a))
+    {
         let live = apps::live(&paths, &name)?;
         let cs: Vec<Container> = match live.as_ref().map(|l| l.mode) {
             Some(Mode::Swarm) => docker::containers_of_stack(&name)?,

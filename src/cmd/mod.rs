@@ -15,11 +15,22 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
     use Command::*;
     match command {
         Setup(args) => setup::setup(args),
-        SetupSsh { file, name } => ssh::setup_ssh(&file, name.as_deref()),
+        SetupSsh {
+            file,
+            name,
+            role,
+            apps,
+        } => ssh::setup_ssh(&file, name.as_deref(), role, apps.as_deref()),
         SshKeys { json } => ssh::keys(json),
         SshRemove { key } => ssh::remove(&key),
-        SshServe { key, name } => ssh::serve(&key, &name),
-        GitHook { app } => ssh::git_hook(&app),
+        SshServe {
+            key,
+            name,
+            role,
+            apps,
+        } => ssh::serve(&key, &name, role, apps.as_deref()),
+        GitHook { app, pre_receive } => ssh::git_hook(&app, pre_receive),
+        Audit { app, since, json } => ssh::audit(app.as_deref(), since.as_deref(), json),
         Validate {
             file,
             target,

@@ -47,25 +47,10 @@ pub fn table(all: &[Release]) -> String {
     out
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (civil-from-days, proleptic Gregorian).
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS`.
 fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let (y, m, d, hh, mm, ss) = crate::audit::civil(secs);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
 }
 
 pub fn rollback(app: &str, to: Option<u64>) -> anyhow::Result<i32> {
@@ -96,6 +81,7 @@ mod tests {
             mode: Some("compose".into()),
             note: note.map(str::to_owned),
             spec_sha256: None,
+            by: None,
         };
         let t = table(&[
             rel(1, Status::Superseded, None),

@@ -12,6 +12,7 @@ mod docker_swarm;
 mod fixtures_smoke;
 mod releases;
 mod render_compose;
+mod roles;
 mod ssh_push;
 mod support;
 mod templates;

@@ -83,13 +83,17 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
 }
 
 /// Every path under `root` with its type, permissions and (for files) a hash
-/// of its content, without following links.
+/// of its content, without following links. Leaves out the audit log, which
+/// records every command, refused ones too.
 fn snapshot(root: &Path) -> BTreeSet<String> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeSet<String>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             let meta = std::fs::symlink_metadata(&p).unwrap();
             let rel = p.strip_prefix(base).unwrap().display().to_string();
+            if rel == "state/audit.log" {
+                continue;
+            }
             let kind = if meta.file_type().is_symlink() {
                 "l"
             } else if meta.is_dir() {
@@ -255,7 +259,7 @@ fn setup_ssh_writes_restricted_deduplicated_keys_that_can_be_listed_and_removed(
     let text = std::fs::read_to_string(&ak).unwrap();
     assert_eq!(text.lines().count(), 1, "{text}");
     let prefix = format!(
-        "command=\"{} ssh-serve --key {fp} --name tester@laptop\",restrict ssh-ed25519 ",
+        "command=\"{} ssh-serve --key {fp} --name tester@laptop --role admin\",restrict ssh-ed25519 ",
         sshd.kata.display()
     );
     assert!(
@@ -715,9 +719,11 @@ fn pushes_to_two_apps_run_in_parallel() {
 // ---------------------------------------------------------------------------
 // refusals
 
+/// For both roles: an admin key and a deploy key that owns every app name.
 #[test]
 fn hostile_commands_are_refused_and_touch_nothing() {
     let sshd = Sshd::start();
+    let deploy = sshd.add_key("ci", &["--role", "deploy", "--apps", "*"]);
     let marker = format!("/tmp/kata-pwned-{}", unique("m"));
     let before = snapshot(&sshd.home);
     let big = format!("ls {}", "A".repeat(100 * 1024));
@@ -779,16 +785,28 @@ fn hostile_commands_are_refused_and_touch_nothing() {
         .map(|t| t.replace("{m}", &marker)),
     )
     .collect();
-    for c in &commands {
-        let o = sshd.ssh(&sshd.key, Some(c));
-        let shown: String = c.chars().take(60).collect();
-        assert_eq!(
-            o.code(),
-            Some(1),
-            "{shown:?} was not refused by kata: {o:?}"
-        );
-        assert!(o.stderr.starts_with("error: "), "{shown:?}: {}", o.stderr);
-        assert!(o.stdout.is_empty(), "{shown:?} printed: {}", o.stdout);
+    for key in [&sshd.key, &deploy] {
+        for c in &commands {
+            let o = sshd.ssh(key, Some(c));
+            let shown: String = c.chars().take(60).collect();
+            assert_eq!(
+                o.code(),
+                Some(1),
+                "{shown:?} was not refused by kata: {o:?}"
+            );
+            assert!(o.stderr.starts_with("error: "), "{shown:?}: {}", o.stderr);
+            assert!(o.stdout.is_empty(), "{shown:?} printed: {}", o.stdout);
+        }
+    }
+    // each refusal is in the audit log, for both keys
+    let audit = sshd.kata_as_user(&["audit", "--json"], None);
+    let events: Vec<serde_json::Value> = serde_json::from_str(&audit.stdout).unwrap();
+    for name in ["tester@laptop", "ci"] {
+        let refused = events
+            .iter()
+            .filter(|e| e["key"] == name && e["status"] == 1 && e["refused"].is_string())
+            .count();
+        assert_eq!(refused, commands.len(), "{name}");
     }
     assert!(
         !Path::new(&marker).exists(),

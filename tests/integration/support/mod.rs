@@ -186,6 +186,10 @@ impl Outcome {
     pub fn code(&self) -> Option<i32> {
         self.status.code()
     }
+    /// Panics, showing `what` and the output, unless it succeeded.
+    pub fn assert_ok(&self, what: &str) {
+        assert!(self.status.success(), "{}", describe(what, self));
+    }
 }
 
 fn describe(what: &str, o: &Outcome) -> String {

@@ -284,6 +284,17 @@ impl Sshd {
         }
     }
 
+    /// A fresh key registered with `kata setup:ssh FILE --name NAME EXTRA...`
+    /// (e.g. `--role deploy --apps 'shop*'`).
+    pub fn add_key(&self, name: &str, extra: &[&str]) -> Key {
+        let key = self.new_key(name);
+        let mut args = vec!["setup:ssh", key.public.to_str().unwrap(), "--name", name];
+        args.extend_from_slice(extra);
+        let o = self.kata_as_user(&args, None);
+        assert!(o.status.success(), "kata {args:?}: {o:?}");
+        key
+    }
+
     /// Runs the kata copy locally as the test user (clean env, HOME and
     /// KATA_ROOT = the home), like an admin on the host would.
     pub fn kata_as_user(&self, args: &[&str], stdin: Option<&[u8]>) -> Outcome {
