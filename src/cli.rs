@@ -195,11 +195,14 @@ pub enum Command {
         #[arg(long, conflicts_with = "branch")]
         unset: bool,
     },
-    /// List an app's releases.
+    /// List an app's releases, or show one release's deploy log.
     Releases {
         app: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "log")]
         json: bool,
+        /// Print the full output of release N's deploy.
+        #[arg(long, value_name = "N")]
+        log: Option<u64>,
     },
     /// Re-deploy a kept release (default: the one before the live one).
     Rollback { app: String, release: Option<u64> },
