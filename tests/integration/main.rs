@@ -6,6 +6,7 @@ mod docker_deploy;
 mod docker_lifecycle;
 mod docker_swarm;
 mod fixtures_smoke;
+mod push_output;
 mod releases;
 mod render_compose;
 mod ssh_push;
