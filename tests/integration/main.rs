@@ -9,6 +9,7 @@ mod fixtures_smoke;
 mod push_output;
 mod releases;
 mod render_compose;
+mod runtime_signals;
 mod ssh_push;
 mod support;
 mod templates;
