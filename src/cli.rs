@@ -14,6 +14,9 @@ use crate::cmd;
     disable_help_subcommand = true
 )]
 pub struct Cli {
+    /// Show every command kata runs and its output as printed.
+    #[arg(long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -210,6 +213,9 @@ pub enum Command {
 
 /// Runs the command and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    if cli.verbose {
+        crate::ui::set_verbose();
+    }
     let Some(command) = cli.command else {
         use clap::CommandFactory;
         Cli::command().print_help()?;

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 struct Log {
@@ -78,9 +79,29 @@ pub fn open_log(path: &Path) -> std::io::Result<DeployLog> {
     })
 }
 
-/// `KATA_VERBOSE=1`: commands' output is shown raw, as they print it.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Shows every command and its output raw from now on (`--verbose`,
+/// `git push -o verbose`).
+pub fn set_verbose() {
+    VERBOSE.store(true, Ordering::Relaxed);
+}
+
+/// `KATA_VERBOSE=1` or [`set_verbose`]: commands' output is shown raw, as
+/// they print it.
 pub fn verbose() -> bool {
-    std::env::var("KATA_VERBOSE").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "no"))
+    VERBOSE.load(Ordering::Relaxed)
+        || std::env::var("KATA_VERBOSE")
+            .is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "no"))
+}
+
+/// Whether `git push -o verbose` was given, from the push options git hands
+/// its hooks (`GIT_PUSH_OPTION_COUNT`, `GIT_PUSH_OPTION_<i>`).
+pub fn push_asks_verbose(env: impl Fn(&str) -> Option<String>) -> bool {
+    let count: usize = env("GIT_PUSH_OPTION_COUNT")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (0..count.min(100)).any(|i| env(&format!("GIT_PUSH_OPTION_{i}")).as_deref() == Some("verbose"))
 }
 
 fn out(line: &str) {
@@ -124,4 +145,26 @@ pub fn warn(msg: impl std::fmt::Display) {
 /// An error that ends the deploy, for the log (the caller shows it).
 pub fn log_error(msg: impl std::fmt::Display) {
     log_line(format_args!("error: {msg}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_option_verbose() {
+        let opts = |list: &'static [&'static str]| {
+            move |k: &str| match k {
+                "GIT_PUSH_OPTION_COUNT" => Some(list.len().to_string()),
+                _ => k
+                    .strip_prefix("GIT_PUSH_OPTION_")
+                    .and_then(|i| list.get(i.parse::<usize>().ok()?))
+                    .map(|s| s.to_string()),
+            }
+        };
+        assert!(push_asks_verbose(opts(&["ci.skip", "verbose"])));
+        assert!(!push_asks_verbose(opts(&["verbose=0"])));
+        assert!(!push_asks_verbose(opts(&[])));
+        assert!(!push_asks_verbose(|_| None));
+    }
 }

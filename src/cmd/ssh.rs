@@ -185,6 +185,10 @@ fn git_process(sub: &str, repo: &Path, key: &str, name: &str) -> Command {
     for v in git::GIT_ENV {
         c.env_remove(v);
     }
+    if sub == "receive-pack" {
+        // lets `git push -o verbose` reach the hook
+        c.args(["-c", "receive.advertisePushOptions=true"]);
+    }
     c.arg(sub)
         .arg(repo)
         .env("KATA_SSH_KEY", key)
@@ -251,6 +255,9 @@ pub fn git_hook(app: &str) -> anyhow::Result<i32> {
 }
 
 fn hook(app: &str) -> anyhow::Result<i32> {
+    if ui::push_asks_verbose(|k| std::env::var(k).ok()) {
+        ui::set_verbose();
+    }
     let app = super::app_arg(app)?;
     let paths = Paths::from_env();
     let repo = paths.repo(&app);

@@ -116,19 +116,29 @@ fn push_transcript_log_and_verbose_v2() {
         missing.stderr
     );
 
-    // KATA_VERBOSE=1 shows every command and its output as printed.
-    let verbose = LocalApp::new(&kata, &unique("outv"))
-        .push_env("KATA_COMPOSE", "v2")
-        .push_env("KATA_VERBOSE", "1");
+    // `git push -o verbose` shows every command and its output as printed.
+    let verbose = LocalApp::new(&kata, &unique("outv")).push_env("KATA_COMPOSE", "v2");
     verbose
         .write("kata-compose.yaml", &web_yaml(free_port()))
         .write("www/index.html", "v")
         .commit("v");
-    let out = verbose.push_ok();
+    let out = verbose.push_with(&["-o", "verbose"], "main");
+    assert!(out.status.success(), "{}", out.stderr);
     assert!(
-        out.stderr.contains("remote:        $ docker compose -p"),
+        out.stderr.contains("remote:        $ docker compose -p")
+            && !second.stderr.contains("$ docker compose"),
         "{}",
         out.stderr
+    );
+    // ... and KATA_VERBOSE=1 does for an admin's command.
+    let out = kata
+        .args(["deploy", &name])
+        .env("KATA_VERBOSE", "1")
+        .success();
+    assert!(
+        out.stdout.contains("       $ docker compose -p"),
+        "{}",
+        out.stdout
     );
 }
 
