@@ -174,17 +174,30 @@ impl Default for Progress {
 }
 
 impl Progress {
+    /// Prints the progress line when one is due.
     pub fn tick(&mut self, what: impl FnOnce() -> String, limit: Duration) {
-        let elapsed = self.started.elapsed();
-        if elapsed >= self.next {
-            self.next = elapsed + PROGRESS_EVERY;
-            ui::info(format!(
-                "waiting for {} ({} s of {} s)",
-                what(),
-                elapsed.as_secs(),
-                limit.as_secs()
-            ));
+        if let Some(line) = self.line(self.started.elapsed(), what, limit) {
+            ui::info(line);
         }
+    }
+
+    /// The line due `elapsed` into the wait, if any (pure).
+    fn line(
+        &mut self,
+        elapsed: Duration,
+        what: impl FnOnce() -> String,
+        limit: Duration,
+    ) -> Option<String> {
+        if elapsed < self.next {
+            return None;
+        }
+        self.next = elapsed + PROGRESS_EVERY;
+        Some(format!(
+            "waiting for {} ({} s of {} s)",
+            what(),
+            elapsed.as_secs(),
+            limit.as_secs()
+        ))
     }
 }
 
@@ -447,6 +460,31 @@ mod tests {
         assert_eq!(pauses, [50, 100, 200, 400, 800, 1000, 1000]);
         let mut b = Backoff::new(Duration::from_millis(30));
         assert_eq!(b.pause(), Duration::from_millis(30));
+    }
+
+    #[test]
+    fn progress_lines_come_every_five_seconds() {
+        let mut p = Progress::default();
+        let at = |p: &mut Progress, ms: u64| {
+            p.line(
+                Duration::from_millis(ms),
+                || "web to answer /healthz".into(),
+                Duration::from_secs(30),
+            )
+        };
+        assert_eq!(at(&mut p, 4_900), None);
+        assert_eq!(
+            at(&mut p, 5_200).as_deref(),
+            Some("waiting for web to answer /healthz (5 s of 30 s)")
+        );
+        assert_eq!(at(&mut p, 9_000), None);
+        // a slow check delays a line; the next one is due 5 s after it
+        assert_eq!(
+            at(&mut p, 12_000).as_deref(),
+            Some("waiting for web to answer /healthz (12 s of 30 s)")
+        );
+        assert_eq!(at(&mut p, 16_000), None);
+        assert!(at(&mut p, 17_000).is_some());
     }
 
     #[test]

@@ -5,11 +5,12 @@
 use crate::support::caddy::Caddy;
 use crate::support::images::{self, BUSYBOX};
 use crate::support::push::LocalApp;
-use crate::support::{Kata, engine_shared, free_port, unique};
+use crate::support::{Kata, engine_shared, free_port, unique, wait_for};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 const HOST: &str = "out.test";
 
@@ -235,5 +236,40 @@ fn hung_engine_fails_the_push_within_its_limit_and_frees_the_lock() {
     assert!(
         out.contains("time limits:   docker 3 s, build 5 s, start 180 s, drain 30 s"),
         "{out}"
+    );
+}
+
+#[test]
+fn the_health_wait_says_what_it_waits_for() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let caddy = Caddy::start();
+    let mut kata = Kata::setup();
+    kata.set_env("KATA_COMPOSE", "v2");
+    kata.args(["setup", "--caddy-admin", caddy.endpoint()])
+        .success();
+    let name = unique("wait");
+    let port = free_port();
+    let app = LocalApp::new(&kata, &name).push_env("KATA_COMPOSE", "v2");
+    app.write("kata-compose.yaml", &web_yaml(port))
+        .write("www/index.html", "one")
+        .commit("one");
+    app.push_ok();
+
+    // The new version takes 7 s to answer.
+    let slow_start = web_yaml(port).replace(
+        "command: httpd -f -p 8080 -h /app/www",
+        "command: sh -c 'sleep 7 && exec httpd -f -p 8080 -h /app/www'",
+    );
+    app.write("kata-compose.yaml", &slow_start)
+        .write("www/index.html", "two")
+        .commit("two");
+    let out = app.push_ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "remote:        waiting for service web (container {name}-web-2) to answer /index.html (5 s of 30 s)"
+        )),
+        "{}",
+        out.stderr
     );
 }
