@@ -5,12 +5,11 @@
 use crate::support::caddy::Caddy;
 use crate::support::images::{self, BUSYBOX};
 use crate::support::push::LocalApp;
-use crate::support::{Kata, engine_shared, free_port, unique, wait_for};
+use crate::support::{Kata, engine_shared, free_port, unique};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 const HOST: &str = "out.test";
 
