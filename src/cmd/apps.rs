@@ -31,11 +31,9 @@ fn passthrough(program: &str, args: &[String]) -> anyhow::Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
+/// Runs a lifecycle command (start, stop, restart, ...) within its time limit.
 fn must(program: &str, args: &[String]) -> anyhow::Result<()> {
-    match passthrough(program, args)? {
-        0 => Ok(()),
-        c => bail!("`{program} {}` failed (exit {c})", args.join(" ")),
-    }
+    Ok(docker::stream(program, args, &[])?)
 }
 
 fn stack_services(app: &str) -> anyhow::Result<Vec<String>> {
