@@ -618,6 +618,7 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
 fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
     let deadline = Instant::now() + SWARM_TIMEOUT;
     let mut stable_since: Option<Instant> = None;
+    let mut progress = health::Progress::default();
     loop {
         let problem = stack_problem(app, spec)?;
         match problem {
@@ -633,6 +634,10 @@ fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
                 if Instant::now() > deadline {
                     return Err(fail(waiting));
                 }
+                progress.tick(
+                    || format!("the stack to converge: {waiting}"),
+                    SWARM_TIMEOUT,
+                );
             }
         }
         std::thread::sleep(Duration::from_millis(500));
