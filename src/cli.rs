@@ -14,6 +14,9 @@ use crate::cmd;
     disable_help_subcommand = true
 )]
 pub struct Cli {
+    /// Show every command kata runs and its output as printed.
+    #[arg(long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -242,11 +245,14 @@ pub enum Command {
         #[arg(long, conflicts_with = "branch")]
         unset: bool,
     },
-    /// List an app's releases.
+    /// List an app's releases, or show one release's deploy log.
     Releases {
         app: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "log")]
         json: bool,
+        /// Print the full output of release N's deploy.
+        #[arg(long, value_name = "N")]
+        log: Option<u64>,
     },
     /// Re-deploy a kept release (default: the one before the live one).
     Rollback { app: String, release: Option<u64> },
@@ -254,6 +260,9 @@ pub enum Command {
 
 /// Runs the command and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    if cli.verbose {
+        crate::ui::set_verbose();
+    }
     let Some(command) = cli.command else {
         use clap::CommandFactory;
         Cli::command().print_help()?;

@@ -72,20 +72,39 @@ pub fn deploy_new_release(paths: &Paths, app: &str, commit: &str) -> Result<u64,
     let existing = release::list(paths, app)?;
     let n = release::next_number(&existing);
     let src = release::src(paths, app, n);
-    ui::step(format!(
-        "Preparing release {n} of {app} ({})",
-        short(commit)
-    ));
-    crate::git::export_tree(&paths.repo(app), commit, &src)?;
-    deploy_release(
-        paths,
-        &settings,
-        app,
-        n,
-        commit,
-        None,
-        ConfigSource::Current,
-    )
+    logged(paths, app, n, || {
+        ui::step(format!(
+            "Preparing release {n} of {app} ({})",
+            short(commit)
+        ));
+        crate::git::export_tree(&paths.repo(app), commit, &src)?;
+        deploy_release(
+            paths,
+            &settings,
+            app,
+            n,
+            commit,
+            None,
+            ConfigSource::Current,
+        )
+    })
+}
+
+/// Runs the deploy of release `n` with its output kept in its deploy log.
+fn logged<T>(
+    paths: &Paths,
+    app: &str,
+    n: u64,
+    deploy: impl FnOnce() -> Result<T, DeployError>,
+) -> Result<T, DeployError> {
+    let _log = ui::open_log(&paths.deploy_log(app, n))
+        .map_err(|e| ui::warn(format!("no deploy log for release {n}: {e}")))
+        .ok();
+    let result = deploy();
+    if let Err(e) = &result {
+        ui::log_error(e);
+    }
+    result
 }
 
 /// Deploys the live release's commit again as a new release (after a config
@@ -195,30 +214,33 @@ pub fn rollback(paths: &Paths, app: &str, to: Option<u64>) -> Result<u64, Deploy
         )));
     }
     let n = release::next_number(&all);
-    ui::step(format!(
-        "Rolling {app} back to release {to} ({}) as release {n}",
-        short(&old.commit)
-    ));
-    crate::paths::secure(paths)?;
-    release::copy_for_rollback(paths, app, to, n)?;
-    // The code comes from git again: the old release's `src/` was mounted
-    // into its containers, which could have changed it.
-    crate::git::export_tree(&paths.repo(app), &old.commit, &release::src(paths, app, n))?;
-    deploy_release(
-        paths,
-        &settings,
-        app,
-        n,
-        &old.commit.clone(),
-        Some(format!("rollback to {to}")),
-        ConfigSource::Snapshot,
-    )
+    logged(paths, app, n, || {
+        ui::step(format!(
+            "Rolling {app} back to release {to} ({}) as release {n}",
+            short(&old.commit)
+        ));
+        crate::paths::secure(paths)?;
+        release::copy_for_rollback(paths, app, to, n)?;
+        // The code comes from git again: the old release's `src/` was mounted
+        // into its containers, which could have changed it.
+        crate::git::export_tree(&paths.repo(app), &old.commit, &release::src(paths, app, n))?;
+        deploy_release(
+            paths,
+            &settings,
+            app,
+            n,
+            &old.commit.clone(),
+            Some(format!("rollback to {to}")),
+            ConfigSource::Snapshot,
+        )
+    })
 }
 
 fn prune(paths: &Paths, app: &str, keep: usize) {
     if let Ok(all) = release::list(paths, app) {
         for n in release::to_prune(&all, keep) {
             let _ = std::fs::remove_dir_all(release::dir(paths, app, n));
+            let _ = std::fs::remove_file(paths.deploy_log(app, n));
         }
     }
 }

@@ -1,8 +1,16 @@
 //! The docker CLI, as processes: every call's failure carries docker's own
-//! message, and every failure is an error (non-zero exit for kata).
+//! message, every failure is an error (non-zero exit for kata), and every
+//! call has a time limit, so a hung engine fails a deploy instead of holding
+//! it (and the app's lock) forever.
 
+use crate::output::Filter;
+use crate::settings::Timeouts;
+use crate::ui;
 use std::ffi::OsStr;
+use std::io::Read;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -15,8 +23,91 @@ pub enum DockerError {
         status: String,
         stderr: String,
     },
+    #[error(
+        "`{cmd}` did not finish within {} s, so kata stopped it: the docker engine may be hung or overloaded (this limit is {setting})",
+        limit.as_secs()
+    )]
+    TimedOut {
+        cmd: String,
+        limit: Duration,
+        /// How to change the limit.
+        setting: &'static str,
+    },
     #[error("{0}")]
     Other(String),
+}
+
+/// How long a call may take depends on what it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// ps, inspect, info, rm, network and volume calls: seconds at most.
+    Quick,
+    /// Builds, pulls, `compose up`, `docker run`, `stop` (a grace period).
+    Long,
+}
+
+impl Kind {
+    pub fn limit(self, t: &Timeouts) -> Duration {
+        match self {
+            Kind::Quick => t.docker,
+            Kind::Long => t.build,
+        }
+    }
+    fn setting(self) -> &'static str {
+        match self {
+            Kind::Quick => "`kata setup --docker-timeout SECS` or KATA_DOCKER_TIMEOUT",
+            Kind::Long => "`kata setup --build-timeout SECS` or KATA_BUILD_TIMEOUT",
+        }
+    }
+}
+
+/// Subcommands that may legitimately run for minutes.
+const LONG: &[&str] = &[
+    "build", "pull", "push", "run", "load", "import", "stop", "restart", "up", "down", "start",
+    "create", "deploy",
+];
+/// Options of docker/compose whose value is the next argument.
+const WITH_VALUE: &[&str] = &[
+    "-p",
+    "--project-name",
+    "-f",
+    "--file",
+    "--format",
+    "--filter",
+    "--progress",
+    "-c",
+    "--context",
+    "-H",
+    "--host",
+    "--env-file",
+];
+
+/// What kind of call `program args` is (pure: decided from the argv).
+pub fn kind(program: &str, args: &[impl AsRef<OsStr>]) -> Kind {
+    let mut words = vec![];
+    let mut skip = false;
+    for a in args {
+        let a = a.as_ref().to_string_lossy();
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if a.starts_with('-') {
+            skip = WITH_VALUE.contains(&a.as_ref());
+            continue;
+        }
+        words.push(a.into_owned());
+        if words.len() == 2 {
+            break;
+        }
+    }
+    let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    let long = |w: &str| LONG.contains(&w);
+    let is_long = match (program, word(0)) {
+        ("docker-compose", w) => long(w),
+        (_, "compose" | "stack" | "image" | "container" | "service") => long(word(1)),
+        (_, w) => long(w),
+    };
+    if is_long { Kind::Long } else { Kind::Quick }
 }
 
 fn show(program: &str, args: &[impl AsRef<OsStr>]) -> String {
@@ -35,23 +126,159 @@ fn status_text(s: std::process::ExitStatus) -> String {
     }
 }
 
-/// Runs a command with output streamed to ours (the pusher sees it live).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pipe {
+    Out,
+    Err,
+}
+
+/// Runs `program args` with a time limit, handing each chunk of its stdout
+/// and stderr to `on_output` as it comes. Past the limit the whole process
+/// group is killed (compose v2 runs as a child of `docker`).
+fn run_limited(
+    program: &str,
+    args: &[impl AsRef<OsStr>],
+    env: &[(&str, &str)],
+    on_output: impl FnMut(Pipe, &[u8]),
+) -> Result<std::process::ExitStatus, DockerError> {
+    let kind = kind(program, args);
+    let limit = kind.limit(&crate::settings::timeouts());
+    run_within(program, args, env, limit, kind.setting(), on_output)
+}
+
+fn run_within(
+    program: &str,
+    args: &[impl AsRef<OsStr>],
+    env: &[(&str, &str)],
+    limit: Duration,
+    setting: &'static str,
+    mut on_output: impl FnMut(Pipe, &[u8]),
+) -> Result<std::process::ExitStatus, DockerError> {
+    use std::os::unix::process::CommandExt;
+    let cmd = show(program, args);
+    let mut c = Command::new(program);
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().map_err(|source| DockerError::Spawn {
+        cmd: cmd.clone(),
+        source,
+    })?;
+    let (tx, rx) = mpsc::channel::<Option<(Pipe, Vec<u8>)>>();
+    let readers = [
+        (
+            Pipe::Out,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+        (
+            Pipe::Err,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+    ];
+    for (pipe, reader) in readers {
+        let Some(mut reader) = reader else { continue };
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(Some((pipe, buf[..n].to_vec()))).is_err() {
+                    break;
+                }
+            }
+            let _ = tx.send(None);
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + limit;
+    let group = child.id() as i32;
+    let timed_out = || {
+        // SAFETY: kill(2) on the process group we created; no memory involved.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+    };
+    let mut open = 2;
+    while open > 0 {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Some((pipe, bytes))) => on_output(pipe, &bytes),
+            Ok(None) => open -= 1,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out();
+                let _ = child.wait();
+                return Err(DockerError::TimedOut {
+                    cmd,
+                    limit,
+                    setting,
+                });
+            }
+        }
+    }
+    // Both pipes closed: the process is exiting (or detached from them).
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                timed_out();
+                let _ = child.wait();
+                return Err(DockerError::TimedOut {
+                    cmd,
+                    limit,
+                    setting,
+                });
+            }
+            Err(source) => return Err(DockerError::Spawn { cmd, source }),
+        }
+    }
+}
+
+/// Runs a command with its output shown to the pusher as it comes: lines
+/// indented under the current step, `\r` progress collapsed, escapes and
+/// docker's notices dropped (everything raw with `KATA_VERBOSE=1`). The
+/// deploy log gets the raw bytes.
 pub fn stream(
     program: &str,
     args: &[impl AsRef<OsStr>],
     env: &[(&str, &str)],
 ) -> Result<(), DockerError> {
     let cmd = show(program, args);
-    let mut c = Command::new(program);
-    c.args(args).stdin(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
+    let verbose = ui::verbose();
+    ui::log_line(format_args!("$ {cmd}"));
+    if verbose {
+        ui::info(format_args!("$ {cmd}"));
     }
-    // stdout → our stdout; the hook relays both to the pusher
-    let status = c.status().map_err(|source| DockerError::Spawn {
-        cmd: cmd.clone(),
-        source,
-    })?;
+    let (mut out, mut err) = (Filter::default(), Filter::default());
+    let status = run_limited(program, args, env, |pipe, bytes| {
+        ui::log_raw(bytes);
+        if verbose {
+            ui::raw(bytes);
+            return;
+        }
+        let f = if pipe == Pipe::Out {
+            &mut out
+        } else {
+            &mut err
+        };
+        for line in f.feed(bytes) {
+            ui::output_line(&line);
+        }
+    });
+    for line in [out.finish(), err.finish()].into_iter().flatten() {
+        if !verbose {
+            ui::output_line(&line);
+        }
+    }
+    let status = status?;
     if status.success() {
         Ok(())
     } else {
@@ -63,24 +290,29 @@ pub fn stream(
     }
 }
 
+/// Runs a command and returns its stdout and stderr, whatever its status.
+pub fn output(
+    program: &str,
+    args: &[impl AsRef<OsStr>],
+) -> Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>), DockerError> {
+    let (mut out, mut err) = (vec![], vec![]);
+    let status = run_limited(program, args, &[], |pipe, bytes| match pipe {
+        Pipe::Out => out.extend_from_slice(bytes),
+        Pipe::Err => err.extend_from_slice(bytes),
+    })?;
+    Ok((status, out, err))
+}
+
 /// Runs a command and returns its stdout; stderr is kept for the error.
 pub fn capture(program: &str, args: &[impl AsRef<OsStr>]) -> Result<String, DockerError> {
-    let cmd = show(program, args);
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| DockerError::Spawn {
-            cmd: cmd.clone(),
-            source,
-        })?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let (status, out, err) = output(program, args)?;
+    if status.success() {
+        Ok(String::from_utf8_lossy(&out).into_owned())
     } else {
         Err(DockerError::Failed {
-            cmd,
-            status: status_text(out.status),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            cmd: show(program, args),
+            status: status_text(status),
+            stderr: String::from_utf8_lossy(&err).trim().to_owned(),
         })
     }
 }
@@ -348,6 +580,105 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].service, "web");
         assert_eq!(c[0].release, Some(3));
+    }
+
+    #[test]
+    fn a_call_past_its_limit_is_killed_with_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        // the child's own child would outlive a kill of the child alone
+        let script = format!(
+            "echo started; (sleep 2; touch {}) & sleep 30",
+            marker.display()
+        );
+        let mut seen = vec![];
+        let started = Instant::now();
+        let err = run_within(
+            "sh",
+            &["-c", &script],
+            &[],
+            Duration::from_millis(300),
+            "a test",
+            |_, b| seen.extend_from_slice(b),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!(String::from_utf8_lossy(&seen), "started\n");
+        let text = err.to_string();
+        assert!(text.contains("`sh -c echo started;"), "{text}");
+        assert!(text.contains("did not finish within 0 s"), "{text}");
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(!marker.exists(), "the grandchild was not killed");
+    }
+
+    #[test]
+    fn calls_within_their_limit_report_status_and_output() {
+        let mut out = vec![];
+        let status = run_within(
+            "sh",
+            &["-c", "echo out; echo err >&2; exit 3"],
+            &[("X", "1")],
+            Duration::from_secs(30),
+            "a test",
+            |pipe, b| out.push((pipe, String::from_utf8_lossy(b).into_owned())),
+        )
+        .unwrap();
+        assert_eq!(status.code(), Some(3));
+        out.sort_by_key(|(p, _)| *p == Pipe::Err);
+        assert_eq!(
+            out,
+            [(Pipe::Out, "out\n".into()), (Pipe::Err, "err\n".into())]
+        );
+    }
+
+    #[test]
+    fn call_kinds() {
+        let k = |p: &str, a: &[&str]| kind(p, a);
+        assert_eq!(
+            k("docker", &["ps", "-a", "--filter", "label=kata.app=up"]),
+            Kind::Quick
+        );
+        assert_eq!(
+            k("docker", &["inspect", "--format", "{{.Id}}", "x"]),
+            Kind::Quick
+        );
+        assert_eq!(k("docker", &["rm", "-f", "a", "b"]), Kind::Quick);
+        assert_eq!(k("docker", &["stop", "a"]), Kind::Long);
+        assert_eq!(
+            k("docker", &["build", "-t", "kata/python", "."]),
+            Kind::Long
+        );
+        assert_eq!(
+            k(
+                "docker",
+                &["run", "--rm", "-e", "X", "kata/python", "build"]
+            ),
+            Kind::Long
+        );
+        assert_eq!(k("docker", &["image", "inspect", "x"]), Kind::Quick);
+        assert_eq!(
+            k("docker", &["stack", "deploy", "-c", "f", "app"]),
+            Kind::Long
+        );
+        assert_eq!(k("docker", &["stack", "ps", "app"]), Kind::Quick);
+        // an app named like a subcommand is a value, not a subcommand
+        assert_eq!(
+            k("docker", &["compose", "-p", "up", "-f", "/x", "ps"]),
+            Kind::Quick
+        );
+        assert_eq!(
+            k("docker", &["compose", "-p", "a", "-f", "/x", "up", "-d"]),
+            Kind::Long
+        );
+        assert_eq!(
+            k("docker-compose", &["-p", "stop", "-f", "/x", "ps"]),
+            Kind::Quick
+        );
+        assert_eq!(
+            k("docker-compose", &["-p", "a", "-f", "/x", "up", "-d"]),
+            Kind::Long
+        );
+        assert_eq!(k("docker", &["compose", "version"]), Kind::Quick);
     }
 
     #[test]

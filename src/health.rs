@@ -2,7 +2,9 @@
 //! what to check (pure); [`wait`] checks one container from the host.
 
 use crate::docker;
+use crate::settings;
 use crate::spec::{Health, HttpCheck, Service};
+use crate::ui;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -10,8 +12,6 @@ use std::time::{Duration, Instant};
 /// How long a container without a health check must keep running (and
 /// accepting connections on its port, when it has one) to count as started.
 pub const STABLE: Duration = Duration::from_secs(3);
-/// Upper bound for a container to become running or report healthy.
-const START_TIMEOUT: Duration = Duration::from_secs(180);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gate {
@@ -115,14 +115,10 @@ fn parse_state(out: &str) -> State {
 
 /// The last lines a failing container printed, to show with the failure.
 fn last_logs(id: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args(["logs", "--tail", "20", id])
-        .stdin(std::process::Stdio::null())
-        .output();
-    match out {
-        Ok(o) => {
-            let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-            s.push_str(&String::from_utf8_lossy(&o.stderr));
+    match docker::output("docker", &["logs", "--tail", "20", id]) {
+        Ok((_, out, err)) => {
+            let mut s = String::from_utf8_lossy(&out).into_owned();
+            s.push_str(&String::from_utf8_lossy(&err));
             let s = s.trim_end();
             if s.is_empty() {
                 String::new()
@@ -134,8 +130,86 @@ fn last_logs(id: &str) -> String {
     }
 }
 
+/// Pauses between checks: short at first (most apps are up within a
+/// second), doubling up to `max`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+pub const FIRST_POLL: Duration = Duration::from_millis(50);
+
+impl Backoff {
+    pub fn new(max: Duration) -> Backoff {
+        Backoff {
+            next: FIRST_POLL.min(max),
+            max,
+        }
+    }
+    /// The pause to take now.
+    pub fn pause(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (self.next * 2).min(self.max);
+        now
+    }
+}
+
+/// How often a wait says that it is still waiting.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Prints `waiting for ... (12 s of 30 s)` at most every [`PROGRESS_EVERY`].
+pub struct Progress {
+    started: Instant,
+    next: Duration,
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress {
+            started: Instant::now(),
+            next: PROGRESS_EVERY,
+        }
+    }
+}
+
+impl Progress {
+    /// Prints the progress line when one is due.
+    pub fn tick(&mut self, what: impl FnOnce() -> String, limit: Duration) {
+        if let Some(line) = self.line(self.started.elapsed(), what, limit) {
+            ui::info(line);
+        }
+    }
+
+    /// The line due `elapsed` into the wait, if any (pure).
+    fn line(
+        &mut self,
+        elapsed: Duration,
+        what: impl FnOnce() -> String,
+        limit: Duration,
+    ) -> Option<String> {
+        if elapsed < self.next {
+            return None;
+        }
+        self.next = elapsed + PROGRESS_EVERY;
+        Some(format!(
+            "waiting for {} ({} s of {} s)",
+            what(),
+            elapsed.as_secs(),
+            limit.as_secs()
+        ))
+    }
+}
+
+/// How long an HTTP check may keep failing: `attempts` × `interval`.
+fn http_budget(check: &HttpCheck) -> Duration {
+    Duration::from_secs(check.interval_secs.max(1)) * check.attempts.max(1)
+}
+
 /// Waits until container `id` passes `gate`; `host` is sent as the Host
 /// header of HTTP checks. `oneshot` services may also exit with status 0.
+/// Checks come fast at first ([`Backoff`]); an HTTP check fails after its
+/// `attempts` × `interval` of failures, anything else after the start timeout.
 pub fn wait(
     id: &str,
     label: &str,
@@ -143,9 +217,17 @@ pub fn wait(
     host: Option<&str>,
     oneshot: bool,
 ) -> Result<(), String> {
+    let start_limit = settings::timeouts().start;
     let started = Instant::now();
     let mut stable_since: Option<Instant> = None;
-    let mut http_failures: u32 = 0;
+    let mut first_probe: Option<Instant> = None;
+    let mut probes: u32 = 0;
+    let max_pause = match gate {
+        Gate::Http { check, .. } => Duration::from_secs(check.interval_secs.max(1)),
+        _ => Duration::from_secs(1),
+    };
+    let mut backoff = Backoff::new(max_pause);
+    let mut progress = Progress::default();
     loop {
         let st = inspect(id)?;
         if st.status == "exited" && st.exit_code == 0 && oneshot {
@@ -185,16 +267,19 @@ pub fn wait(
                         Ok(code) => format!("answered {code}, expected {}", check.status),
                         Err(e) => e.to_string(),
                     };
-                    http_failures += 1;
-                    if http_failures >= check.attempts {
+                    probes += 1;
+                    let since = *first_probe.get_or_insert_with(Instant::now);
+                    let budget = http_budget(check);
+                    if since.elapsed() >= budget && probes >= check.attempts {
                         return Err(format!(
-                            "{label} failed its health check: GET http://{addr}{} {last_http} ({} attempts){}",
+                            "{label} failed its health check: GET http://{addr}{} {last_http} ({probes} attempts in {} s){}",
                             check.path,
-                            check.attempts,
+                            since.elapsed().as_secs(),
                             last_logs(id)
                         ));
                     }
-                    std::thread::sleep(Duration::from_secs(check.interval_secs.max(1)));
+                    progress.tick(|| format!("{label} to answer {}", check.path), budget);
+                    std::thread::sleep(backoff.pause());
                     continue;
                 }
                 Gate::Docker => {
@@ -221,24 +306,27 @@ pub fn wait(
                 }
             }
         }
-        if started.elapsed() > START_TIMEOUT {
-            let what = match gate {
-                Gate::Running { port: Some(p) } => {
-                    format!("did not accept connections on port {p}")
-                }
-                Gate::Docker => format!(
-                    "did not report healthy (health: {})",
-                    docker_health.unwrap_or("none")
-                ),
-                _ => format!("did not start (status {})", st.status),
-            };
+        let what = || match gate {
+            Gate::Running { port: Some(p) } if running => {
+                format!("accept connections on port {p}")
+            }
+            Gate::Running { .. } if running => "keep running".to_owned(),
+            Gate::Docker if running => format!(
+                "report healthy (health: {})",
+                docker_health.unwrap_or("none")
+            ),
+            _ => format!("start (status {})", st.status),
+        };
+        if started.elapsed() > start_limit {
             return Err(format!(
-                "{label} {what} within {}s{}",
-                START_TIMEOUT.as_secs(),
+                "{label} did not {} within {} s (the limit is `kata setup --start-timeout SECS` or KATA_START_TIMEOUT){}",
+                what(),
+                start_limit.as_secs(),
                 last_logs(id)
             ));
         }
-        std::thread::sleep(Duration::from_millis(250));
+        progress.tick(|| format!("{label} to {}", what()), start_limit);
+        std::thread::sleep(backoff.pause());
     }
 }
 
@@ -363,6 +451,51 @@ mod tests {
             gate_for("db", &svc(None, json!({})), None).unwrap(),
             Gate::Running { port: None }
         );
+    }
+
+    #[test]
+    fn polls_fast_first_then_back_off() {
+        let mut b = Backoff::new(Duration::from_secs(1));
+        let pauses: Vec<u128> = (0..7).map(|_| b.pause().as_millis()).collect();
+        assert_eq!(pauses, [50, 100, 200, 400, 800, 1000, 1000]);
+        let mut b = Backoff::new(Duration::from_millis(30));
+        assert_eq!(b.pause(), Duration::from_millis(30));
+    }
+
+    #[test]
+    fn progress_lines_come_every_five_seconds() {
+        let mut p = Progress::default();
+        let at = |p: &mut Progress, ms: u64| {
+            p.line(
+                Duration::from_millis(ms),
+                || "web to answer /healthz".into(),
+                Duration::from_secs(30),
+            )
+        };
+        assert_eq!(at(&mut p, 4_900), None);
+        assert_eq!(
+            at(&mut p, 5_200).as_deref(),
+            Some("waiting for web to answer /healthz (5 s of 30 s)")
+        );
+        assert_eq!(at(&mut p, 9_000), None);
+        // a slow check delays a line; the next one is due 5 s after it
+        assert_eq!(
+            at(&mut p, 12_000).as_deref(),
+            Some("waiting for web to answer /healthz (12 s of 30 s)")
+        );
+        assert_eq!(at(&mut p, 16_000), None);
+        assert!(at(&mut p, 17_000).is_some());
+    }
+
+    #[test]
+    fn http_budget_is_attempts_times_interval() {
+        let Health::Http(mut check) = http(None) else {
+            unreachable!()
+        };
+        assert_eq!(http_budget(&check), Duration::from_secs(3));
+        check.interval_secs = 0;
+        check.attempts = 0;
+        assert_eq!(http_budget(&check), Duration::from_secs(1));
     }
 
     #[test]

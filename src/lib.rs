@@ -12,6 +12,7 @@ pub mod env;
 pub mod envfile;
 pub mod expand;
 pub mod names;
+pub mod output;
 pub mod render;
 pub mod secrets;
 pub mod spec;

@@ -47,6 +47,10 @@ impl Paths {
     pub fn logs(&self, app: &str) -> PathBuf {
         self.root.join("logs").join(app)
     }
+    /// The full output of release `n`'s deploy.
+    pub fn deploy_log(&self, app: &str, n: u64) -> PathBuf {
+        self.logs(app).join(format!("deploy-{n}.log"))
+    }
     pub fn repo(&self, app: &str) -> PathBuf {
         self.root.join("repos").join(app)
     }

@@ -26,8 +26,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// How long Caddy may take to finish the requests in flight to old containers.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a swarm update may take to converge.
 const SWARM_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -409,7 +407,9 @@ fn retire(r: &Rollout, old: &[&Container], routed: &[(String, u16)]) {
             .join(", ")
     ));
     if let Ok(admin) = caddy::Admin::from_settings(r.settings, r.paths) {
-        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let limit = r.settings.timeouts.drain;
+        let deadline = Instant::now() + limit;
+        let mut progress = health::Progress::default();
         loop {
             let busy: i64 = match admin.upstreams() {
                 Ok(list) => list
@@ -427,11 +427,12 @@ fn retire(r: &Rollout, old: &[&Container], routed: &[(String, u16)]) {
             }
             if Instant::now() > deadline {
                 ui::warn(format!(
-                    "{busy} request(s) still in flight to the old containers after {}s; stopping them anyway",
-                    DRAIN_TIMEOUT.as_secs()
+                    "{busy} request(s) still in flight to the old containers after {} s; stopping them anyway",
+                    limit.as_secs()
                 ));
                 break;
             }
+            progress.tick(|| format!("{busy} request(s) in flight to finish"), limit);
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -646,6 +647,7 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
 fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
     let deadline = Instant::now() + SWARM_TIMEOUT;
     let mut stable_since: Option<Instant> = None;
+    let mut progress = health::Progress::default();
     loop {
         let problem = stack_problem(app, spec)?;
         match problem {
@@ -661,6 +663,10 @@ fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
                 if Instant::now() > deadline {
                     return Err(fail(waiting));
                 }
+                progress.tick(
+                    || format!("the stack to converge: {waiting}"),
+                    SWARM_TIMEOUT,
+                );
             }
         }
         std::thread::sleep(Duration::from_millis(500));

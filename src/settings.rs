@@ -6,11 +6,20 @@ use crate::fsutil::write_atomic;
 use crate::paths::Paths;
 use serde::{Deserialize, Serialize};
 use std::io;
+use std::time::Duration;
 use thiserror::Error;
 
 pub const DEFAULT_CADDY_ADMIN: &str = "http://localhost:2019";
 pub const DEFAULT_BASE_IMAGE: &str = "debian:bookworm-slim";
 pub const DEFAULT_KEEP_RELEASES: usize = 5;
+
+/// Time limits, in seconds: quick docker calls (ps, inspect, rm, ...),
+/// long ones (builds, pulls, `compose up`, `docker stop`), a new
+/// container's start and health gate, the drain of old containers.
+pub const DEFAULT_DOCKER_TIMEOUT: u64 = 60;
+pub const DEFAULT_BUILD_TIMEOUT: u64 = 900;
+pub const DEFAULT_START_TIMEOUT: u64 = 180;
+pub const DEFAULT_DRAIN_TIMEOUT: u64 = 30;
 
 #[derive(Debug, Error)]
 pub enum SettingsError {
@@ -35,6 +44,14 @@ pub struct Stored {
     pub deploy_branch: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_releases: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_timeout: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_timeout: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timeout: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<u64>,
 }
 
 /// Effective settings: file, then environment, then defaults.
@@ -45,6 +62,28 @@ pub struct Settings {
     /// `None`: `main`, falling back to `master`.
     pub deploy_branch: Option<String>,
     pub keep_releases: usize,
+    pub timeouts: Timeouts,
+}
+
+/// How long kata waits for each kind of thing (see the `DEFAULT_*_TIMEOUT`s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub docker: Duration,
+    pub build: Duration,
+    pub start: Duration,
+    pub drain: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        let s = Duration::from_secs;
+        Timeouts {
+            docker: s(DEFAULT_DOCKER_TIMEOUT),
+            build: s(DEFAULT_BUILD_TIMEOUT),
+            start: s(DEFAULT_START_TIMEOUT),
+            drain: s(DEFAULT_DRAIN_TIMEOUT),
+        }
+    }
 }
 
 pub fn load_stored(paths: &Paths) -> Result<Stored, SettingsError> {
@@ -88,11 +127,50 @@ pub fn resolve(stored: &Stored, env: impl Fn(&str) -> Option<String>) -> Setting
             .or(stored.keep_releases)
             .unwrap_or(DEFAULT_KEEP_RELEASES)
             .max(1),
+        timeouts: {
+            let secs = |var: &str, file: Option<u64>, default: u64| {
+                let n = env(var).and_then(|v| v.trim().parse().ok()).or(file);
+                Duration::from_secs(n.unwrap_or(default).max(1))
+            };
+            Timeouts {
+                docker: secs(
+                    "KATA_DOCKER_TIMEOUT",
+                    stored.docker_timeout,
+                    DEFAULT_DOCKER_TIMEOUT,
+                ),
+                build: secs(
+                    "KATA_BUILD_TIMEOUT",
+                    stored.build_timeout,
+                    DEFAULT_BUILD_TIMEOUT,
+                ),
+                start: secs(
+                    "KATA_START_TIMEOUT",
+                    stored.start_timeout,
+                    DEFAULT_START_TIMEOUT,
+                ),
+                drain: secs(
+                    "KATA_DRAIN_TIMEOUT",
+                    stored.drain_timeout,
+                    DEFAULT_DRAIN_TIMEOUT,
+                ),
+            }
+        },
     }
 }
 
 pub fn load(paths: &Paths) -> Result<Settings, SettingsError> {
     Ok(resolve(&load_stored(paths)?, |k| std::env::var(k).ok()))
+}
+
+/// This process's time limits, read once (file, then environment). A
+/// damaged settings file means the defaults here: the command that needs
+/// the other settings reports it.
+pub fn timeouts() -> Timeouts {
+    static ONCE: std::sync::OnceLock<Timeouts> = std::sync::OnceLock::new();
+    *ONCE.get_or_init(|| {
+        let stored = load_stored(&Paths::from_env()).unwrap_or_default();
+        resolve(&stored, |k| std::env::var(k).ok()).timeouts
+    })
 }
 
 #[cfg(test)]
@@ -112,5 +190,23 @@ mod tests {
             (k == "KATA_CADDY_ADMIN").then(|| "http://h:1".into())
         });
         assert_eq!(s.caddy_admin, "http://h:1");
+    }
+
+    #[test]
+    fn timeouts_from_file_env_and_defaults() {
+        let stored = Stored {
+            build_timeout: Some(100),
+            drain_timeout: Some(0),
+            ..Default::default()
+        };
+        let t = resolve(&stored, |k| {
+            (k == "KATA_DOCKER_TIMEOUT").then(|| "7".into())
+        })
+        .timeouts;
+        assert_eq!(t.docker, Duration::from_secs(7));
+        assert_eq!(t.build, Duration::from_secs(100));
+        assert_eq!(t.start, Duration::from_secs(DEFAULT_START_TIMEOUT));
+        // 0 would mean "fail at once": the least is one second
+        assert_eq!(t.drain, Duration::from_secs(1));
     }
 }

@@ -58,11 +58,9 @@ fn known_service(paths: &Paths, app: &str, live: &Live, service: &str) -> anyhow
     Ok(())
 }
 
+/// Runs a lifecycle command (start, stop, restart, ...) within its time limit.
 fn must(program: &str, args: &[String]) -> anyhow::Result<()> {
-    match passthrough(program, args)? {
-        0 => Ok(()),
-        c => bail!("`{program} {}` failed (exit {c})", args.join(" ")),
-    }
+    Ok(docker::stream(program, args, &[])?)
 }
 
 fn stack_services(app: &str) -> anyhow::Result<Vec<String>> {

@@ -87,7 +87,14 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
         CaddySync => caddy::sync(),
         Mode { app, mode } => apps::mode(&app, mode),
         Branch { app, branch, unset } => apps::branch(&app, branch.as_deref(), unset),
-        Releases { app, json } => releases::list(&app, json),
+        Releases {
+            app,
+            json,
+            log: None,
+        } => releases::list(&app, json),
+        Releases {
+            app, log: Some(n), ..
+        } => releases::log(&app, n),
         Rollback { app, release } => releases::rollback(&app, release),
     }
 }

@@ -1,4 +1,4 @@
-//! `releases`, `rollback`.
+//! `releases` (and `releases --log N`), `rollback`.
 
 use crate::paths::Paths;
 use crate::release::{self, Release};
@@ -23,6 +23,23 @@ pub fn list(app: &str, json: bool) -> anyhow::Result<i32> {
         print!("{}", table(&all));
     }
     Ok(0)
+}
+
+/// Prints the deploy log of release `n` as it was written.
+pub fn log(app: &str, n: u64) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = existing(&paths, app)?;
+    let path = paths.deploy_log(&app, n);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &bytes)?;
+            Ok(0)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "release {n} of {app} has no deploy log (it was pruned, or never existed: see `kata releases {app}`)"
+        ),
+        Err(e) => bail!("{}: {e}", path.display()),
+    }
 }
 
 /// Newest first, like `git log`.

@@ -17,6 +17,18 @@ pub struct SetupArgs {
     /// How many releases to keep per app.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub keep_releases: Option<u64>,
+    /// Time limit of quick docker calls (ps, inspect, rm, ...), in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub docker_timeout: Option<u64>,
+    /// Time limit of builds, pulls, `compose up` and `docker stop`, in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub build_timeout: Option<u64>,
+    /// How long a new container may take to start and pass its health gate, in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub start_timeout: Option<u64>,
+    /// How long requests in flight to old containers may take to finish, in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub drain_timeout: Option<u64>,
 }
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
@@ -54,6 +66,16 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
     if let Some(v) = args.keep_releases {
         stored.keep_releases = Some(v as usize);
     }
+    for (value, slot) in [
+        (args.docker_timeout, &mut stored.docker_timeout),
+        (args.build_timeout, &mut stored.build_timeout),
+        (args.start_timeout, &mut stored.start_timeout),
+        (args.drain_timeout, &mut stored.drain_timeout),
+    ] {
+        if value.is_some() {
+            *slot = value;
+        }
+    }
     if stored != before {
         settings::save_stored(&paths, &stored)?;
         println!("saved    {}", paths.settings_file().display());
@@ -66,5 +88,13 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
         s.deploy_branch.as_deref().unwrap_or("main (else master)")
     );
     println!("keep releases: {}", s.keep_releases);
+    let t = s.timeouts;
+    println!(
+        "time limits:   docker {} s, build {} s, start {} s, drain {} s",
+        t.docker.as_secs(),
+        t.build.as_secs(),
+        t.start.as_secs(),
+        t.drain.as_secs()
+    );
     Ok(0)
 }

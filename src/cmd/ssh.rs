@@ -419,6 +419,10 @@ fn git_process(sub: &str, repo: &Path, caller: &audit::Caller) -> Command {
     for v in git::GIT_ENV {
         c.env_remove(v);
     }
+    if sub == "receive-pack" {
+        // lets `git push -o verbose` reach the hook
+        c.args(["-c", "receive.advertisePushOptions=true"]);
+    }
     c.arg(sub).arg(repo).envs(caller.env());
     c
 }
@@ -649,6 +653,9 @@ enum HookDone {
 }
 
 fn hook(app: &str) -> anyhow::Result<HookDone> {
+    if ui::push_asks_verbose(|k| std::env::var(k).ok()) {
+        ui::set_verbose();
+    }
     let app = super::app_arg(app)?;
     let paths = Paths::from_env();
     let repo = paths.repo(&app);

@@ -72,7 +72,7 @@ fn python_example_answers_and_skips_unchanged_requirements(compose: &str) {
     let out = app.push_ok();
     assert!(
         out.stderr
-            .contains("remote:        installing requirements.txt"),
+            .contains("remote: -----> Installing requirements.txt"),
         "{}",
         out.stderr
     );
@@ -115,7 +115,7 @@ fn python_example_answers_and_skips_unchanged_requirements(compose: &str) {
         out.stderr
     );
     assert!(
-        !out.stderr.contains("installing requirements.txt"),
+        !out.stderr.contains("Installing requirements.txt"),
         "{}",
         out.stderr
     );
@@ -132,7 +132,7 @@ fn python_example_answers_and_skips_unchanged_requirements(compose: &str) {
         .commit("reqs");
     let out = app.push_ok();
     assert!(
-        out.stderr.contains("installing requirements.txt"),
+        out.stderr.contains("-----> Installing requirements.txt"),
         "{}",
         out.stderr
     );

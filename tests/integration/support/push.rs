@@ -98,7 +98,15 @@ impl LocalApp {
 
     /// `git push kata REFSPEC`, whatever its exit status.
     pub fn push_ref(&self, refspec: &str) -> Outcome {
-        let mut cmd = self.git(&["push", "-f", "kata", refspec]);
+        self.push_with(&[], refspec)
+    }
+
+    /// `git push -f OPTIONS... kata REFSPEC` (e.g. `-o verbose`), whatever its exit status.
+    pub fn push_with(&self, options: &[&str], refspec: &str) -> Outcome {
+        let mut args = vec!["push", "-f"];
+        args.extend(options);
+        args.extend(["kata", refspec]);
+        let mut cmd = self.git(&args);
         cmd.env("GIT_SSH_COMMAND", &self.wrapper);
         for (k, v) in &self.env {
             cmd.env(k, v);
