@@ -203,7 +203,7 @@ fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
     if out.contains_key("deploy") {
         notes.warn(
             &["services", name, "deploy"],
-            format!("`services.{name}.deploy` is applied only in part by docker-compose 1.x (resources and replicas)"),
+            format!("`services.{name}.deploy` is applied only in part by docker-compose 1.x: `replicas` and device reservations, not resource limits, `restart_policy` or update settings"),
         );
     }
 }
@@ -412,19 +412,29 @@ pub(crate) fn top_level(target: Target, doc: &mut Map<String, Json>, notes: &mut
         if dropped.is_empty() {
             continue;
         }
-        for svc in doc
+        for (svc_name, svc) in doc
             .get_mut("services")
             .and_then(Json::as_object_mut)
             .into_iter()
-            .flat_map(|m| m.values_mut())
+            .flat_map(|m| m.iter_mut())
         {
             if let Some(Json::Array(refs)) = svc.get_mut(section) {
+                let before = refs.len();
                 refs.retain(|r| {
                     let n = r
                         .as_str()
                         .or_else(|| r.get("source").and_then(Json::as_str));
                     !n.is_some_and(|n| dropped.iter().any(|d| d == n))
                 });
+                if refs.len() != before {
+                    notes.warn(
+                        &["services", svc_name, section],
+                        format!(
+                            "`services.{svc_name}.{section}` loses {}, which {tool} cannot provide",
+                            dropped.join(", ")
+                        ),
+                    );
+                }
                 if refs.is_empty()
                     && let Some(m) = svc.as_object_mut()
                 {

@@ -577,10 +577,9 @@ fn relative_bind(cx: &Context, name: &str, i: usize, v: &mut Json, notes: &mut N
     if read_only {
         return;
     }
-    // A file shipped in git (`./nginx.conf`) stays the release's own.
-    let file_like = rel
-        .last()
-        .is_some_and(|last| last.rfind('.').is_some_and(|i| i > 0));
+    // A file shipped in git (`./nginx.conf`, `./.htpasswd`) stays the
+    // release's own: a name with an extension or a leading dot.
+    let file_like = rel.last().is_some_and(|last| last.contains('.'));
     if rel.is_empty() || file_like {
         notes.warn(
             &at,
@@ -885,6 +884,31 @@ mod tests {
         let (out, _) = render_fixture(text, "demo", Target::V2);
         assert_eq!(out.errors.len(), 1);
         assert_eq!(out.errors[0].pos.unwrap().line, 6);
+    }
+
+    #[test]
+    fn writable_relative_directories_move_to_the_data_directory() {
+        let text = "services:\n  web:\n    image: x\n    restart: always\n    volumes:\n      - ./data:/d\n      - ./conf:/c:ro\n      - ./.htpasswd:/etc/htpasswd\n      - ./a/../b/./c:/e\n      - .:/src\n";
+        let (out, _) = render_fixture(text, "demo", Target::V2);
+        assert_eq!(
+            out.compose["services"]["web"]["volumes"],
+            json!([
+                "/home/kata/data/demo/data:/d",
+                "./conf:/c:ro",
+                "./.htpasswd:/etc/htpasswd",
+                "/home/kata/data/demo/b/c:/e",
+                ".:/src"
+            ])
+        );
+        let positions: Vec<u64> = out.warnings.iter().map(|w| w.pos.unwrap().line).collect();
+        assert_eq!(positions, vec![6, 8, 9, 10], "{:?}", out.warnings);
+        assert_eq!(
+            out.seeds,
+            vec![
+                ("data".to_owned(), "/home/kata/data/demo/data".into()),
+                ("b/c".to_owned(), "/home/kata/data/demo/b/c".into())
+            ]
+        );
     }
 
     #[test]

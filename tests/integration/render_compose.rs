@@ -360,6 +360,23 @@ fn compose_fixtures_keep_their_meaning_in_the_real_tools() {
                 if p.get("command").is_some() {
                     assert_eq!(p["command"], g["command"], "{what}: {svc} command");
                 }
+                // Nothing compose reads is dropped silently: a key kata
+                // leaves out is named by a warning (`profiles` is resolved:
+                // an active service simply runs; `networks` is compose's
+                // implicit default).
+                for k in p.as_object().unwrap().keys() {
+                    let exempt = ["profiles", "networks"].contains(&k.as_str())
+                        // swarm's spelling of the same policy
+                        || (target == "stack"
+                            && k == "restart"
+                            && g["deploy"]["restart_policy"].is_object());
+                    if !exempt && !p[k].is_null() && g.get(k).is_none() {
+                        assert!(
+                            stderr.contains(&format!("`services.{svc}.{k}")),
+                            "{what}: {svc}.{k} dropped without a warning:\n{stderr}"
+                        );
+                    }
+                }
                 for (k, v) in p["environment"].as_object().into_iter().flatten() {
                     assert_eq!(
                         scalar(&g["environment"][k]),
