@@ -117,8 +117,22 @@ fn compose_cmd(
     Ok(())
 }
 
+/// Refuses a release whose Caddy part could not be written (a host, the
+/// catch-all, a setting or an address another app has) before anything
+/// starts; Caddy being unreachable fails it here too.
+fn check_route(r: &Rollout) -> Result<(), DeployError> {
+    let Some(server) = r.caddy else {
+        return Ok(());
+    };
+    let admin =
+        caddy::Admin::from_settings(r.settings, r.paths).map_err(|e| fail(e.to_string()))?;
+    admin.check_server(r.app, server)?;
+    Ok(())
+}
+
 /// Compose mode: start the release, gate it, route it, retire the old one.
 pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
+    check_route(r)?;
     let before = docker::containers(r.app)?;
     let old_ids: BTreeSet<String> = before.iter().map(|c| c.id.clone()).collect();
     let routed = r.routed();
@@ -621,6 +635,7 @@ pub fn with_stream_close_delay(server: &Value) -> Value {
 
 /// Swarm mode: deploy the stack, wait for the rolling update, route.
 pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
+    check_route(r)?;
     ui::step(format!("Deploying stack {}", r.app));
     let f = r.file.display().to_string();
     docker::stream(

@@ -404,7 +404,7 @@ impl Admin {
     fn refusal(&self, refusal: Refusal) -> CaddyError {
         CaddyError::Plan {
             endpoint: self.endpoint.to_string(),
-            refusal,
+            refusal: Box::new(refusal),
         }
     }
 
@@ -424,6 +424,19 @@ impl Admin {
         let _lock = self.lock()?;
         let kata = |n: &str| n == app || self.is_kata_app(n);
         self.apply_with(|config| shared::plan_put(app, server, config, &kata))
+    }
+
+    /// Whether the app's server object could be written now: the same
+    /// refusals as [`Admin::put_server`] (a host, the catch-all, a setting or
+    /// an address another app has), without writing anything. Dials need not
+    /// be resolved. For failing a deploy before its containers start.
+    pub fn check_server(&self, app: &str, server: &Value) -> Result<(), CaddyError> {
+        name_ok(app)?;
+        let config = self.config()?;
+        let kata = |n: &str| n == app || self.is_kata_app(n);
+        shared::plan_put(app, server, &config, &kata)
+            .map(|_| ())
+            .map_err(|r| self.refusal(r))
     }
 
     /// Removes the app's part (and its old per-app server); returns whether
@@ -484,7 +497,16 @@ impl Admin {
             };
             match self.call(call.method, &call.path, call.body.as_ref(), tag.as_deref()) {
                 Ok(_) => {}
-                Err(CaddyError::Refused { status: 412, .. }) => return Ok(false),
+                // 412: If-Match failed; a PUT found its key created meanwhile
+                // (409 from Caddy 2.7+, 500 "key already exists" from 2.6)
+                Err(CaddyError::Refused {
+                    status: 412 | 409, ..
+                }) => return Ok(false),
+                Err(CaddyError::Refused {
+                    status: 500, body, ..
+                }) if call.method == "PUT" && body.contains("key already exists") => {
+                    return Ok(false);
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -58,7 +58,7 @@ pub enum CaddyError {
     #[error("{refusal} (nothing was sent to Caddy at {endpoint})")]
     Plan {
         endpoint: String,
-        refusal: shared::Refusal,
+        refusal: Box<shared::Refusal>,
     },
     /// A name that cannot be an app's name.
     #[error("invalid app name for Caddy {0:?}")]

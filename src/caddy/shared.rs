@@ -61,19 +61,13 @@ pub enum Refusal {
         owner: String,
         listen: String,
     },
+    /// `clash`: who sets what, e.g. `app "b" sets it to 1, but app "a" on :80 set 2`.
     #[error(
-        "caddy.{key}: app {app:?} sets it to {mine}, but {others} on {listen} set {theirs}; \
+        "caddy.{key}: {clash}; \
          a server-level setting has one value for every app on an address: \
          set it the same way in each, or give this app another listen address"
     )]
-    Setting {
-        key: String,
-        app: String,
-        others: String,
-        listen: String,
-        mine: String,
-        theirs: String,
-    },
+    Setting { key: String, clash: String },
     #[error(
         "caddy.listen: {address:?} is already taken by {owner}, which listens on {theirs:?}; \
          apps share an address only with exactly the same listen list"
@@ -349,6 +343,25 @@ fn show(v: Option<&Value>) -> String {
     v.map_or_else(|| "nothing".to_owned(), |v| format!("{v}"))
 }
 
+/// The refusal for server-level key `key` that `app` sets to `values.0`
+/// while `others` on `listen` set `values.1`.
+fn setting_clash(
+    key: &str,
+    app: &str,
+    others: &str,
+    listen: &str,
+    values: (Option<&Value>, Option<&Value>),
+) -> Refusal {
+    Refusal::Setting {
+        key: key.to_owned(),
+        clash: format!(
+            "app {app:?} sets it to {}, but {others} on {listen} set {}",
+            show(values.0),
+            show(values.1)
+        ),
+    }
+}
+
 fn servers_of(config: &Value) -> Result<Map<String, Value>, Refusal> {
     match config.pointer("/apps/http/servers") {
         None | Some(Value::Null) => Ok(Map::new()),
@@ -457,14 +470,13 @@ pub fn plan_put(
         match &shared_settings {
             Some(s) => {
                 if let Some(k) = differing_key(s, &theirs) {
-                    return Err(Refusal::Setting {
-                        key: k.clone(),
-                        app: m.clone(),
-                        others: names(&apps_on(&routes)),
-                        listen: desc.clone(),
-                        mine: show(theirs.get(&k)),
-                        theirs: show(s.get(&k)),
-                    });
+                    return Err(setting_clash(
+                        &k,
+                        m,
+                        &names(&apps_on(&routes)),
+                        &desc,
+                        (theirs.get(&k), s.get(&k)),
+                    ));
                 }
             }
             None => shared_settings = Some(theirs),
@@ -531,14 +543,13 @@ pub fn plan_put(
                 None => "a route not written by kata".to_owned(),
             })
             .collect();
-        return Err(Refusal::Setting {
-            key: k.clone(),
-            app: app.to_owned(),
-            others: names(&on),
-            listen: desc,
-            mine: show(my_settings.get(&k)),
-            theirs: show(s.get(&k)),
-        });
+        return Err(setting_clash(
+            &k,
+            app,
+            &names(&on),
+            &desc,
+            (my_settings.get(&k), s.get(&k)),
+        ));
     }
 
     // The routes as they should be.

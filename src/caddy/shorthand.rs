@@ -23,8 +23,9 @@
 //!
 //! A server object without any of these keys is returned unchanged.
 //!
-//! Caddy 2.6.2 (the version on these hosts) rejects `stream_close_delay` on
-//! `reverse_proxy` ("unknown field"; it arrived in 2.7), so none is added.
+//! `stream_close_delay` is not added here: the deploy adds it when it writes
+//! the part, and leaves it out on Caddy 2.6, which rejects it ("unknown
+//! field"; it arrived in 2.7).
 
 use super::CaddyError;
 use serde_json::{Map, Value, json};
@@ -48,7 +49,7 @@ struct Https {
 /// Expands kata's shorthand keys of an app's `caddy:` server object (after
 /// variable expansion) into a server object Caddy accepts. Pure.
 pub fn expand(server: Value, app: &str) -> Result<Value, CaddyError> {
-    let _ = app; // the server is stored under apps.http.servers.<app>; nothing in it needs the name
+    let _ = app; // the app's part gets its name (@id) when it is written; nothing here needs it
     let mut obj = match server {
         Value::Object(m) => m,
         other => {

@@ -60,16 +60,7 @@ pub fn summarize(name: &str, on: &str, server: &Value, kata_app: bool) -> Server
     if let Some(errors) = server.get("errors") {
         walk(errors, &mut hosts, &mut upstreams);
     }
-    let listen = server
-        .get("listen")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let listen = super::shared::listen_of(server);
     ServerSummary {
         name: name.to_owned(),
         kata_app,

@@ -439,3 +439,66 @@ fn entries_list_each_part() {
     );
     assert_eq!(list[1].view, app_server(&listen, Some("b.test"), "y:1"));
 }
+
+#[test]
+fn routes_kata_did_not_write_keep_their_place_and_their_hosts() {
+    let listen = [":80"];
+    let (_, mut c) = deploy(
+        &Value::Null,
+        "a",
+        &app_server(&listen, Some("a.test"), "x:1"),
+    );
+    // someone added a host route and a catch-all route by hand
+    let routes = c["apps"]["http"]["servers"]["kata.80"]["routes"]
+        .as_array_mut()
+        .unwrap();
+    routes.push(json!({"match": [{"host": ["hand.test"]}], "handle": []}));
+    routes.push(json!({"handle": [{"handler": "static_response"}]}));
+    let hand = c["apps"]["http"]["servers"]["kata.80"]["routes"].clone();
+    // a new host app goes before the hand-made catch-all
+    let (plan, after) = deploy(&c, "b", &app_server(&listen, Some("b.test"), "y:1"));
+    assert_eq!(
+        plan.calls[0].path,
+        "/config/apps/http/servers/kata.80/routes/2"
+    );
+    let ids = shared_routes(&after, "kata.80");
+    assert_eq!(ids, ["kata.a", "-", "kata.b", "-"]);
+    let now = &after["apps"]["http"]["servers"]["kata.80"]["routes"];
+    assert_eq!(now[1], hand[1]);
+    assert_eq!(now[3], hand[2]);
+    // their host is taken, and so is the catch-all
+    let e = plan_put(
+        "c",
+        &app_server(&listen, Some("hand.test"), "z:1"),
+        &after,
+        &no_apps,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Refusal::HostTaken { ref owner, .. } if owner == "a route not written by kata"),
+        "{e}"
+    );
+    assert!(matches!(
+        plan_put("c", &app_server(&listen, None, "z:1"), &after, &no_apps),
+        Err(Refusal::CatchAllTaken { .. })
+    ));
+    // removing the apps leaves the hand-made routes (and so the server)
+    let c2 = apply(&after, &plan_remove("b", &after).unwrap());
+    let c3 = apply(&c2, &plan_remove("a", &c2).unwrap());
+    assert_eq!(
+        c3["apps"]["http"]["servers"]["kata.80"]["routes"],
+        json!([hand[1], hand[2]])
+    );
+}
+
+#[test]
+fn call_pointers() {
+    let call = |p: &str| Call::new("POST", p.into(), None).pointer();
+    assert_eq!(call("/config/").as_deref(), Some(""));
+    assert_eq!(call("/config/apps/http/").as_deref(), Some("/apps/http"));
+    assert_eq!(
+        call("/config/apps/http/servers").as_deref(),
+        Some("/apps/http/servers")
+    );
+    assert_eq!(call("/id/kata.a"), None);
+}
