@@ -92,6 +92,8 @@ pub fn rerun_in_netns(test: &str) {
         "{test} in its own network namespace failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
+    // what the inner test measured and printed
+    eprint!("{stderr}");
 }
 
 /// Whether this process runs inside [`rerun_in_netns`].
