@@ -209,7 +209,7 @@ fn hung_engine_fails_the_push_within_its_limit_and_frees_the_lock() {
     // The hook is gone and its lock with it: the next deploy may take it.
     let lock = std::fs::OpenOptions::new()
         .write(true)
-        .open(kata.path(format!("state/apps/{name}/deploy.lock")))
+        .open(kata.path(format!("state/locks/{name}.lock")))
         .unwrap();
     lock.try_lock().expect("the app's deploy lock is free");
     drop(lock);
