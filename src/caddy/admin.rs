@@ -408,7 +408,8 @@ impl Admin {
         }
     }
 
-    fn is_kata_app(&self, name: &str) -> bool {
+    /// Whether `name` is an app kata knows (it has state or a repo here).
+    pub fn is_kata_app(&self, name: &str) -> bool {
         self.paths.as_ref().is_some_and(|p| {
             crate::names::is_app_name(name) && (p.state(name).is_dir() || p.repo(name).is_dir())
         })

@@ -79,8 +79,12 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
     let rows: Vec<ServerSummary> = admin
         .parts()?
         .iter()
-        // a deploy key sees its own apps' parts, not other apps' or hand-made servers
-        .filter(|e| crate::audit::is_admin() || e.part && crate::audit::visible(&e.name))
+        // a deploy key sees its own apps' parts, not other apps' or hand-made
+        // ones (even one whose name matches its patterns)
+        .filter(|e| {
+            crate::audit::is_admin()
+                || e.part && crate::audit::visible(&e.name) && admin.is_kata_app(&e.name)
+        })
         .map(|e| summarize(&e.name, &e.server, &e.view, e.part))
         .collect();
     if json {

@@ -487,17 +487,24 @@ impl Drop for Backend {
 /// `GET path` on 127.0.0.1:`port` with `Host: host`; returns the status, the
 /// response head (status line and headers) and the body.
 pub fn http_get(port: u16, host: &str, path: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    try_http_get(port, host, path).unwrap_or_else(|e| panic!("GET {path} on 127.0.0.1:{port}: {e}"))
+}
+
+/// [`http_get`], with a failed connection as an error: what waiting loops
+/// use, since a Caddy reload may reset a connection that arrives just then.
+pub fn try_http_get(port: u16, host: &str, path: &str) -> std::io::Result<(u16, String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    )?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read response");
-    parse_response(&raw)
+    s.read_to_end(&mut raw)?;
+    if raw.is_empty() {
+        return Err(std::io::Error::other("closed without a response"));
+    }
+    Ok(parse_response(&raw))
 }
 
 fn parse_response(raw: &[u8]) -> (u16, String, String) {
@@ -538,13 +545,8 @@ fn dechunk(mut s: &str) -> String {
 pub fn wait_routed(port: u16, host: &str, body: &str) {
     wait_for(
         &format!("{host} on 127.0.0.1:{port} to answer {body:?}"),
-        Duration::from_secs(10),
-        || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok() && {
-                let (status, _, got) = http_get(port, host, "/");
-                status == 200 && got == body
-            }
-        },
+        Duration::from_secs(30),
+        || try_http_get(port, host, "/").is_ok_and(|(status, _, got)| status == 200 && got == body),
     );
 }
 
