@@ -17,6 +17,7 @@
 //! port's connections between servers. Addresses holding placeholders
 //! (`{env.PORT}`) cannot be judged here and are left to Caddy.
 
+use super::shared::listen_of;
 use serde_json::{Map, Value};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -262,19 +263,6 @@ pub fn canonical(s: &str) -> String {
         format!("{}-{}", a.ports.0, a.ports.1)
     };
     format!("{net}/{host}:{ports}")
-}
-
-fn listen_of(server: &Value) -> Vec<String> {
-    server
-        .get("listen")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// One of the app's addresses that another server already has.
