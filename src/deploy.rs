@@ -479,6 +479,13 @@ fn seed_data_dirs(src: &Path, seeds: &[(String, PathBuf)]) -> Result<(), DeployE
                 "{rel}: copied the pushed files into {}",
                 dir.display()
             ));
+        } else if plain && from.is_file() {
+            // a pushed file without a dot in its name (`./Caddyfile`)
+            std::fs::copy(&from, dir)?;
+            ui::info(format!(
+                "{rel}: copied the pushed file to {}",
+                dir.display()
+            ));
         } else {
             std::fs::create_dir(dir)?;
         }
@@ -704,6 +711,7 @@ mod tests {
         let src = d.path().join("src");
         std::fs::create_dir_all(src.join("state")).unwrap();
         std::fs::write(src.join("state/seed"), "pushed").unwrap();
+        std::fs::write(src.join("Caddyfile"), "pushed file").unwrap();
         let outside = d.path().join("outside");
         std::fs::create_dir_all(&outside).unwrap();
         std::fs::write(outside.join("secret"), "host file").unwrap();
@@ -713,6 +721,7 @@ mod tests {
             ("state".to_owned(), data.join("state")),
             ("link".to_owned(), data.join("link")),
             ("missing".to_owned(), data.join("missing")),
+            ("Caddyfile".to_owned(), data.join("Caddyfile")),
         ];
         seed_data_dirs(&src, &seeds).unwrap();
         assert_eq!(
@@ -727,6 +736,11 @@ mod tests {
             "a symlink is not followed: the directory starts empty"
         );
         assert!(data.join("missing").is_dir());
+        assert_eq!(
+            std::fs::read_to_string(data.join("Caddyfile")).unwrap(),
+            "pushed file",
+            "a pushed file is copied as a file, not replaced by a directory"
+        );
         // An existing data directory is the app's: never seeded again.
         std::fs::write(src.join("state/seed"), "pushed again").unwrap();
         seed_data_dirs(&src, &seeds).unwrap();
