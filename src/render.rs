@@ -454,7 +454,14 @@ fn render_service(
                 );
             }
         }
-        None => {}
+        None => {
+            if svc.runtime.is_none() && deploy.get("restart_policy").is_none() {
+                notes.warn(
+                    &["services", name],
+                    format!("`services.{name}` has no `restart:`; swarm restarts a task whenever it exits (compose's default is `no`: write `restart: \"no\"` to keep that, e.g. for a one-shot job)"),
+                );
+            }
+        }
     }
 
     let mut labels = match svc.extra.get("labels").map(x) {
