@@ -202,6 +202,14 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
             swarm_rollout(&mut out, name, svc, &routed, &mut notes);
         }
         crate::compat::service(target, name, svc, &mut out, &mut notes);
+        for (key, v) in &out {
+            if let Some(var) = required_unset(v) {
+                notes.err(
+                    &["services", name, key],
+                    format!("`services.{name}.{key}` requires `{var}` (`${{{var}:?…}}`), which neither the file's `environment` nor the app's config sets: set it with `kata config:set APP {var}=…`"),
+                );
+            }
+        }
         if let (Some((n, commit)), true) = (cx.release, runs_app_code(svc))
             && let Some(Json::Object(labels)) = out.get_mut("labels")
         {
@@ -615,6 +623,38 @@ fn relative_bind(cx: &Context, name: &str, i: usize, v: &mut Json, notes: &mut N
 
 /// Services whose containers run the pushed code: runtime services and those
 /// compose builds from the checkout.
+/// The first `${VAR:?…}` or `${VAR?…}` left in `v` after expansion: a
+/// variable compose would refuse to run without.
+fn required_unset(v: &Json) -> Option<String> {
+    match v {
+        Json::String(s) => {
+            let b = s.as_bytes();
+            let mut i = 0;
+            while i + 1 < b.len() {
+                match (b[i], b[i + 1]) {
+                    (b'$', b'$') => i += 2,
+                    (b'$', b'{') => {
+                        let name: String = s[i + 2..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        let rest = &s[i + 2 + name.len()..];
+                        if !name.is_empty() && (rest.starts_with(":?") || rest.starts_with('?')) {
+                            return Some(name);
+                        }
+                        i += 2;
+                    }
+                    _ => i += 1,
+                }
+            }
+            None
+        }
+        Json::Array(a) => a.iter().find_map(required_unset),
+        Json::Object(m) => m.values().find_map(required_unset),
+        _ => None,
+    }
+}
+
 pub fn runs_app_code(svc: &Service) -> bool {
     svc.runtime.is_some() || svc.extra.contains_key("build")
 }
@@ -778,6 +818,20 @@ mod tests {
             release: Some((7, "0123abc")),
         };
         (render(&spec, &cx, target), warnings)
+    }
+
+    #[test]
+    fn required_variables_left_unset_are_found() {
+        assert_eq!(
+            required_unset(&json!("${CMD:?must be set}")),
+            Some("CMD".into())
+        );
+        assert_eq!(
+            required_unset(&json!(["a", {"b": "x${V?no}"}])),
+            Some("V".into())
+        );
+        assert_eq!(required_unset(&json!("$${CMD:?literal}")), None);
+        assert_eq!(required_unset(&json!("${CMD:-d} $X ${Y}")), None);
     }
 
     #[test]
