@@ -339,6 +339,7 @@ fn run(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
         Err(e) => return Err(fail(format!(".env: {e}"))),
     };
+    let dot_env = compose_env(&dot_env);
     crate::fsutil::write_atomic_mode(&dir.join(release::COMPOSE_ENV), &dot_env, Some(0o600))?;
 
     let role = docker::swarm_role()?;
@@ -491,6 +492,24 @@ fn seed_data_dirs(src: &Path, seeds: &[(String, PathBuf)]) -> Result<(), DeployE
         }
     }
     Ok(())
+}
+
+/// The pushed `.env` as compose gets it: without the variables that steer
+/// docker or compose themselves (`DOCKER_HOST`, `COMPOSE_FILE`, ...), which
+/// docker-compose 1.29 would take from it.
+fn compose_env(dot_env: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(dot_env);
+    let mut out = String::new();
+    for line in text.lines() {
+        let key = line.trim_start();
+        let key = key.strip_prefix("export ").unwrap_or(key).trim_start();
+        if key.starts_with("DOCKER_") || key.starts_with("COMPOSE_") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.into_bytes()
 }
 
 /// Where a release's config values come from.
@@ -748,6 +767,12 @@ mod tests {
             std::fs::read_to_string(data.join("state/seed")).unwrap(),
             "pushed"
         );
+    }
+
+    #[test]
+    fn compose_env_keeps_no_variable_that_steers_docker_or_compose() {
+        let got = compose_env(b"A=1\nDOCKER_HOST=tcp://x:1\n export COMPOSE_FILE=/etc/x\n# c\nB=2");
+        assert_eq!(String::from_utf8(got).unwrap(), "A=1\n# c\nB=2\n");
     }
 
     #[test]

@@ -640,14 +640,23 @@ fn caddy(cx: &mut Check, path: &str, n: &Node) {
                     || k == "load_storage"
                     || k == "dynamic_upstreams"
                     || k == "lookup_srv";
-                if file_key {
+                if file_key || k == "forward_proxy_url" {
                     cx.refuse(v, &p, "reaches files or addresses on the host");
                     continue;
                 }
                 match (k.as_str(), v.as_str()) {
-                    ("handler", Some(h @ ("file_server" | "templates" | "exec"))) => {
+                    (
+                        "handler",
+                        Some(h @ ("file_server" | "templates" | "exec" | "acme_server")),
+                    ) => {
                         cx.refuse(v, &p, format!("`{h}` reads files on the host"));
                     }
+                    // an active health check's own address, beside the dials
+                    ("upstream", Some(_)) => {
+                        cx.refuse(v, &p, "health checks go to the app's own upstreams");
+                    }
+                    ("listen", _) => caddy_listen(cx, &p, v),
+                    ("host" | "domains", _) => caddy_hosts(cx, &p, v),
                     ("protocol", Some(proto)) if proto != "http" => {
                         cx.refuse(
                             v,
@@ -678,7 +687,63 @@ fn caddy(cx: &mut Check, path: &str, n: &Node) {
                 caddy(cx, &format!("{path}[{i}]"), it);
             }
         }
+        // Caddy fills these placeholders in at request time, with a host
+        // file's contents or Caddy's own environment.
+        Value::Str(s) if s.contains("{file.") || s.contains("{env.") => {
+            cx.refuse(
+                n,
+                path,
+                "a `{file.*}` or `{env.*}` placeholder reads the host",
+            );
+        }
         _ => {}
+    }
+}
+
+/// The strings of a scalar or a list, with their paths.
+fn each_string<'a>(path: &str, n: &'a Node) -> Vec<(String, &'a Node)> {
+    match &n.value {
+        Value::Seq(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (format!("{path}[{i}]"), it))
+            .collect(),
+        _ => vec![(path.to_owned(), n)],
+    }
+}
+
+/// A deploy key listens on TCP addresses only: a `unix/` (or `fd/`) listener
+/// makes Caddy replace whatever file is at that path.
+fn caddy_listen(cx: &mut Check, path: &str, n: &Node) {
+    for (p, it) in each_string(path, n) {
+        match it.as_str() {
+            Some(a) if !(a.starts_with("unix") || a.starts_with("fd") || a.contains('{')) => {}
+            _ => cx.refuse(
+                it,
+                &p,
+                "listen on a TCP address such as `:80` or `127.0.0.1:8080`",
+            ),
+        }
+    }
+}
+
+/// Host matchers are literal names; a placeholder would match every host
+/// and take other apps' traffic, and `*` stands only for a whole label.
+fn caddy_hosts(cx: &mut Check, path: &str, n: &Node) {
+    for (p, it) in each_string(path, n) {
+        let literal = |h: &str| {
+            !h.contains('{')
+                && h.split('.')
+                    .enumerate()
+                    .all(|(i, label)| !label.contains('*') || (label == "*" && i == 0))
+        };
+        if !it.as_str().is_some_and(literal) {
+            cx.refuse(
+                it,
+                &p,
+                "a host matcher is a literal name (or `*.` before one)",
+            );
+        }
     }
 }
 
@@ -918,6 +983,39 @@ mod tests {
             (
                 "caddy:\n  routes: [{handle: [{handler: reverse_proxy, transport: {protocol: fastcgi}, upstreams: [{dial: 'web:9000'}]}]}]\n",
                 "fastcgi",
+            ),
+            (
+                "caddy:\n  routes: [{handle: [{handler: static_response, body: '{file./etc/shadow}'}]}]\n",
+                "placeholder",
+            ),
+            (
+                "caddy:\n  routes: [{handle: [{handler: headers, request: {set: {X: ['{env.HOME}']}}}]}]\n",
+                "placeholder",
+            ),
+            (
+                "caddy:\n  routes: [{match: [{host: ['{http.request.host}']}], handle: [{handler: reverse_proxy, upstreams: [{dial: 'web:80'}]}]}]\n",
+                "host matcher",
+            ),
+            (
+                "caddy:\n  routes: [{match: [{host: ['*.*.example.com']}], handle: [{handler: reverse_proxy, upstreams: [{dial: 'web:80'}]}]}]\n",
+                "host matcher",
+            ),
+            ("caddy:\n  listen: ['unix//etc/x.sock']\n", "TCP address"),
+            (
+                "caddy:\n  domains: ['{http.request.host}']\n  service: web\n  port: 80\n",
+                "host matcher",
+            ),
+            (
+                "caddy:\n  routes: [{handle: [{handler: acme_server}]}]\n",
+                "acme_server",
+            ),
+            (
+                "caddy:\n  routes: [{handle: [{handler: reverse_proxy, transport: {protocol: http, forward_proxy_url: 'http://127.0.0.1:3128'}, upstreams: [{dial: 'web:80'}]}]}]\n",
+                "forward_proxy_url",
+            ),
+            (
+                "caddy:\n  routes: [{handle: [{handler: reverse_proxy, health_checks: {active: {upstream: 'localhost:22'}}, upstreams: [{dial: 'web:80'}]}]}]\n",
+                "upstream",
             ),
         ];
         for (body, want) in cases {
