@@ -422,6 +422,8 @@ fn run(
 
     seed_data_dirs(&src, &out.seeds)?;
     build_runtimes(paths, settings, app, n, &spec, &out, &src)?;
+    // again: the build step ran untrusted code with the code dir mounted
+    check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
 
     let previous = release::list(paths, app)?
         .into_iter()
@@ -820,6 +822,12 @@ mod tests {
         assert!(e.contains("goes through a symlink"), "{e}");
         let pg = format!("{}:/var/lib/pg", paths.data("a").join("pg").display());
         assert!(check_bind_sources(&paths, "a", &doc(&pg), &src).is_err());
+        // a secret's file a container turned into a symlink to a host file
+        std::os::unix::fs::symlink("/etc/shadow", src.join("s")).unwrap();
+        let secret = serde_json::json!({"services": {"w": {"secrets": ["s"]}}, "secrets": {"s": {"file": "./s"}}});
+        assert!(check_bind_sources(&paths, "a", &secret, &src).is_err());
+        let env_file = serde_json::json!({"services": {"w": {"env_file": "s"}}});
+        assert!(check_bind_sources(&paths, "a", &env_file, &src).is_err());
     }
 
     #[test]

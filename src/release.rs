@@ -91,13 +91,20 @@ pub fn compose_layout(file: &std::path::Path) -> Option<(PathBuf, PathBuf)> {
     Some((dir.join("src"), dir.join(COMPOSE_ENV)))
 }
 
-/// The host paths of every bind mount in a rendered compose document,
-/// relative ones resolved against `project_dir` (lexically, as compose does).
+/// The host paths of every file or directory compose hands to containers or
+/// reads itself in a rendered compose document: bind mounts, `env_file`s and
+/// the `file:` of secrets and configs, relative ones resolved against
+/// `project_dir` (lexically, as compose does).
 pub fn bind_sources(compose: &serde_json::Value, project_dir: &std::path::Path) -> Vec<PathBuf> {
     use serde_json::Value;
     let resolve = |s: &str| bind_path(s, project_dir);
+    // `env_file` and `file:` are paths even without a leading `./`
+    let file = |s: &str| match s.starts_with('/') {
+        true => resolve(s),
+        false => resolve(&format!("./{s}")),
+    };
     let services = compose.get("services").and_then(Value::as_object);
-    services
+    let mut out: Vec<PathBuf> = services
         .into_iter()
         .flat_map(|m| m.values())
         .filter_map(|svc| svc.get("volumes")?.as_array())
@@ -109,7 +116,29 @@ pub fn bind_sources(compose: &serde_json::Value, project_dir: &std::path::Path) 
             }
             _ => None,
         })
-        .collect()
+        .collect();
+    for svc in services.into_iter().flat_map(|m| m.values()) {
+        let env_files = match svc.get("env_file") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(v) => vec![v],
+            None => vec![],
+        };
+        for e in env_files {
+            let path = e.as_str().or_else(|| e.get("path")?.as_str());
+            out.extend(path.and_then(file));
+        }
+    }
+    for top in ["secrets", "configs"] {
+        for v in compose
+            .get(top)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            out.extend(v.get("file").and_then(Value::as_str).and_then(file));
+        }
+    }
+    out
 }
 
 /// A volume's host side as an absolute path (`None` for a named volume).
@@ -375,6 +404,29 @@ mod tests {
         let want: Vec<PathBuf> = ["/k/r/1/src/conf", "/srv/x", "/k/r/1/up", "/k/r/1/src/b"]
             .map(PathBuf::from)
             .into();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn bind_sources_include_env_files_and_secret_and_config_files() {
+        let doc = serde_json::json!({
+            "services": {
+                "a": {"env_file": ".env.web"},
+                "b": {"env_file": ["/abs.env", {"path": "./x/rel.env"}]}
+            },
+            "secrets": {"s": {"file": "./s"}, "e": {"environment": "E"}},
+            "configs": {"c": {"file": "conf/c.toml"}}
+        });
+        let got = bind_sources(&doc, std::path::Path::new("/k/r/1/src"));
+        let want: Vec<PathBuf> = [
+            "/k/r/1/src/.env.web",
+            "/abs.env",
+            "/k/r/1/src/x/rel.env",
+            "/k/r/1/src/s",
+            "/k/r/1/src/conf/c.toml",
+        ]
+        .map(PathBuf::from)
+        .into();
         assert_eq!(got, want);
     }
 
