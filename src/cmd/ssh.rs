@@ -543,8 +543,10 @@ pub fn git_hook(app: &str, pre_receive: bool) -> anyhow::Result<i32> {
 }
 
 /// The pre-receive hook. Admin keys and host pushes pass; a deploy key's
-/// push is refused when any pushed commit's kata-compose.yaml would reach
-/// the host (see `access::confine`), so nothing of it is stored.
+/// push is refused when the new commit of any pushed ref has a
+/// kata-compose.yaml that would reach the host (see `access::confine`), so
+/// nothing of it is stored. (Commits below a tip are stored unchecked; kata
+/// only ever deploys tips and kept releases.)
 fn check_push(app: &str) -> anyhow::Result<i32> {
     let mut input = String::new();
     std::io::stdin()
