@@ -202,9 +202,16 @@ fn run_within(
     drop(tx);
     let deadline = Instant::now() + limit;
     let group = child.id() as i32;
-    let timed_out = || {
+    // Kills the whole group (compose v2 runs under `docker`) and reaps it.
+    let timed_out = |child: &mut std::process::Child, cmd: String| {
         // SAFETY: kill(2) on the process group we created; no memory involved.
         unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = child.wait();
+        Err(DockerError::TimedOut {
+            cmd,
+            limit,
+            setting,
+        })
     };
     let mut open = 2;
     while open > 0 {
@@ -212,15 +219,7 @@ fn run_within(
             Ok(Some((pipe, bytes))) => on_output(pipe, &bytes),
             Ok(None) => open -= 1,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                timed_out();
-                let _ = child.wait();
-                return Err(DockerError::TimedOut {
-                    cmd,
-                    limit,
-                    setting,
-                });
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => return timed_out(&mut child, cmd),
         }
     }
     // Both pipes closed: the process is exiting (or detached from them).
@@ -228,15 +227,7 @@ fn run_within(
         match child.try_wait() {
             Ok(Some(status)) => return Ok(status),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                timed_out();
-                let _ = child.wait();
-                return Err(DockerError::TimedOut {
-                    cmd,
-                    limit,
-                    setting,
-                });
-            }
+            Ok(None) => return timed_out(&mut child, cmd),
             Err(source) => return Err(DockerError::Spawn { cmd, source }),
         }
     }
