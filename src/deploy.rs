@@ -382,6 +382,10 @@ fn run(
     spec.services.retain(|name, _| out.deploys(name));
     if target == Target::Stack {
         release::anchor_paths(&mut out.compose, &src);
+    } else {
+        // swarm's overlay networks come from swarm's own pool
+        crate::subnets::assign(paths, settings, app, &mut out.compose)
+            .map_err(|e| fail(e.to_string()))?;
     }
     let caddy_plan = match &out.caddy {
         Some(server) => {

@@ -449,6 +449,33 @@ pub fn parse_containers(out: &str) -> Vec<Container> {
         .collect()
 }
 
+/// Every docker network with its compose labels and IPv4/IPv6 subnets (two
+/// calls, whatever the number of networks): what subnet allocation avoids.
+pub fn networks() -> Result<Vec<crate::subnets::DockerNet>, DockerError> {
+    let ids = docker(&["network", "ls", "-q", "--no-trunc"])?;
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut args = vec![
+        "network",
+        "inspect",
+        "--format",
+        "{{.Name}}\t{{index .Labels \"com.docker.compose.project\"}}\t{{index .Labels \"com.docker.compose.network\"}}\t{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+    ];
+    args.extend(ids);
+    match docker(&args) {
+        Ok(out) => Ok(crate::subnets::parse_networks(&out)),
+        // a network removed between the two calls: ask once more
+        Err(_) => {
+            let ids = docker(&["network", "ls", "-q", "--no-trunc"])?;
+            args.truncate(4);
+            args.extend(ids.split_whitespace());
+            Ok(crate::subnets::parse_networks(&docker(&args)?))
+        }
+    }
+}
+
 /// The IP addresses of a container on each of its networks.
 pub fn container_ips(id: &str) -> Result<Vec<String>, DockerError> {
     let out = docker(&[

@@ -36,4 +36,5 @@ pub mod runtime;
 pub mod settings;
 pub mod ssh;
 pub mod state;
+pub mod subnets;
 pub mod ui;

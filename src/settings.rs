@@ -52,6 +52,10 @@ pub struct Stored {
     pub start_timeout: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_timeout: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_pool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_prefix: Option<u8>,
 }
 
 /// Effective settings: file, then environment, then defaults.
@@ -63,6 +67,10 @@ pub struct Settings {
     pub deploy_branch: Option<String>,
     pub keep_releases: usize,
     pub timeouts: Timeouts,
+    /// Where apps' compose networks get their subnets (see `subnets`),
+    /// checked where it is used.
+    pub subnet_pool: String,
+    pub subnet_prefix: u8,
 }
 
 /// How long kata waits for each kind of thing (see the `DEFAULT_*_TIMEOUT`s).
@@ -155,6 +163,12 @@ pub fn resolve(stored: &Stored, env: impl Fn(&str) -> Option<String>) -> Setting
                 ),
             }
         },
+        subnet_pool: pick("KATA_SUBNET_POOL", &stored.subnet_pool)
+            .unwrap_or_else(|| crate::subnets::DEFAULT_POOL.to_owned()),
+        subnet_prefix: env("KATA_SUBNET_PREFIX")
+            .and_then(|v| v.trim().parse().ok())
+            .or(stored.subnet_prefix)
+            .unwrap_or(crate::subnets::DEFAULT_PREFIX),
     }
 }
 

@@ -29,6 +29,12 @@ pub struct SetupArgs {
     /// How long requests in flight to old containers may take to finish, in seconds.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub drain_timeout: Option<u64>,
+    /// Where apps' compose networks get their subnets (IPv4 CIDR).
+    #[arg(long, value_name = "CIDR")]
+    pub subnet_pool: Option<String>,
+    /// Prefix length of each app network's subnet, cut from the pool.
+    #[arg(long, value_name = "N")]
+    pub subnet_prefix: Option<u8>,
 }
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
@@ -41,6 +47,13 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
             crate::git::valid_branch_name(b),
             "invalid branch name {b:?}"
         );
+    }
+    {
+        let stored = settings::load_stored(&paths)?;
+        let s = settings::resolve(&stored, |k| std::env::var(k).ok());
+        let pool = args.subnet_pool.as_deref().unwrap_or(&s.subnet_pool);
+        let pool: crate::subnets::Net = pool.parse()?;
+        crate::subnets::check_prefix(pool, args.subnet_prefix.unwrap_or(s.subnet_prefix))?;
     }
     for dir in SKELETON {
         let p = paths.root().join(dir);
@@ -76,6 +89,12 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
             *slot = value;
         }
     }
+    if let Some(v) = args.subnet_pool {
+        stored.subnet_pool = Some(v);
+    }
+    if let Some(v) = args.subnet_prefix {
+        stored.subnet_prefix = Some(v);
+    }
     if stored != before {
         settings::save_stored(&paths, &stored)?;
         println!("saved    {}", paths.settings_file().display());
@@ -95,6 +114,10 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
         t.build.as_secs(),
         t.start.as_secs(),
         t.drain.as_secs()
+    );
+    println!(
+        "app subnets:   /{} from {}",
+        s.subnet_prefix, s.subnet_pool
     );
     Ok(0)
 }
