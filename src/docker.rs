@@ -141,6 +141,9 @@ fn run_limited(
     env: &[(&str, &str)],
     on_output: impl FnMut(Pipe, &[u8]),
 ) -> Result<std::process::ExitStatus, DockerError> {
+    if !PHASE_READ.with(std::cell::Cell::get) {
+        phase::end();
+    }
     let kind = kind(program, args);
     let limit = kind.limit(&crate::settings::timeouts());
     run_within(program, args, env, limit, kind.setting(), on_output)
@@ -312,6 +315,80 @@ pub fn docker(args: &[&str]) -> Result<String, DockerError> {
     capture("docker", args)
 }
 
+thread_local! {
+    /// Set while [`phase::read`] runs its call, which must not end the phase.
+    static PHASE_READ: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// One snapshot per phase: the same read (`ps -a` of an app, a container's
+/// addresses) asked again with no other docker call in between is answered
+/// from the first answer. Any other docker call (a start, a stop, a health
+/// probe's inspect, ...) ends the phase, and so do a few seconds: a loop
+/// that waits for a change always sees docker again.
+mod phase {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    const MAX_AGE: Duration = Duration::from_secs(3);
+
+    struct Phase {
+        since: Option<Instant>,
+        reads: BTreeMap<Vec<String>, String>,
+    }
+
+    static PHASE: Mutex<Phase> = Mutex::new(Phase {
+        since: None,
+        reads: BTreeMap::new(),
+    });
+
+    fn with<T>(f: impl FnOnce(&mut Phase) -> T) -> T {
+        let mut p = PHASE.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut p)
+    }
+
+    #[cfg(test)]
+    pub fn is_empty() -> bool {
+        with(|p| p.reads.is_empty())
+    }
+
+    pub fn end() {
+        with(|p| {
+            p.since = None;
+            p.reads.clear();
+        })
+    }
+
+    /// `docker ARGS`, from this phase's answers when it was asked already.
+    pub fn read(args: &[&str]) -> Result<String, super::DockerError> {
+        read_with("docker", args)
+    }
+
+    pub(super) fn read_with(program: &str, args: &[&str]) -> Result<String, super::DockerError> {
+        let mut key: Vec<String> = vec![program.to_owned()];
+        key.extend(args.iter().map(|a| a.to_string()));
+        let hit = with(|p| match p.since {
+            Some(t) if t.elapsed() < MAX_AGE => p.reads.get(&key).cloned(),
+            _ => None,
+        });
+        if let Some(out) = hit {
+            return Ok(out);
+        }
+        super::PHASE_READ.with(|r| r.set(true));
+        let out = super::capture(program, args);
+        super::PHASE_READ.with(|r| r.set(false));
+        let out = out?;
+        with(|p| {
+            if p.since.is_none_or(|t| t.elapsed() >= MAX_AGE) {
+                p.since = Some(Instant::now());
+                p.reads.clear();
+            }
+            p.reads.insert(key, out.clone());
+        });
+        Ok(out)
+    }
+}
+
 /// Which compose CLI this host has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ComposeCli {
@@ -422,7 +499,7 @@ pub struct Container {
 
 /// Containers labelled `kata.app=<app>` (all states).
 pub fn containers(app: &str) -> Result<Vec<Container>, DockerError> {
-    let out = docker(&[
+    let out = phase::read(&[
         "ps",
         "-a",
         "--filter",
@@ -478,7 +555,7 @@ pub fn networks() -> Result<Vec<crate::subnets::DockerNet>, DockerError> {
 
 /// The IP addresses of a container on each of its networks.
 pub fn container_ips(id: &str) -> Result<Vec<String>, DockerError> {
-    let out = docker(&[
+    let out = phase::read(&[
         "inspect",
         "--format",
         "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
@@ -547,6 +624,81 @@ fn stack_container_lines(app: &str) -> Result<String, DockerError> {
     ])
 }
 
+/// Every container on this node with the labels that say whose it is: one
+/// `docker ps -a` for all apps (what `kata ls` lists from).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `ps` lines: the [`Container`] columns, then the swarm task id,
+    /// `kata.app` and `com.docker.stack.namespace`.
+    lines: Vec<String>,
+    /// Swarm tasks on this node whose desired state is `running`.
+    tasks: std::collections::HashSet<String>,
+}
+
+impl Snapshot {
+    /// Pure: from `docker ps -a` output in [`snapshot`]'s format and the
+    /// current task ids.
+    pub fn parse(ps_out: &str, task_ids: &str) -> Snapshot {
+        Snapshot {
+            lines: ps_out.lines().map(str::to_owned).collect(),
+            tasks: task_ids.split_whitespace().map(str::to_owned).collect(),
+        }
+    }
+
+    fn column(line: &str, i: usize) -> &str {
+        line.split('\t').nth(i).unwrap_or("")
+    }
+
+    /// What [`containers`] lists for `app`.
+    pub fn of_app(&self, app: &str) -> Vec<Container> {
+        let lines: Vec<&str> = self
+            .lines
+            .iter()
+            .map(String::as_str)
+            .filter(|l| Self::column(l, 7) == app)
+            .collect();
+        parse_containers(&lines.join("\n"))
+    }
+
+    /// What [`containers_of_stack`] lists for `app`.
+    pub fn of_stack(&self, app: &str) -> Vec<Container> {
+        let lines: Vec<&str> = self
+            .lines
+            .iter()
+            .map(String::as_str)
+            .filter(|l| Self::column(l, 8) == app && self.tasks.contains(Self::column(l, 6)))
+            .collect();
+        parse_containers(&lines.join("\n"))
+    }
+}
+
+/// One `docker ps -a` for every container on this node, and with `swarm`
+/// one `docker node ps` for the current tasks: a constant number of calls
+/// however many apps there are.
+pub fn snapshot(swarm: bool) -> Result<Snapshot, DockerError> {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.ID}}\t{{.Names}}\t{{.Label \"kata.service\"}}\t{{.State}}\t{{.Status}}\t{{.Label \"kata.release\"}}\t{{.Label \"com.docker.swarm.task.id\"}}\t{{.Label \"kata.app\"}}\t{{.Label \"com.docker.stack.namespace\"}}",
+    ])?;
+    // fails off a swarm manager: then no task is current
+    let tasks = if swarm {
+        docker(&[
+            "node",
+            "ps",
+            "--filter",
+            "desired-state=running",
+            "--quiet",
+            "--no-trunc",
+        ])
+        .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(Snapshot::parse(&out, &tasks))
+}
+
 /// The lines of `ps_out` (whose 7th column is the task id) for the tasks
 /// listed in `task_ids`, parsed.
 pub fn current_task_containers(ps_out: &str, task_ids: &str) -> Vec<Container> {
@@ -578,6 +730,43 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].id, "c1");
         assert!(current_task_containers(ps, "").is_empty());
+    }
+
+    #[test]
+    fn one_snapshot_serves_every_app() {
+        let ps = "c1\tshop-web-1\tweb\trunning\tUp 1 minute\t2\t\tshop\t\n\
+                  c2\tshop-web-2\tweb\texited\tExited (0)\t1\t\tshop\t\n\
+                  c3\tshopper-web-1\tweb\trunning\tUp\t1\t\tshopper\t\n\
+                  c4\tst_web.1.a\tweb\trunning\tUp\t3\ttask-new\tst\tst\n\
+                  c5\tst_web.1.b\tweb\texited\tExited (0)\t2\ttask-old\tst\tst\n\
+                  c6\tother\t\trunning\tUp\t\t\t\t\n";
+        let s = Snapshot::parse(ps, "task-new\n");
+        let ids = |cs: Vec<Container>| cs.into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.of_app("shop")), ["c1", "c2"]);
+        assert_eq!(s.of_app("shop")[0].release, Some(2));
+        assert_eq!(ids(s.of_app("shopper")), ["c3"]);
+        assert_eq!(ids(s.of_stack("st")), ["c4"]);
+        assert!(s.of_app("nope").is_empty());
+        assert!(Snapshot::parse(ps, "").of_stack("st").is_empty());
+    }
+
+    #[test]
+    fn a_phase_answers_a_repeated_read_until_another_call_ends_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("n");
+        // each run appends a line and prints how many runs there were
+        let script = format!("echo x >> {0}; wc -l < {0}", count.display());
+        let read = || phase::read_with("sh", &["-c", &script]).unwrap();
+        phase::end();
+        assert_eq!(read().trim(), "1");
+        assert_eq!(read().trim(), "1", "answered from the phase");
+        // any other call ends the phase
+        capture("sh", &["-c", "true"]).unwrap();
+        assert!(phase::is_empty());
+        assert_eq!(read().trim(), "2");
+        // and so does time
+        std::thread::sleep(Duration::from_millis(3100));
+        assert_eq!(read().trim(), "3");
     }
 
     #[test]

@@ -304,11 +304,7 @@ pub fn plan(i: &Inputs) -> Result<Plan, SubnetError> {
         cursor: i.cursor,
         ..Plan::default()
     };
-    let existing = |key: &str| {
-        i.docker
-            .iter()
-            .find(|n| n.project == i.app && n.key == key)
-    };
+    let existing = |key: &str| i.docker.iter().find(|n| n.project == i.app && n.key == key);
     // Networks an older release may still use keep their record.
     for (key, net) in i.recorded {
         if !i.wanted.contains(key) && existing(key).is_some_and(|n| n.subnets.contains(net)) {
@@ -458,7 +454,10 @@ pub fn assign(
         json.push(b'\n');
         crate::fsutil::write_atomic(&record_file(paths, app), &json)?;
     }
-    if let Some(c) = p.cursor.filter(|c| Some(*c) != read_cursor(paths, pool, prefix)) {
+    if let Some(c) = p
+        .cursor
+        .filter(|c| Some(*c) != read_cursor(paths, pool, prefix))
+    {
         crate::fsutil::write_atomic(&cursor_file(paths), format!("{c}\n").as_bytes())?;
     }
     for (key, subnets) in &p.kept {
@@ -494,7 +493,13 @@ mod tests {
     fn subnets_parse_and_print() {
         assert_eq!(n("198.18.0.0/15").to_string(), "198.18.0.0/15");
         assert_eq!(n("10.0.0.64/26").addr, u32::from_be_bytes([10, 0, 0, 64]));
-        for bad in ["198.18.0.1/15", "10.0.0.0", "10.0.0.0/33", "x/8", "fd00::/64"] {
+        for bad in [
+            "198.18.0.1/15",
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "x/8",
+            "fd00::/64",
+        ] {
             assert_eq!(
                 bad.parse::<Net>(),
                 Err(SubnetError::Parse(bad.into())),
@@ -582,7 +587,8 @@ mod tests {
              ovl: {driver: macvlan}\n  unused: {}\n",
         );
         assert_eq!(networks_to_pin(&doc), ["default", "back", "front"]);
-        let only_named = compose("services:\n  db: {image: x, networks: [back]}\nnetworks:\n  back: {}\n");
+        let only_named =
+            compose("services:\n  db: {image: x, networks: [back]}\nnetworks:\n  back: {}\n");
         assert_eq!(networks_to_pin(&only_named), ["back"]);
         let none = compose("services:\n  h: {image: x, network_mode: host}\n");
         assert!(networks_to_pin(&none).is_empty());
@@ -702,7 +708,10 @@ mod tests {
         let others = [n("10.1.0.0/24")];
         let e = plan(&inputs(&wanted, &none, &[], &others, None)).unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("10.1.0.0/24 has no free /26 left for shop's network `default`"), "{text}");
+        assert!(
+            text.contains("10.1.0.0/24 has no free /26 left for shop's network `default`"),
+            "{text}"
+        );
         assert!(text.contains("--subnet-pool"), "{text}");
     }
 
@@ -711,7 +720,10 @@ mod tests {
         let out = "bridge\t\t\t172.17.0.0/16 \nshop_default\tshop\tdefault\t198.18.0.0/26 fd00::/64 \nhost\t\t\t\n";
         let nets = parse_networks(out);
         assert_eq!(nets.len(), 3);
-        assert_eq!(nets[1], dn("shop_default", "shop", "default", &["198.18.0.0/26"]));
+        assert_eq!(
+            nets[1],
+            dn("shop_default", "shop", "default", &["198.18.0.0/26"])
+        );
         assert!(nets[2].subnets.is_empty());
     }
 }

@@ -78,28 +78,47 @@ struct AppRow {
     mode: Option<String>,
 }
 
+/// One app's row of `kata ls`, from its live release and the host's one
+/// container snapshot (pure).
+fn app_row(name: String, live: Option<&Live>, snapshot: &docker::Snapshot) -> AppRow {
+    let cs: Vec<Container> = match live.map(|l| l.mode) {
+        Some(Mode::Swarm) => snapshot.of_stack(&name),
+        _ => snapshot.of_app(&name),
+    };
+    let running = cs.iter().filter(|c| c.state == "running").count();
+    AppRow {
+        running: running > 0,
+        containers: cs.len(),
+        running_containers: running,
+        release: live.map(|l| l.release.number),
+        mode: live.map(|l| l.mode.to_string()),
+        name,
+    }
+}
+
 pub fn ls(json: bool) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
-    let mut rows = vec![];
+    let mut apps = vec![];
     for name in apps::names(&paths)
         .into_iter()
         .filter(|a| crate::audit::visible(a))
     {
         let live = apps::live(&paths, &name)?;
-        let cs: Vec<Container> = match live.as_ref().map(|l| l.mode) {
-            Some(Mode::Swarm) => docker::containers_of_stack(&name)?,
-            _ => docker::containers(&name)?,
-        };
-        let running = cs.iter().filter(|c| c.state == "running").count();
-        rows.push(AppRow {
-            running: running > 0,
-            containers: cs.len(),
-            running_containers: running,
-            release: live.as_ref().map(|l| l.release.number),
-            mode: live.as_ref().map(|l| l.mode.to_string()),
-            name,
-        });
+        apps.push((name, live));
     }
+    // one docker snapshot for all apps, whatever their number
+    let swarm = apps
+        .iter()
+        .any(|(_, l)| l.as_ref().is_some_and(|l| l.mode == Mode::Swarm));
+    let snapshot = if apps.is_empty() {
+        docker::Snapshot::default()
+    } else {
+        docker::snapshot(swarm)?
+    };
+    let rows: Vec<AppRow> = apps
+        .into_iter()
+        .map(|(name, live)| app_row(name, live.as_ref(), &snapshot))
+        .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);

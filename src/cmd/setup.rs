@@ -115,9 +115,6 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
         t.start.as_secs(),
         t.drain.as_secs()
     );
-    println!(
-        "app subnets:   /{} from {}",
-        s.subnet_prefix, s.subnet_pool
-    );
+    println!("app subnets:   /{} from {}", s.subnet_prefix, s.subnet_pool);
     Ok(0)
 }

@@ -16,5 +16,6 @@ mod render_compose;
 mod roles;
 mod runtime_signals;
 mod ssh_push;
+mod subnets;
 mod support;
 mod templates;

@@ -8,6 +8,7 @@
 
 pub mod caddy;
 pub mod images;
+pub mod private_dockerd;
 pub mod push;
 pub mod sshd;
 
