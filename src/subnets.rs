@@ -715,6 +715,47 @@ mod tests {
         assert!(text.contains("--subnet-pool"), "{text}");
     }
 
+    /// What compose v1 and v2 get: the rendered file with kata's subnets.
+    #[test]
+    fn rendered_compose_files_carry_the_subnets() {
+        let text = "services:\n  web:\n    image: busybox\n    networks: [default, back]\n  \
+                    db:\n    image: busybox\n    networks: [back, shared]\n\
+                    networks:\n  back:\n    driver_opts: {com.docker.network.bridge.enable_icc: \"true\"}\n  \
+                    shared: {external: true}\n";
+        let spec = crate::spec::parse(text).spec.expect("valid");
+        let paths = Paths::new("/home/kata");
+        let env = crate::envfile::Env::new();
+        let cx = crate::render::Context {
+            app: "shop",
+            paths: &paths,
+            config_env: &env,
+            puid: 1000,
+            pgid: 1000,
+            release: Some((3, "0123abc")),
+        };
+        for (target, name) in [
+            (crate::render::Target::V2, "v2"),
+            (crate::render::Target::V1, "v1"),
+        ] {
+            let mut out = crate::render::render(&spec, &cx, target);
+            let wanted = networks_to_pin(&out.compose);
+            assert_eq!(wanted, ["default", "back"]);
+            let p = plan(&Inputs {
+                app: "shop",
+                pool: n(DEFAULT_POOL),
+                prefix: DEFAULT_PREFIX,
+                wanted: &wanted,
+                recorded: &BTreeMap::new(),
+                docker: &[dn("bridge", "", "", &["172.17.0.0/16"])],
+                others: &[n("198.18.0.0/26")],
+                cursor: None,
+            })
+            .unwrap();
+            pin(&mut out.compose, &p.pin);
+            insta::assert_snapshot!(format!("pinned_{name}"), out.yaml());
+        }
+    }
+
     #[test]
     fn network_snapshot_lines() {
         let out = "bridge\t\t\t172.17.0.0/16 \nshop_default\tshop\tdefault\t198.18.0.0/26 fd00::/64 \nhost\t\t\t\n";
