@@ -775,3 +775,49 @@ pub fn branch(app: &str, branch: Option<&str>, unset: bool) -> anyhow::Result<i3
     println!("{b} ({why})");
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::{Release, Status};
+
+    fn live(n: u64, mode: Mode) -> Live {
+        Live {
+            release: Release {
+                number: n,
+                commit: "abc".into(),
+                created: 0,
+                status: Status::Live,
+                mode: Some(mode.to_string()),
+                note: None,
+                spec_sha256: None,
+                by: None,
+            },
+            dir: "/k/r".into(),
+            src: "/k/r/src".into(),
+            mode,
+        }
+    }
+
+    #[test]
+    fn rows_come_from_the_one_snapshot() {
+        let ps = "c1\tshop-web-1\tweb\trunning\tUp\t2\t\tshop\t\n\
+                  c2\tshop-db-1\tdb\texited\tExited (1)\t2\t\tshop\t\n\
+                  c3\tst_web.1.a\tweb\trunning\tUp\t4\ttask-a\tst\tst\n";
+        let snap = docker::Snapshot::parse(ps, "task-a");
+        let row = app_row("shop".into(), Some(&live(2, Mode::Compose)), &snap);
+        assert_eq!(
+            serde_json::to_value(&row).unwrap(),
+            serde_json::json!({"name": "shop", "running": true, "containers": 2,
+                "running_containers": 1, "release": 2, "mode": "compose"})
+        );
+        let row = app_row("st".into(), Some(&live(4, Mode::Swarm)), &snap);
+        assert_eq!((row.containers, row.running_containers), (1, 1));
+        // never deployed: no release, nothing running
+        let row = app_row("new".into(), None, &snap);
+        assert_eq!(
+            (row.running, row.containers, row.release, row.mode),
+            (false, 0, None, None)
+        );
+    }
+}
