@@ -384,7 +384,7 @@ fn run(
         release::anchor_paths(&mut out.compose, &src);
     } else {
         // swarm's overlay networks come from swarm's own pool
-        crate::subnets::assign(paths, settings, app, &mut out.compose)
+        crate::subnet_store::assign(paths, settings, app, &mut out.compose)
             .map_err(|e| fail(e.to_string()))?;
     }
     let caddy_plan = match &out.caddy {

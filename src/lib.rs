@@ -16,6 +16,7 @@ pub mod output;
 pub mod render;
 pub mod secrets;
 pub mod spec;
+pub mod subnets;
 pub mod templates;
 pub mod yaml;
 
@@ -36,5 +37,5 @@ pub mod runtime;
 pub mod settings;
 pub mod ssh;
 pub mod state;
-pub mod subnets;
+pub mod subnet_store;
 pub mod ui;

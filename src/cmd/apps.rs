@@ -492,7 +492,7 @@ pub fn rm(app: &str, force: bool, wipe: bool) -> anyhow::Result<i32> {
     let live = apps::live(&paths, &app)?;
     remove_containers(&paths, &app, live.as_ref(), wipe)?;
     // its networks are gone: their subnets may go to other apps (later)
-    crate::subnets::free(&paths, &app)?;
+    crate::subnet_store::free(&paths, &app)?;
     let settings = settings::load(&paths)?;
     if let Ok(admin) = crate::caddy::Admin::from_settings(&settings, &paths) {
         let removed = admin.lock().and_then(|_l| admin.delete_server(&app));
