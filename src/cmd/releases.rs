@@ -80,6 +80,14 @@ pub fn rollback(app: &str, to: Option<u64>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// The detached retirer a deploy starts (`kata retire APP N`).
+pub fn retire(app: &str, n: u64) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = super::app_arg(app)?;
+    crate::deploy::retire(&paths, &app, n)?;
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

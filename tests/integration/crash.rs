@@ -1,0 +1,289 @@
+//! Deploys killed with SIGKILL at each step (`KATA_TEST_PAUSE_AT` stops
+//! kata there), then the next command recovers: a real Docker engine, a real
+//! Caddy, busybox httpd apps. Each test checks the containers, the release
+//! records, what Caddy routes to, and what the push itself reported.
+
+use crate::support::caddy::{Caddy, http_get};
+use crate::support::images::{self, BUSYBOX};
+use crate::support::push::LocalApp;
+use crate::support::{Kata, docker_ok, free_port, unique, wait_for};
+use std::time::Duration;
+
+const HOST: &str = "crash.test";
+
+fn web_yaml(port: u16) -> String {
+    format!(
+        r#"services:
+  web:
+    image: {BUSYBOX}
+    command: httpd -f -p 8080 -h /app/www
+    volumes:
+      - app:/app
+    healthcheck:
+      path: /index.html
+      interval: 1
+      attempts: 30
+caddy:
+  listen: ["127.0.0.1:{port}"]
+  automatic_https: {{disable: true}}
+  routes:
+    - match: [{{host: ["{HOST}"]}}]
+      handle:
+        - handler: reverse_proxy
+          upstreams: [{{dial: "web:8080"}}]
+"#
+    )
+}
+
+struct Fixture {
+    kata: Kata,
+    _caddy: Caddy,
+    port: u16,
+    app: LocalApp,
+}
+
+fn fixture(prefix: &str) -> Fixture {
+    images::ensure_test_images();
+    let caddy = Caddy::start();
+    let kata = Kata::setup();
+    kata.args(["setup", "--caddy-admin", caddy.endpoint()])
+        .success();
+    let app = LocalApp::new(&kata, &unique(prefix));
+    let port = free_port();
+    let f = Fixture {
+        kata,
+        _caddy: caddy,
+        port,
+        app,
+    };
+    f.commit("v1");
+    f.app.push_ok();
+    assert_eq!(f.body(), "v1");
+    f
+}
+
+impl Fixture {
+    fn commit(&self, text: &str) {
+        self.app
+            .write("kata-compose.yaml", &web_yaml(self.port))
+            .write("www/index.html", text)
+            .commit(text);
+    }
+
+    fn body(&self) -> String {
+        let (status, _, body) = http_get(self.port, HOST, "/");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    fn statuses(&self) -> Vec<(u64, String)> {
+        let out = self
+            .kata
+            .args(["releases", &self.app.name, "--json"])
+            .success();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["number"].as_u64().unwrap(),
+                    r["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Every container of the app as `(id, state)`.
+    fn containers(&self) -> Vec<(String, String)> {
+        let out = docker_ok([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &format!("label=kata.app={}", self.app.name),
+            "--format",
+            "{{.ID}} {{.State}}",
+        ]);
+        let mut v: Vec<(String, String)> = out
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Pushes v2 with kata stopped at `step`, SIGKILLs the paused process
+    /// and returns the push's outcome (code, stderr).
+    fn push_killed_at(&self, step: &str) -> (Option<i32>, String) {
+        self.commit("v2");
+        let marker = self.kata.path("state/test-paused");
+        let child = self.app.push_spawn(&[("KATA_TEST_PAUSE_AT", step)]);
+        wait_for(
+            &format!("kata to pause at {step}"),
+            Duration::from_secs(120),
+            || marker.is_file(),
+        );
+        let text = std::fs::read_to_string(&marker).unwrap();
+        let (pid, at) = text.trim().split_once(' ').unwrap();
+        assert_eq!(at, step);
+        let pid: i32 = pid.parse().unwrap();
+        // SAFETY: kill(2) on a pid this test's push started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        std::fs::remove_file(&marker).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// Killed before the switch: the push fails, `kata restart` undoes the
+/// release (its containers removed, marked failed), v1 serves.
+fn undone_at(step: &str) {
+    let f = fixture(&format!("crash-{step}"));
+    let v1 = f.containers();
+    let (code, stderr) = f.push_killed_at(step);
+    assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let out = f.kata.args(["restart", &f.app.name]).success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains(&format!("release 2 was interrupted at {step}; undone")),
+        "{all}"
+    );
+    assert_eq!(f.statuses(), vec![(1, "live".into()), (2, "failed".into())]);
+    assert_eq!(f.containers(), v1, "only release 1's container is left");
+    assert_eq!(f.body(), "v1");
+    // and the app deploys again, with a fresh release number
+    f.commit("v3");
+    f.app.push_ok();
+    assert_eq!(f.body(), "v3");
+    assert_eq!(f.statuses()[2], (3, "live".into()));
+}
+
+/// Killed after the switch may have happened: the next command finishes
+/// the release (live, routed, the old container retired).
+fn finished_at(step: &str, next: &[&str]) {
+    let f = fixture(&format!("crash-{step}"));
+    let v1 = f.containers();
+    let (code, stderr) = f.push_killed_at(step);
+    assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
+    let mut args = next.to_vec();
+    args.push(&f.app.name);
+    let out = f.kata.args(&args).success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains(&format!(
+            "release 2 was interrupted at {step} after the switch; finished it"
+        )),
+        "{all}"
+    );
+    let live = if next == ["deploy"] { 3 } else { 2 };
+    let statuses = f.statuses();
+    assert_eq!(
+        statuses.iter().find(|(_, s)| s == "live").map(|(n, _)| *n),
+        Some(live),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses[1],
+        (2, if live == 2 { "live" } else { "superseded" }.into())
+    );
+    assert_eq!(f.body(), "v2", "never rolled back to v1");
+    wait_for(
+        "the old container to be retired",
+        Duration::from_secs(60),
+        || one_running_other_than(&f.containers(), &v1),
+    );
+}
+
+#[test]
+fn killed_while_building_is_undone() {
+    undone_at("build");
+}
+
+#[test]
+fn killed_after_starting_the_new_container_is_undone() {
+    undone_at("gate");
+}
+
+#[test]
+fn killed_during_the_switch_is_routed_and_finished() {
+    finished_at("switch-caddy", &["restart"]);
+}
+
+#[test]
+fn killed_before_recording_live_is_finished_by_kata_deploy() {
+    finished_at("record-live", &["deploy"]);
+}
+
+/// The background retirer killed in the drain: the push itself succeeded
+/// (traffic moved); the next command retires the old container.
+#[test]
+fn a_killed_retirer_is_finished_by_the_next_command() {
+    let f = fixture("crash-drain");
+    let v1 = f.containers();
+    let (code, stderr) = f.push_killed_at("drain");
+    assert_eq!(code, Some(0), "the switch happened:\n{stderr}");
+    assert_eq!(f.body(), "v2");
+    assert_eq!(
+        f.statuses(),
+        vec![(1, "superseded".into()), (2, "live".into())]
+    );
+    let out = f
+        .kata
+        .args(["config:set", &f.app.name, "A=1", "--no-deploy"])
+        .success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("interrupted at drain after the switch"),
+        "{all}"
+    );
+    assert!(one_running_other_than(&f.containers(), &v1));
+    assert_eq!(f.body(), "v2");
+}
+
+/// Exactly one container, running, and not one of `old`.
+fn one_running_other_than(now: &[(String, String)], old: &[(String, String)]) -> bool {
+    now.len() == 1 && now[0].1 == "running" && !old.iter().any(|(id, _)| *id == now[0].0)
+}
+
+/// A routed service with a stopped leftover container: every deploy used
+/// to leave one more stopped container behind.
+#[test]
+fn a_stopped_leftover_is_not_multiplied_by_deploys() {
+    let f = fixture("crash-leftover");
+    let name = &f.app.name;
+    docker_ok([
+        "create",
+        "--label",
+        &format!("kata.app={name}"),
+        "--label",
+        "kata.service=web",
+        "--label",
+        "kata.release=1",
+        "--label",
+        &format!("com.docker.compose.project={name}"),
+        "--label",
+        "com.docker.compose.service=web",
+        BUSYBOX,
+        "true",
+    ]);
+    for text in ["v2", "v3"] {
+        let before: Vec<(String, String)> = f
+            .containers()
+            .into_iter()
+            .filter(|(_, state)| state == "running")
+            .collect();
+        f.commit(text);
+        let out = f.app.push_ok();
+        assert!(!out.stderr.contains("could not remove"), "{}", out.stderr);
+        assert_eq!(f.body(), text);
+        wait_for("one container left", Duration::from_secs(60), || {
+            one_running_other_than(&f.containers(), &before)
+        });
+    }
+}
