@@ -290,25 +290,6 @@ pub fn pause_point(paths: &Paths, step: Step) {
     }
 }
 
-/// Marks every open step of a journal loaded from disk, for the recovery.
-pub fn close(paths: &Paths, app: &str, j: &mut Journal, end: End) -> io::Result<()> {
-    j.end = Some(end);
-    j.retirer = None;
-    save(paths, app, j)
-}
-
-/// Sets a step's state in a journal loaded from disk and writes it.
-pub fn record(
-    paths: &Paths,
-    app: &str,
-    j: &mut Journal,
-    step: Step,
-    state: State,
-) -> io::Result<()> {
-    j.set(step, state);
-    save(paths, app, j)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

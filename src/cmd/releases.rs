@@ -17,6 +17,9 @@ pub fn list(app: &str, json: bool) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
     let all = release::list(&paths, &app)?;
+    for (_, why) in release::damaged(&paths, &app)? {
+        ui::warn(format!("skipped: {why}"));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {

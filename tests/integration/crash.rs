@@ -287,3 +287,139 @@ fn a_stopped_leftover_is_not_multiplied_by_deploys() {
         });
     }
 }
+
+/// A release directory without its `release.json` (a deploy that died in
+/// its export) and one whose `release.json` is cut short: named in a clear
+/// warning, skipped by the numbering, pruned; pushes, config changes and
+/// rollbacks go on working.
+#[test]
+fn damaged_release_records_never_stick_the_app() {
+    let f = fixture("crash-damaged");
+    let name = f.app.name.clone();
+    let releases = f.kata.path(format!("state/apps/{name}/releases"));
+    std::fs::create_dir_all(releases.join("2/src/www")).unwrap();
+    std::fs::write(releases.join("2/src/www/index.html"), "half").unwrap();
+    std::fs::create_dir_all(releases.join("3")).unwrap();
+    std::fs::write(releases.join("3/release.json"), "{\"number\": 3, \"comm").unwrap();
+    let out = f.kata.args(["releases", &name]).success();
+    assert!(
+        out.stderr.contains("releases/2/release.json")
+            && out.stderr.contains("releases/3/release.json is damaged"),
+        "{}",
+        out.stderr
+    );
+    let e = f.kata.args(["rollback", &name, "3"]).failure();
+    assert!(
+        e.stderr.contains("releases/3/release.json is damaged"),
+        "{}",
+        e.stderr
+    );
+    f.commit("v2");
+    let out = f.app.push_ok();
+    assert!(
+        out.stderr.contains("release 2 is damaged and is skipped"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(f.body(), "v2");
+    assert_eq!(
+        f.statuses(),
+        vec![(1, "superseded".into()), (4, "live".into())],
+        "number 4, never a damaged one's"
+    );
+    // pruned by the deploy's cleanup (after the background retirement)
+    wait_for(
+        "the damaged dirs to be pruned",
+        Duration::from_secs(60),
+        || !releases.join("2").exists() && !releases.join("3").exists(),
+    );
+    f.kata.args(["config:set", &name, "A=1"]).success();
+    assert_eq!(f.statuses().last().unwrap(), &(5, "live".into()));
+    f.kata.args(["rollback", &name, "1"]).success();
+    assert_eq!(f.body(), "v1");
+}
+
+/// Disk full for real: the app's state on a 4 MB tmpfs. A push too big for
+/// it fails with the disk's error, its release is marked failed and its
+/// code removed (the space comes back), and the next push deploys.
+#[test]
+fn a_release_that_fills_the_disk_fails_and_gives_the_space_back() {
+    images::ensure_test_images();
+    let caddy = Caddy::start();
+    let kata = Kata::new();
+    let state = kata.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a tmpfs (the tests run as root)");
+    let _umount = crate::support::Cleanup::new({
+        let state = state.clone();
+        move || {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&state)
+                .status();
+        }
+    });
+    kata.arg("setup").success();
+    kata.args(["setup", "--caddy-admin", caddy.endpoint()])
+        .success();
+    let app = LocalApp::new(&kata, &unique("crash-full"));
+    let f = Fixture {
+        kata,
+        _caddy: caddy,
+        port: free_port(),
+        app,
+    };
+    f.commit("v1");
+    f.app.push_ok();
+    assert_eq!(f.body(), "v1");
+    let free = || {
+        let out = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&state)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = free();
+    // 6 MB of pseudo-random hex: more than the disk holds
+    let mut x: u64 = 1;
+    let big: String = (0..6 * 1024 * 1024 / 16)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            format!("{x:016x}")
+        })
+        .collect();
+    f.app.write("www/big.txt", &big);
+    f.commit("v2");
+    let out = f.app.push_fails();
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(f.body(), "v1");
+    assert_eq!(f.statuses(), vec![(1, "live".into()), (2, "failed".into())]);
+    assert!(
+        free() + 64 * 1024 >= before,
+        "the failed release's code is removed: {} free, {before} before",
+        free()
+    );
+    f.app.remove("www/big.txt");
+    f.commit("v3");
+    f.app.push_ok();
+    assert_eq!(f.body(), "v3");
+    assert_eq!(f.statuses().last().unwrap(), &(3, "live".into()));
+}
