@@ -700,7 +700,7 @@ fn run(
 
     seed_data_dirs(&src, &out.seeds)?;
     rec.step(Step::Build, || {
-        build_runtimes(paths, settings, app, n, &spec, &out, &src)
+        build_runtimes(paths, settings, app, &spec, &out, &src, rec)
     })?;
     // again: the build step ran untrusted code with the code dir mounted
     check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
@@ -810,10 +810,10 @@ fn build_runtimes(
     paths: &Paths,
     settings: &Settings,
     app: &str,
-    n: u64,
     spec: &AppSpec,
     out: &render::Rendered,
     src: &Path,
+    rec: &Recorder,
 ) -> Result<(), DeployError> {
     let mut seen: Vec<Runtime> = vec![];
     for (name, svc) in &spec.services {
@@ -840,7 +840,7 @@ fn build_runtimes(
         if !spec.build_commands.is_empty() {
             env.push(("KATA_BUILD_COMMANDS".into(), spec.build_commands.join("\n")));
         }
-        let env_file = release::dir(paths, app, n).join("build.env");
+        let env_file = release::dir(paths, app, rec.release()).join("build.env");
         let (puid, pgid) = ids();
         let run = build_run(
             app,
@@ -860,6 +860,15 @@ fn build_runtimes(
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let args = run.args;
+        rec.update(|j| {
+            j.add_argv(
+                Step::Build,
+                ["docker".to_owned()]
+                    .into_iter()
+                    .chain(args.iter().cloned())
+                    .collect(),
+            )
+        })?;
         let result = docker::stream("docker", &args, &env);
         let _ = std::fs::remove_file(&env_file);
         result.map_err(|e| match e {

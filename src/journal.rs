@@ -146,6 +146,14 @@ impl Journal {
         }
     }
 
+    /// Adds one command to a step's plan (a build step per runtime).
+    pub fn add_argv(&mut self, step: Step, argv: Vec<String>) {
+        match self.steps.iter_mut().find(|e| e.step == step) {
+            Some(e) => e.argv.push(argv),
+            None => self.plan(step, vec![argv]),
+        }
+    }
+
     pub fn state(&self, step: Step) -> State {
         self.steps
             .iter()

@@ -97,18 +97,6 @@ pub fn switched<'a>(
         .collect()
 }
 
-fn compose_cmd(
-    cli: ComposeCli,
-    app: &str,
-    file: &Path,
-    spec: &AppSpec,
-    rest: &[&str],
-) -> Result<(), DeployError> {
-    let (program, args) = cli.argv(app, file, &with_build(spec, rest));
-    docker::stream(&program, &args, &[])?;
-    Ok(())
-}
-
 /// `up` builds the images of services that have a `build:`.
 fn with_build<'a>(spec: &AppSpec, rest: &[&'a str]) -> Vec<&'a str> {
     let mut rest: Vec<&str> = rest.to_vec();
@@ -144,12 +132,13 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
     let routed = r.routed();
     let switch = switched(r.spec, &routed, &before);
     let retiring = retiring(&before, &switch);
+    let start = plan_start(cli, r.app, r.file, r.spec, &before, &switch);
     r.journal.update(|j| {
         j.mode = Some(Mode::Compose.to_string());
         j.old_ids = old_ids.iter().cloned().collect();
         j.switched = switch.iter().map(|s| (*s).to_owned()).collect();
         j.retiring = retiring.iter().map(|c| c.id.clone()).collect();
-        j.plan(Step::StartNew, start_argv(cli, r, &before, &switch));
+        j.plan(Step::StartNew, start.argv());
         j.plan(Step::RetireOld, retire_argv(&retiring));
     })?;
     ui::step(format!(
@@ -166,7 +155,7 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
         }
     ));
 
-    let attempt = start_and_route(r, cli, &before, &old_ids, &switch);
+    let attempt = start_and_route(r, &start, &old_ids, &switch);
     if let Err(e) = attempt {
         let e = with_missing_images(e, r.file);
         r.journal.fail_open(&e)?;
@@ -240,61 +229,87 @@ fn retiring<'a>(before: &'a [Container], switch: &[&str]) -> Vec<&'a Container> 
         .collect()
 }
 
-/// The commands the start step runs, planned from the snapshot `before`.
-fn start_argv(
+/// The start step's commands, planned from the snapshot `before`. Pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartPlan {
+    /// `up` of the services that do not switch (all of them when none does).
+    pub up: Option<Vec<String>>,
+    /// Stopped leftovers of switched services, removed first: `up --scale`
+    /// would start them again, and they serve nothing.
+    pub stale: Vec<String>,
+    /// One `up --no-recreate --scale` per switched service.
+    pub scale: Vec<Vec<String>>,
+}
+
+impl StartPlan {
+    /// Every command, each an argv (program first), in the order they run.
+    pub fn argv(&self) -> Vec<Vec<String>> {
+        let mut out: Vec<Vec<String>> = self.up.iter().cloned().collect();
+        if !self.stale.is_empty() {
+            let rm = ["docker", "rm", "-f"].map(String::from);
+            out.push(rm.into_iter().chain(self.stale.iter().cloned()).collect());
+        }
+        out.extend(self.scale.iter().cloned());
+        out
+    }
+}
+
+pub fn plan_start(
     cli: ComposeCli,
-    r: &Rollout,
+    app: &str,
+    file: &Path,
+    spec: &AppSpec,
     before: &[Container],
     switch: &[&str],
-) -> Vec<Vec<String>> {
-    let argv = |rest: Vec<String>| {
-        let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-        let (program, mut args) = cli.argv(r.app, r.file, &with_build(r.spec, &rest));
+) -> StartPlan {
+    let argv = |rest: &[&str]| {
+        let (program, mut args) = cli.argv(app, file, &with_build(spec, rest));
         args.insert(0, program);
         args
     };
-    let others: Vec<String> = r
-        .spec
+    let others: Vec<&str> = spec
         .services
         .keys()
-        .filter(|s| !switch.contains(&s.as_str()))
-        .cloned()
+        .map(String::as_str)
+        .filter(|s| !switch.contains(s))
         .collect();
-    let mut out = vec![];
-    if switch.is_empty() {
-        out.push(argv(vec![
-            "up".into(),
-            "-d".into(),
-            "--remove-orphans".into(),
-        ]));
+    let up = if switch.is_empty() {
+        Some(argv(&["up", "-d", "--remove-orphans"]))
     } else if !others.is_empty() {
-        let mut rest: Vec<String> = ["up", "-d", "--no-deps", "--remove-orphans"]
-            .map(String::from)
-            .into();
-        rest.extend(others);
-        out.push(argv(rest));
-    }
+        let mut rest = vec!["up", "-d", "--no-deps", "--remove-orphans"];
+        rest.extend(&others);
+        Some(argv(&rest))
+    } else {
+        None
+    };
+    let mut stale = vec![];
+    let mut scale = vec![];
     for s in switch {
-        let running = before
+        let (running, stopped): (Vec<&Container>, Vec<&Container>) = before
             .iter()
-            .filter(|c| &c.service == s && c.state == "running")
-            .count();
-        let wanted = r.spec.services[*s].instances.unwrap_or(1) as usize;
-        out.push(argv(
-            [
-                "up",
-                "-d",
-                "--no-deps",
-                "--no-recreate",
-                "--scale",
-                &format!("{s}={}", running + wanted),
-                s,
-            ]
-            .map(String::from)
-            .into(),
-        ));
+            .filter(|c| c.service == *s)
+            .partition(|c| c.state == "running");
+        stale.extend(stopped.iter().map(|c| c.id.clone()));
+        let wanted = spec.services[*s].instances.unwrap_or(1) as usize;
+        let n = format!("{s}={}", running.len() + wanted);
+        scale.push(argv(&[
+            "up",
+            "-d",
+            "--no-deps",
+            "--no-recreate",
+            "--scale",
+            &n,
+            s,
+        ]));
     }
-    out
+    StartPlan { up, stale, scale }
+}
+
+/// Runs one planned argv, its output streamed.
+fn run_argv(argv: &[String]) -> Result<(), DeployError> {
+    let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+    docker::stream(&argv[0], &args, &[])?;
+    Ok(())
 }
 
 /// `docker stop` (the containers' own grace period), then `docker rm -f`.
@@ -367,8 +382,7 @@ pub fn restore_previous(
 
 fn start_and_route(
     r: &Rollout,
-    cli: ComposeCli,
-    before: &[Container],
+    start: &StartPlan,
     old_ids: &BTreeSet<String>,
     switch: &[&str],
 ) -> Result<(), DeployError> {
@@ -380,54 +394,17 @@ fn start_and_route(
         .filter(|s| !switch.contains(s))
         .collect();
     r.journal.begin(Step::StartNew)?;
-    if switch.is_empty() {
-        compose_cmd(
-            cli,
-            r.app,
-            r.file,
-            r.spec,
-            &["up", "-d", "--remove-orphans"],
-        )?;
-    } else if !others.is_empty() {
-        let mut rest = vec!["up", "-d", "--no-deps", "--remove-orphans"];
-        rest.extend(&others);
-        compose_cmd(cli, r.app, r.file, r.spec, &rest)?;
+    if let Some(up) = &start.up {
+        run_argv(up)?;
     }
     gate_new(r, old_ids, &others)?;
-
-    for s in switch {
-        // Stopped leftovers would be started again by `up`; they serve nothing.
-        let stale: Vec<&str> = before
-            .iter()
-            .filter(|c| &c.service == s && c.state != "running")
-            .map(|c| c.id.as_str())
-            .collect();
-        if !stale.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(&stale);
-            docker::docker(&args)?;
-        }
-        let running = before
-            .iter()
-            .filter(|c| &c.service == s && c.state == "running")
-            .count();
-        let wanted = r.spec.services[*s].instances.unwrap_or(1) as usize;
-        let scale = format!("{s}={}", running + wanted);
-        compose_cmd(
-            cli,
-            r.app,
-            r.file,
-            r.spec,
-            &[
-                "up",
-                "-d",
-                "--no-deps",
-                "--no-recreate",
-                "--scale",
-                &scale,
-                s,
-            ],
-        )?;
+    if !start.stale.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(start.stale.iter().map(String::as_str));
+        docker::docker(&args)?;
+    }
+    for scale in &start.scale {
+        run_argv(scale)?;
     }
     r.journal.done(Step::StartNew)?;
     r.journal.begin(Step::Gate)?;
@@ -1015,6 +992,44 @@ mod tests {
         ];
         assert_eq!(switched(&spec, &routed, &before), vec!["web"]);
         assert!(switched(&spec, &routed, &[container("web", "exited")]).is_empty());
+    }
+
+    #[test]
+    fn the_start_step_is_planned_from_the_snapshot() {
+        let spec = crate::spec::parse(
+            "services:\n  web:\n    image: a\n    instances: 2\n  db:\n    image: b\n",
+        )
+        .spec
+        .unwrap();
+        let file = Path::new("/k/state/apps/shop/releases/4/docker-compose.yaml");
+        let before = vec![
+            container("web", "running"),
+            container("web", "exited"),
+            container("db", "running"),
+        ];
+        let plan = plan_start(ComposeCli::V2, "shop", file, &spec, &before, &["web"]);
+        let argv: Vec<String> = plan.argv().iter().map(|a| a.join(" ")).collect();
+        let rel = "/k/state/apps/shop/releases/4";
+        let compose = format!(
+            "docker compose -p shop -f {rel}/docker-compose.yaml --project-directory {rel}/src --env-file {rel}/compose.env"
+        );
+        assert_eq!(
+            argv,
+            [
+                format!("{compose} up -d --no-deps --remove-orphans db"),
+                "docker rm -f web-exited".to_owned(),
+                format!("{compose} up -d --no-deps --no-recreate --scale web=3 web"),
+            ]
+        );
+        // nothing to switch: one plain `up`
+        let plan = plan_start(ComposeCli::V1, "shop", file, &spec, &before, &[]);
+        assert_eq!(plan.scale.len() + plan.stale.len(), 0);
+        assert!(
+            plan.up
+                .unwrap()
+                .join(" ")
+                .starts_with("docker-compose -p shop")
+        );
     }
 
     #[test]
