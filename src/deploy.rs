@@ -420,6 +420,9 @@ fn recorded_caddy(
 /// finishes release `n`'s deploy (drain, stop with the full grace period,
 /// remove, clean up). Nothing to do when a command got there first.
 pub fn retire(paths: &Paths, app: &str, n: u64) -> Result<(), DeployError> {
+    if !release::dir(paths, app, n).is_dir() {
+        return Ok(()); // the app was removed meanwhile
+    }
     let _lock = crate::lock::exclusive(&paths.app_lock(app), || {})?;
     let open = journal::load(paths, app, n)?.is_some_and(|j| j.end.is_none());
     if !open {
