@@ -220,30 +220,43 @@ fn killed_before_recording_live_is_finished_by_kata_deploy() {
     finished_at("record-live", &["deploy"]);
 }
 
-/// The background retirer killed in the drain: the push itself succeeded
-/// (traffic moved); the next command retires the old container.
-#[test]
-fn a_killed_retirer_is_finished_by_the_next_command() {
-    let f = fixture("crash-drain");
+/// The background retirer killed at `step`: the push itself succeeded
+/// (traffic moved); `next` finishes the retirement.
+fn retirer_killed_at(step: &str, next: &[&str]) {
+    let f = fixture(&format!("crash-{step}"));
     let v1 = f.containers();
-    let (code, stderr) = f.push_killed_at("drain");
+    let (code, stderr) = f.push_killed_at(step);
     assert_eq!(code, Some(0), "the switch happened:\n{stderr}");
     assert_eq!(f.body(), "v2");
     assert_eq!(
         f.statuses(),
         vec![(1, "superseded".into()), (2, "live".into())]
     );
-    let out = f
-        .kata
-        .args(["config:set", &f.app.name, "A=1", "--no-deploy"])
-        .success();
+    let mut args = next.to_vec();
+    args.insert(1, &f.app.name);
+    let out = f.kata.args(&args).success();
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(
-        all.contains("interrupted at drain after the switch"),
+        all.contains(&format!("interrupted at {step} after the switch")),
         "{all}"
     );
     assert!(one_running_other_than(&f.containers(), &v1));
     assert_eq!(f.body(), "v2");
+}
+
+#[test]
+fn a_retirer_killed_while_draining_is_finished_by_config_set() {
+    retirer_killed_at("drain", &["config:set", "A=1", "--no-deploy"]);
+}
+
+#[test]
+fn a_retirer_killed_before_stopping_is_finished_by_restart() {
+    retirer_killed_at("retire-old", &["restart"]);
+}
+
+#[test]
+fn killed_before_the_new_containers_start_is_undone() {
+    undone_at("start-new");
 }
 
 /// Exactly one container, running, and not one of `old`.

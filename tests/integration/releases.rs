@@ -298,9 +298,15 @@ fn data_service_survives_three_deploys() {
             }
         }
     }
-    // Only the newest two releases are kept (the live one and one before).
-    let kept: Vec<u64> = f.statuses().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(kept, vec![2, 3]);
+    // Only the newest two releases are kept (the live one and one before),
+    // once the deploy's cleanup (after the background retirement) ran.
+    wait_for("old releases to be pruned", Duration::from_secs(60), || {
+        f.statuses()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<u64>>()
+            == [2, 3]
+    });
     let dirs = std::fs::read_dir(f.kata.path(format!("state/apps/{}/releases", f.app.name)))
         .unwrap()
         .count();
