@@ -187,11 +187,13 @@ fn deploy_release(
     }
 }
 
-/// Marks release `n` failed with the first line of `why` and removes its
-/// code (re-exported from git when needed), so a failure for lack of space
-/// gives the space back.
+/// Marks release `n` failed with the first line of `why`. A failure for
+/// lack of space also removes its code (it is in git), so the space comes
+/// back at once and the record can be written.
 fn mark_failed(paths: &Paths, app: &str, n: u64, why: &str) {
-    let _ = std::fs::remove_dir_all(release::src(paths, app, n));
+    if why.contains("No space left on device") {
+        let _ = std::fs::remove_dir_all(release::src(paths, app, n));
+    }
     if let Ok(mut rel) = release::load(paths, app, n) {
         rel.status = Status::Failed;
         rel.note = Some(why.lines().next().unwrap_or_default().to_owned());
