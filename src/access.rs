@@ -185,6 +185,7 @@ pub const COMMANDS: &[(&str, Class)] = &[
     ("ssh:remove", Class::HostOnly),
     ("ssh-serve", Class::HostOnly),
     ("git-hook", Class::HostOnly),
+    ("retire", Class::HostOnly),
     ("validate", Class::HostOnly),
     ("render", Class::HostOnly),
     ("init", Class::HostOnly),

@@ -71,6 +71,10 @@ pub enum Command {
         #[arg(long)]
         pre_receive: bool,
     },
+    /// Finishes a deploy's retirement of old containers in the background
+    /// (started by the deploy, detached from the push).
+    #[command(name = "retire", hide = true)]
+    Retire { app: String, release: u64 },
     /// Show the audit log: every SSH command and push, refusals included.
     Audit {
         /// Only events about this app.

@@ -4,9 +4,11 @@
 //! Any failure leaves the previous release serving and is an error.
 
 use crate::caddy;
-use crate::docker::{self, ComposeCli, DockerError, SwarmRole};
+use crate::docker::{self, ComposeCli, SwarmRole};
 use crate::envfile;
+use crate::journal::{self, End, Journal, Recorder, Step};
 use crate::paths::Paths;
+use crate::recovery;
 use crate::release::{self, Release, Status};
 use crate::render::{self, Target};
 use crate::rollout;
@@ -15,29 +17,8 @@ use crate::spec::{self, AppSpec, Runtime};
 use crate::state::{self, Mode};
 use crate::ui;
 use std::path::{Path, PathBuf};
-use thiserror::Error;
 
-#[derive(Debug, Error)]
-pub enum DeployError {
-    #[error("{0}")]
-    Failed(String),
-    #[error(transparent)]
-    Docker(#[from] DockerError),
-    #[error(transparent)]
-    Caddy(#[from] caddy::CaddyError),
-    #[error(transparent)]
-    Git(#[from] crate::git::GitError),
-    #[error(transparent)]
-    Settings(#[from] settings::SettingsError),
-    #[error(transparent)]
-    Config(#[from] envfile::ReadError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
-
-pub(crate) fn fail(msg: impl Into<String>) -> DeployError {
-    DeployError::Failed(msg.into())
-}
+pub use crate::deploy_error::{DeployError, fail};
 
 /// Where a deploy's mode came from, for the progress line.
 pub fn choose_mode(
@@ -69,25 +50,63 @@ pub fn deploy_new_release(paths: &Paths, app: &str, commit: &str) -> Result<u64,
     let settings = settings::load(paths)?;
     // before any code lands on disk
     crate::paths::secure(paths)?;
-    let existing = release::list(paths, app)?;
-    let n = release::next_number(&existing);
-    let src = release::src(paths, app, n);
+    recover(paths, app)?;
+    let n = release::next_number_on_disk(paths, app)?;
+    let rec = begin(paths, app, n, commit, None)?;
     logged(paths, app, n, || {
         ui::step(format!(
             "Preparing release {n} of {app} ({})",
             short(commit)
         ));
-        crate::git::export_tree(&paths.repo(app), commit, &src)?;
-        deploy_release(
-            paths,
-            &settings,
-            app,
-            n,
-            commit,
-            None,
-            ConfigSource::Current,
-        )
+        deploy_release(paths, &settings, app, &rec, ConfigSource::Current, || {
+            crate::git::export_tree(&paths.repo(app), commit, &release::src(paths, app, n))
+                .map_err(DeployError::from)
+        })
     })
+}
+
+/// Every step a deploy plans, in order (argv are added once known).
+const STEPS: [Step; 9] = [
+    Step::Prepare,
+    Step::Build,
+    Step::StartNew,
+    Step::Gate,
+    Step::SwitchCaddy,
+    Step::RecordLive,
+    Step::Drain,
+    Step::RetireOld,
+    Step::Cleanup,
+];
+
+/// Records release `n` pending, with its journal, before anything of it is
+/// on disk: a deploy that dies from here on leaves a record to recover.
+fn begin<'a>(
+    paths: &'a Paths,
+    app: &'a str,
+    n: u64,
+    commit: &str,
+    note: Option<String>,
+) -> Result<Recorder<'a>, DeployError> {
+    let rel = Release {
+        number: n,
+        commit: commit.to_owned(),
+        created: release::now(),
+        status: Status::Pending,
+        mode: None,
+        note,
+        spec_sha256: None,
+        by: crate::audit::actor(),
+    };
+    let dir = release::dir(paths, app, n);
+    let record = |e: std::io::Error| {
+        fail(format!(
+            "cannot record release {n} in {}: {e}",
+            dir.display()
+        ))
+    };
+    release::save(paths, app, &rel).map_err(record)?;
+    let previous = release::live(&release::list(paths, app)?).map(|r| r.number);
+    Recorder::new(paths, app, Journal::new(n, previous, &STEPS)).map_err(record)
 }
 
 /// Runs the deploy of release `n` with its output kept in its deploy log.
@@ -110,6 +129,7 @@ fn logged<T>(
 /// Deploys the live release's commit again as a new release (after a config
 /// change, or `kata deploy`).
 pub fn redeploy(paths: &Paths, app: &str) -> Result<u64, DeployError> {
+    recover(paths, app)?;
     let existing = release::list(paths, app)?;
     let Some(live) = release::live(&existing).or(existing.last()) else {
         return Err(fail(format!("{app} has no release yet: push to it first")));
@@ -118,56 +138,302 @@ pub fn redeploy(paths: &Paths, app: &str) -> Result<u64, DeployError> {
     deploy_new_release(paths, app, &commit)
 }
 
-/// Runs a release whose `src/` is in place. On failure the release is
-/// marked failed and the previous one keeps serving.
-pub fn deploy_release(
+/// Runs a recorded pending release: `prepare` puts its `src/` in place. On
+/// failure before the switch, the release is marked failed, its code is
+/// removed (space comes back) and the previous one keeps serving.
+fn deploy_release(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    rec: &Recorder,
+    config: ConfigSource,
+    prepare: impl FnOnce() -> Result<(), DeployError>,
+) -> Result<u64, DeployError> {
+    let n = rec.release();
+    let mut rel = release::load(paths, app, n)?;
+    let previous_target = release::app_target(paths, app);
+    for (d, why) in release::damaged(paths, app)? {
+        if d != n {
+            ui::warn(format!("release {d} is damaged and is skipped ({why})"));
+        }
+    }
+    let result = rec
+        .step(Step::Prepare, prepare)
+        .and_then(|()| run(paths, settings, app, &mut rel, config, rec));
+    match result {
+        Ok(()) => {
+            if rec.get().retirer.is_none() {
+                finish_cleanup(paths, settings, app, n, rec)?;
+            }
+            ui::step(format!("Release {n} of {app} is live"));
+            Ok(n)
+        }
+        Err(e) if rec.get().done(Step::SwitchCaddy) => {
+            // Caddy routes to the new release: never undo it from here.
+            Err(fail(format!(
+                "release {n} of {app} serves, but the deploy could not finish ({e}); the next kata command for {app} finishes it"
+            )))
+        }
+        Err(e) => {
+            let _ = rec.fail_open(&e);
+            if let Some(t) = previous_target {
+                let _ = release::point_app_at(paths, app, &t);
+            }
+            mark_failed(paths, app, n, &e.to_string());
+            let _ = rec.update(|j| j.end = Some(End::Undone));
+            prune(paths, app, settings.keep_releases);
+            Err(e)
+        }
+    }
+}
+
+/// Marks release `n` failed with the first line of `why`. A failure for
+/// lack of space also removes its code (it is in git), so the space comes
+/// back at once and the record can be written.
+fn mark_failed(paths: &Paths, app: &str, n: u64, why: &str) {
+    if why.contains("No space left on device") {
+        let _ = std::fs::remove_dir_all(release::src(paths, app, n));
+    }
+    if let Ok(mut rel) = release::load(paths, app, n) {
+        rel.status = Status::Failed;
+        rel.note = Some(why.lines().next().unwrap_or_default().to_owned());
+        let _ = release::save(paths, app, &rel);
+    }
+}
+
+/// The cleanup step: orphans, unused code volumes, old releases, replaced
+/// runtime images; then the journal is closed.
+fn finish_cleanup(
     paths: &Paths,
     settings: &Settings,
     app: &str,
     n: u64,
-    commit: &str,
-    note: Option<String>,
-    config: ConfigSource,
-) -> Result<u64, DeployError> {
-    let mut rel = Release {
-        number: n,
-        commit: commit.to_owned(),
-        created: release::now(),
-        status: Status::Pending,
-        mode: None,
-        note,
-        spec_sha256: None,
-        by: crate::audit::actor(),
-    };
-    release::save(paths, app, &rel)?;
-    let previous_target = release::app_target(paths, app);
-    match run(paths, settings, app, &mut rel, config) {
-        Ok(()) => {
-            let all = release::list(paths, app)?;
-            for mut other in all
-                .into_iter()
-                .filter(|r| r.number != n && r.status == Status::Live)
-            {
-                other.status = Status::Superseded;
-                release::save(paths, app, &other)?;
-            }
-            rel.status = Status::Live;
-            release::save(paths, app, &rel)?;
-            prune(paths, app, settings.keep_releases);
-            crate::runtime::prune_replaced();
-            ui::step(format!("Release {n} of {app} is live"));
-            Ok(n)
+    rec: &Recorder,
+) -> Result<(), DeployError> {
+    rec.step(Step::Cleanup, || {
+        if let Ok(r) = release::load(paths, app, n)
+            && let Ok(spec) = recorded_spec(paths, app, &r)
+            && r.mode.as_deref() != Some("swarm")
+        {
+            rollout::cleanup(app, &spec, &release::compose_file(paths, app, n));
         }
-        Err(e) => {
-            if let Some(t) = previous_target {
-                let _ = release::point_app_at(paths, app, &t);
+        prune(paths, app, settings.keep_releases);
+        crate::runtime::prune_replaced();
+        Ok::<_, DeployError>(())
+    })?;
+    rec.update(|j| {
+        j.end = Some(End::Finished);
+        j.retirer = None;
+    })?;
+    Ok(())
+}
+
+/// Finishes or undoes every deploy of the app that did not end (its
+/// process was killed, the machine went down, its retirer died): one line
+/// each says what was done. Called under the app lock by every command that
+/// changes the app, before anything else.
+pub fn recover(paths: &Paths, app: &str) -> Result<(), DeployError> {
+    for line in recover_quietly(paths, app)? {
+        ui::step(line);
+    }
+    Ok(())
+}
+
+/// Takes the app's lock (saying so when another command holds it) and
+/// recovers any deploy that did not end: what every command that changes
+/// an app does first.
+pub fn lock_and_recover(paths: &Paths, app: &str) -> Result<crate::lock::Lock, DeployError> {
+    let lock = crate::lock::exclusive(&paths.app_lock(app), || {
+        ui::info(format!("another deploy of {app} is running; waiting"))
+    })?;
+    recover(paths, app)?;
+    Ok(lock)
+}
+
+/// [`recover`], returning the lines instead of printing them.
+pub fn recover_quietly(paths: &Paths, app: &str) -> Result<Vec<String>, DeployError> {
+    let mut lines = vec![];
+    for r in release::list(paths, app)? {
+        let journal = match journal::load(paths, app, r.number) {
+            Ok(j) => j,
+            Err(e) => {
+                // a damaged journal: the release record decides alone
+                ui::warn(e.to_string());
+                None
             }
-            rel.status = Status::Failed;
-            rel.note = Some(e.to_string().lines().next().unwrap_or_default().to_owned());
-            let _ = release::save(paths, app, &rel);
-            Err(e)
+        };
+        let open = match &journal {
+            Some(j) => j.end.is_none(),
+            None => r.status == Status::Pending,
+        };
+        if !open {
+            continue;
+        }
+        let settings = settings::load(paths)?;
+        let now = match r.mode.as_deref() {
+            Some("swarm") => docker::containers_of_stack(app)?,
+            _ => docker::containers(app)?,
+        };
+        let action = recovery::decide(r.number, journal.as_ref(), &now);
+        let previous = journal
+            .as_ref()
+            .and_then(|j| j.previous)
+            .filter(|p| *p != r.number);
+        apply(paths, &settings, app, &r, journal, &action, &now)?;
+        if action != recovery::Action::Nothing {
+            lines.push(recovery::summary(app, r.number, &action, previous));
         }
     }
+    Ok(lines)
+}
+
+/// Carries out a recovery [`recovery::Action`] for release `r`.
+fn apply(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    r: &Release,
+    journal: Option<Journal>,
+    action: &recovery::Action,
+    now: &[docker::Container],
+) -> Result<(), DeployError> {
+    let n = r.number;
+    let rec = Recorder::new(
+        paths,
+        app,
+        journal.unwrap_or_else(|| Journal::new(n, None, &STEPS)),
+    )?;
+    match action {
+        recovery::Action::Nothing => {}
+        recovery::Action::Undo {
+            remove,
+            restore_previous,
+            at,
+        } => {
+            if !remove.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(remove.iter().map(String::as_str));
+                docker::docker(&args)?;
+            }
+            let all = release::list(paths, app)?;
+            let previous = release::live(&all).filter(|p| p.number != n);
+            if let Some(p) = previous {
+                if *restore_previous {
+                    restore(paths, settings, app, p)?;
+                }
+                release::point_app_at(paths, app, &release::src(paths, app, p.number))?;
+            }
+            let why = match at {
+                Some(s) => format!("interrupted at {s}; undone by the next command"),
+                None => "interrupted before it started; undone by the next command".into(),
+            };
+            let _ = rec.fail_open(&why);
+            mark_failed(paths, app, n, &why);
+            rec.update(|j| j.end = Some(End::Undone))?;
+        }
+        recovery::Action::Finish {
+            reroute,
+            record_live,
+            retire,
+            ..
+        } => {
+            let spec = recorded_spec(paths, app, r)?;
+            let server = recorded_caddy(paths, app, n)?;
+            let routed = server
+                .as_ref()
+                .map(|s| caddy::service_dials(s, spec.services.keys()))
+                .unwrap_or_default();
+            if *reroute {
+                if let Some(server) = &server {
+                    let j = rec.get();
+                    let mode = mode_of(r);
+                    let mut addrs = rollout::addresses(app, &spec, mode)?;
+                    // switched services take traffic on the new containers only
+                    for s in &j.switched {
+                        addrs.insert(s.clone(), rollout::new_addresses(app, s, &j.old_ids)?);
+                    }
+                    rollout::put_server(paths, settings, app, server, &addrs)?;
+                }
+                rec.done(Step::SwitchCaddy)?;
+            }
+            if *record_live {
+                rec.step(Step::RecordLive, || release::mark_live(paths, app, n))?;
+            }
+            let old: Vec<&docker::Container> =
+                now.iter().filter(|c| retire.contains(&c.id)).collect();
+            if !old.is_empty() {
+                rollout::retire_now(&rec, paths, settings, &old, &routed)?;
+            }
+            finish_cleanup(paths, settings, app, n, &rec)?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts release `p`'s recorded file again and routes to its containers.
+fn restore(paths: &Paths, settings: &Settings, app: &str, p: &Release) -> Result<(), DeployError> {
+    let file = release::compose_file(paths, app, p.number);
+    let server = recorded_caddy(paths, app, p.number)?;
+    match mode_of(p) {
+        Mode::Compose => rollout::restore_previous(
+            paths,
+            settings,
+            app,
+            ComposeCli::detect()?,
+            file.is_file().then_some(file.as_path()),
+            server.as_ref(),
+        ),
+        Mode::Swarm => {
+            let f = file.display().to_string();
+            docker::stream(
+                "docker",
+                &["stack", "deploy", "--prune", "-c", &f, app],
+                &[],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn mode_of(r: &Release) -> Mode {
+    match r.mode.as_deref() {
+        Some("swarm") => Mode::Swarm,
+        _ => Mode::Compose,
+    }
+}
+
+/// The Caddy server release `n` recorded, if it routes.
+fn recorded_caddy(
+    paths: &Paths,
+    app: &str,
+    n: u64,
+) -> Result<Option<serde_json::Value>, DeployError> {
+    let file = release::caddy_file(paths, app, n);
+    match std::fs::read(&file) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| fail(format!("{} is damaged: {e}", file.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(fail(format!("{}: {e}", file.display()))),
+    }
+}
+
+/// The detached retirer (`kata retire APP N`): waits for the app lock, then
+/// finishes release `n`'s deploy (drain, stop with the full grace period,
+/// remove, clean up). Nothing to do when a command got there first.
+pub fn retire(paths: &Paths, app: &str, n: u64) -> Result<(), DeployError> {
+    if !release::dir(paths, app, n).is_dir() {
+        return Ok(()); // the app was removed meanwhile
+    }
+    let _lock = crate::lock::exclusive(&paths.app_lock(app), || {})?;
+    let open = journal::load(paths, app, n)?.is_some_and(|j| j.end.is_none());
+    if !open {
+        return Ok(());
+    }
+    for line in recover_quietly(paths, app)? {
+        ui::info(line);
+    }
+    Ok(())
 }
 
 /// The release a rollback goes back to by default: the newest one before
@@ -184,6 +450,7 @@ pub fn rollback_target(all: &[Release]) -> Option<u64> {
 /// new release, through the same zero-downtime path as a push.
 pub fn rollback(paths: &Paths, app: &str, to: Option<u64>) -> Result<u64, DeployError> {
     let settings = settings::load(paths)?;
+    recover(paths, app)?;
     let all = release::list(paths, app)?;
     if all.is_empty() {
         return Err(fail(format!("{app} has no releases")));
@@ -197,6 +464,14 @@ pub fn rollback(paths: &Paths, app: &str, to: Option<u64>) -> Result<u64, Deploy
         })?,
     };
     let Some(old) = all.iter().find(|r| r.number == to) else {
+        if let Some((_, why)) = release::damaged(paths, app)?
+            .into_iter()
+            .find(|(d, _)| *d == to)
+        {
+            return Err(fail(format!(
+                "cannot roll back to release {to} of {app}: {why}"
+            )));
+        }
         return Err(fail(format!(
             "{app} has no release {to} (see `kata releases {app}`)"
         )));
@@ -213,35 +488,40 @@ pub fn rollback(paths: &Paths, app: &str, to: Option<u64>) -> Result<u64, Deploy
                 .unwrap_or_default()
         )));
     }
-    let n = release::next_number(&all);
+    let n = release::next_number_on_disk(paths, app)?;
+    let commit = old.commit.clone();
+    let rec = begin(paths, app, n, &commit, Some(format!("rollback to {to}")))?;
     logged(paths, app, n, || {
         ui::step(format!(
             "Rolling {app} back to release {to} ({}) as release {n}",
-            short(&old.commit)
+            short(&commit)
         ));
-        crate::paths::secure(paths)?;
-        release::copy_for_rollback(paths, app, to, n)?;
-        // The code comes from git again: the old release's `src/` was mounted
-        // into its containers, which could have changed it.
-        crate::git::export_tree(&paths.repo(app), &old.commit, &release::src(paths, app, n))?;
-        deploy_release(
-            paths,
-            &settings,
-            app,
-            n,
-            &old.commit.clone(),
-            Some(format!("rollback to {to}")),
-            ConfigSource::Snapshot,
-        )
+        deploy_release(paths, &settings, app, &rec, ConfigSource::Snapshot, || {
+            crate::paths::secure(paths)?;
+            release::copy_for_rollback(paths, app, to, n)?;
+            // The code comes from git again: the old release's `src/` was
+            // mounted into its containers, which could have changed it.
+            crate::git::export_tree(&paths.repo(app), &commit, &release::src(paths, app, n))?;
+            Ok(())
+        })
     })
 }
 
+/// Removes old releases beyond `keep`, and damaged release directories (no
+/// readable `release.json`: a deploy that died or ran out of space).
 fn prune(paths: &Paths, app: &str, keep: usize) {
-    if let Ok(all) = release::list(paths, app) {
-        for n in release::to_prune(&all, keep) {
-            let _ = std::fs::remove_dir_all(release::dir(paths, app, n));
-            let _ = std::fs::remove_file(paths.deploy_log(app, n));
-        }
+    let Ok(all) = release::list(paths, app) else {
+        return;
+    };
+    let newest = all.last().map(|r| r.number).unwrap_or(0);
+    let damaged = release::damaged(paths, app).unwrap_or_default();
+    let gone = release::to_prune(&all, keep)
+        .into_iter()
+        // a damaged one newer than every record may be a deploy starting now
+        .chain(damaged.into_iter().map(|(d, _)| d).filter(|d| *d < newest));
+    for n in gone {
+        let _ = std::fs::remove_dir_all(release::dir(paths, app, n));
+        let _ = std::fs::remove_file(paths.deploy_log(app, n));
     }
 }
 
@@ -322,6 +602,7 @@ fn run(
     app: &str,
     rel: &mut Release,
     config: ConfigSource,
+    rec: &Recorder,
 ) -> Result<(), DeployError> {
     let n = rel.number;
     let src = release::src(paths, app, n);
@@ -346,6 +627,8 @@ fn run(
     let stored = state::stored_mode(paths, app)?;
     let (mode, why) = choose_mode(stored, spec.mode, role).map_err(fail)?;
     rel.mode = Some(mode.to_string());
+    release::save(paths, app, rel)?;
+    rec.update(|j| j.mode = Some(mode.to_string()))?;
     let compose = match mode {
         Mode::Compose => Some(ComposeCli::detect()?),
         Mode::Swarm => None,
@@ -425,7 +708,9 @@ fn run(
     }
 
     seed_data_dirs(&src, &out.seeds)?;
-    build_runtimes(paths, settings, app, n, &spec, &out, &src)?;
+    rec.step(Step::Build, || {
+        build_runtimes(paths, settings, app, &spec, &out, &src, rec)
+    })?;
     // again: the build step ran untrusted code with the code dir mounted
     check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
 
@@ -451,6 +736,7 @@ fn run(
         previous_file: previous_file.as_deref(),
         caddy: caddy_plan.as_ref(),
         previous_caddy: previous_caddy.as_ref(),
+        journal: rec,
     };
     match compose {
         Some(cli) => rollout::compose(&plan, cli),
@@ -533,10 +819,10 @@ fn build_runtimes(
     paths: &Paths,
     settings: &Settings,
     app: &str,
-    n: u64,
     spec: &AppSpec,
     out: &render::Rendered,
     src: &Path,
+    rec: &Recorder,
 ) -> Result<(), DeployError> {
     let mut seen: Vec<Runtime> = vec![];
     for (name, svc) in &spec.services {
@@ -563,7 +849,7 @@ fn build_runtimes(
         if !spec.build_commands.is_empty() {
             env.push(("KATA_BUILD_COMMANDS".into(), spec.build_commands.join("\n")));
         }
-        let env_file = release::dir(paths, app, n).join("build.env");
+        let env_file = release::dir(paths, app, rec.release()).join("build.env");
         let (puid, pgid) = ids();
         let run = build_run(
             app,
@@ -583,6 +869,15 @@ fn build_runtimes(
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let args = run.args;
+        rec.update(|j| {
+            j.add_argv(
+                Step::Build,
+                ["docker".to_owned()]
+                    .into_iter()
+                    .chain(args.iter().cloned())
+                    .collect(),
+            )
+        })?;
         let result = docker::stream("docker", &args, &env);
         let _ = std::fs::remove_file(&env_file);
         result.map_err(|e| match e {

@@ -264,31 +264,74 @@ pub fn save(paths: &Paths, app: &str, r: &Release) -> io::Result<()> {
 }
 
 pub fn load(paths: &Paths, app: &str, n: u64) -> io::Result<Release> {
-    let bytes = std::fs::read(dir(paths, app, n).join("release.json"))?;
-    serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    let path = dir(paths, app, n).join("release.json");
+    let bytes = std::fs::read(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is damaged: {e}", path.display()),
+        )
+    })
 }
 
-/// All releases, oldest first. Unreadable entries are skipped.
-pub fn list(paths: &Paths, app: &str) -> io::Result<Vec<Release>> {
-    let mut out = vec![];
+/// The numbers of every release directory, readable or not, oldest first.
+pub fn numbers_on_disk(paths: &Paths, app: &str) -> io::Result<Vec<u64>> {
     let rd = match std::fs::read_dir(releases_dir(paths, app)) {
         Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(e),
     };
-    for e in rd.flatten() {
-        if let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok())
-            && let Ok(r) = load(paths, app, n)
-        {
-            out.push(r);
-        }
-    }
-    out.sort_by_key(|r| r.number);
+    let mut out: Vec<u64> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    out.sort_unstable();
     Ok(out)
+}
+
+/// All releases, oldest first. Unreadable entries are skipped (see
+/// [`damaged`]).
+pub fn list(paths: &Paths, app: &str) -> io::Result<Vec<Release>> {
+    Ok(numbers_on_disk(paths, app)?
+        .into_iter()
+        .filter_map(|n| load(paths, app, n).ok())
+        .collect())
+}
+
+/// Release directories whose `release.json` is missing or unreadable (a
+/// deploy that died, or ran out of space, before writing it), each with an
+/// error naming the file.
+pub fn damaged(paths: &Paths, app: &str) -> io::Result<Vec<(u64, String)>> {
+    Ok(numbers_on_disk(paths, app)?
+        .into_iter()
+        .filter_map(|n| load(paths, app, n).err().map(|e| (n, e.to_string())))
+        .collect())
+}
+
+/// The next release's number: past every release directory, damaged ones
+/// included, so no number is ever used twice.
+pub fn next_number_on_disk(paths: &Paths, app: &str) -> io::Result<u64> {
+    Ok(numbers_on_disk(paths, app)?.last().copied().unwrap_or(0) + 1)
 }
 
 pub fn next_number(existing: &[Release]) -> u64 {
     existing.iter().map(|r| r.number).max().unwrap_or(0) + 1
+}
+
+/// Records release `n` live and every other live one superseded.
+pub fn mark_live(paths: &Paths, app: &str, n: u64) -> io::Result<()> {
+    for mut other in list(paths, app)?
+        .into_iter()
+        .filter(|r| r.number != n && r.status == Status::Live)
+    {
+        other.status = Status::Superseded;
+        save(paths, app, &other)?;
+    }
+    let mut rel = load(paths, app, n)?;
+    rel.status = Status::Live;
+    save(paths, app, &rel)?;
+    point_app_at(paths, app, &src(paths, app, n))
 }
 
 pub fn live(existing: &[Release]) -> Option<&Release> {

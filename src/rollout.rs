@@ -13,9 +13,10 @@
 //! updates with automatic rollback, and kata waits for the update to finish.
 
 use crate::caddy;
-use crate::deploy::{DeployError, fail};
+use crate::deploy_error::{DeployError, fail};
 use crate::docker::{self, ComposeCli, Container};
 use crate::health;
+use crate::journal::{Recorder, Step};
 use crate::paths::Paths;
 use crate::settings::Settings;
 use crate::spec::AppSpec;
@@ -43,6 +44,8 @@ pub struct Rollout<'a> {
     pub caddy: Option<&'a Value>,
     /// The live release's server, to route back to its containers on failure.
     pub previous_caddy: Option<&'a Value>,
+    /// The deploy's journal: each step is recorded before the next starts.
+    pub journal: &'a Recorder<'a>,
 }
 
 impl Rollout<'_> {
@@ -94,13 +97,8 @@ pub fn switched<'a>(
         .collect()
 }
 
-fn compose_cmd(
-    cli: ComposeCli,
-    app: &str,
-    file: &Path,
-    spec: &AppSpec,
-    rest: &[&str],
-) -> Result<(), DeployError> {
+/// `up` builds the images of services that have a `build:`.
+fn with_build<'a>(spec: &AppSpec, rest: &[&'a str]) -> Vec<&'a str> {
     let mut rest: Vec<&str> = rest.to_vec();
     if rest.first() == Some(&"up")
         && spec
@@ -110,9 +108,7 @@ fn compose_cmd(
     {
         rest.insert(1, "--build");
     }
-    let (program, args) = cli.argv(app, file, &rest);
-    docker::stream(&program, &args, &[])?;
-    Ok(())
+    rest
 }
 
 /// Refuses a release whose Caddy part could not be written (a host, the
@@ -135,6 +131,16 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
     let old_ids: BTreeSet<String> = before.iter().map(|c| c.id.clone()).collect();
     let routed = r.routed();
     let switch = switched(r.spec, &routed, &before);
+    let retiring = retiring(&before, &switch);
+    let start = plan_start(cli, r.app, r.file, r.spec, &before, &switch);
+    r.journal.update(|j| {
+        j.mode = Some(Mode::Compose.to_string());
+        j.old_ids = old_ids.iter().cloned().collect();
+        j.switched = switch.iter().map(|s| (*s).to_owned()).collect();
+        j.retiring = retiring.iter().map(|c| c.id.clone()).collect();
+        j.plan(Step::StartNew, start.argv());
+        j.plan(Step::RetireOld, retire_argv(&retiring));
+    })?;
     ui::step(format!(
         "Starting {} with {}{}",
         r.app,
@@ -149,45 +155,234 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
         }
     ));
 
-    let attempt = start_and_route(r, cli, &before, &old_ids, &switch);
+    let attempt = start_and_route(r, &start, &old_ids, &switch);
     if let Err(e) = attempt {
+        let e = with_missing_images(e, r.file);
+        r.journal.fail_open(&e)?;
         ui::step("Start failed; the previous release keeps serving");
         remove_new(r.app, &old_ids);
-        let e = with_missing_images(e, r.file);
-        let restore = ["up", "-d", "--remove-orphans"];
-        if let Some(prev) = r.previous_file
-            && let Err(re) = compose_cmd(cli, r.app, prev, r.spec, &restore)
-        {
-            ui::warn(format!("restoring the previous release failed too: {re}"));
-        }
-        // Services recreated in place may have come back at new addresses.
-        if let Some(prev) = r.previous_caddy
-            && let Err(re) = addresses_for(r.app, None, Mode::Compose)
-                .and_then(|addrs| put_server(r.paths, r.settings, r.app, prev, &addrs))
-                .map(|_| ())
-        {
-            ui::warn(format!("could not route the previous release again: {re}"));
-        }
+        restore_previous(
+            r.paths,
+            r.settings,
+            r.app,
+            cli,
+            r.previous_file,
+            r.previous_caddy,
+        );
         return Err(e);
     }
-
-    // The new containers are live: retire the old ones of switched services.
-    let retiring: Vec<&Container> = before
-        .iter()
-        .filter(|c| switch.contains(&c.service.as_str()))
-        .collect();
-    if !retiring.is_empty() {
-        retire(r, &retiring, &routed);
+    // Traffic has moved: the new release is the live one from here on.
+    r.journal.step(Step::RecordLive, || {
+        crate::release::mark_live(r.paths, r.app, r.journal.release())
+    })?;
+    if retiring.is_empty() {
+        for step in [Step::Drain, Step::RetireOld] {
+            r.journal.step(step, || Ok::<_, DeployError>(()))?;
+        }
+        return Ok(());
     }
-    remove_orphans(r.app, r.spec);
-    prune_code_volumes(r.app, r.file);
+    // The old containers get their full grace period in a detached kata
+    // process, so the push returns now; the next command for the app
+    // finishes the retirement if that process dies.
+    match spawn_retirer(r.paths, r.app, r.journal.release()) {
+        Ok(pid) => {
+            r.journal.update(|j| j.retirer = Some(pid))?;
+            ui::info(format!(
+                "retiring {} old container(s) in the background",
+                retiring.len()
+            ));
+        }
+        Err(e) => {
+            ui::warn(format!(
+                "cannot retire in the background ({e}); retiring now"
+            ));
+            retire_now(r.journal, r.paths, r.settings, &retiring, &routed)?;
+        }
+    }
     Ok(())
+}
+
+/// Drains and retires the old containers here and now, each step recorded.
+pub fn retire_now(
+    journal: &Recorder,
+    paths: &Paths,
+    settings: &Settings,
+    old: &[&Container],
+    routed: &[(String, u16)],
+) -> std::io::Result<()> {
+    journal.step(Step::Drain, || {
+        drain(paths, settings, old, routed);
+        Ok::<_, std::io::Error>(())
+    })?;
+    journal.step(Step::RetireOld, || {
+        stop_and_remove(old);
+        Ok::<_, std::io::Error>(())
+    })
+}
+
+/// The old containers a switch retires: the running ones of switched
+/// services (stopped leftovers are removed before the new ones start).
+fn retiring<'a>(before: &'a [Container], switch: &[&str]) -> Vec<&'a Container> {
+    before
+        .iter()
+        .filter(|c| switch.contains(&c.service.as_str()) && c.state == "running")
+        .collect()
+}
+
+/// The start step's commands, planned from the snapshot `before`. Pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartPlan {
+    /// `up` of the services that do not switch (all of them when none does).
+    pub up: Option<Vec<String>>,
+    /// Stopped leftovers of switched services, removed first: `up --scale`
+    /// would start them again, and they serve nothing.
+    pub stale: Vec<String>,
+    /// One `up --no-recreate --scale` per switched service.
+    pub scale: Vec<Vec<String>>,
+}
+
+impl StartPlan {
+    /// Every command, each an argv (program first), in the order they run.
+    pub fn argv(&self) -> Vec<Vec<String>> {
+        let mut out: Vec<Vec<String>> = self.up.iter().cloned().collect();
+        if !self.stale.is_empty() {
+            let rm = ["docker", "rm", "-f"].map(String::from);
+            out.push(rm.into_iter().chain(self.stale.iter().cloned()).collect());
+        }
+        out.extend(self.scale.iter().cloned());
+        out
+    }
+}
+
+pub fn plan_start(
+    cli: ComposeCli,
+    app: &str,
+    file: &Path,
+    spec: &AppSpec,
+    before: &[Container],
+    switch: &[&str],
+) -> StartPlan {
+    let argv = |rest: &[&str]| {
+        let (program, mut args) = cli.argv(app, file, &with_build(spec, rest));
+        args.insert(0, program);
+        args
+    };
+    let others: Vec<&str> = spec
+        .services
+        .keys()
+        .map(String::as_str)
+        .filter(|s| !switch.contains(s))
+        .collect();
+    let up = if switch.is_empty() {
+        Some(argv(&["up", "-d", "--remove-orphans"]))
+    } else if !others.is_empty() {
+        let mut rest = vec!["up", "-d", "--no-deps", "--remove-orphans"];
+        rest.extend(&others);
+        Some(argv(&rest))
+    } else {
+        None
+    };
+    let mut stale = vec![];
+    let mut scale = vec![];
+    for s in switch {
+        let (running, stopped): (Vec<&Container>, Vec<&Container>) = before
+            .iter()
+            .filter(|c| c.service == *s)
+            .partition(|c| c.state == "running");
+        stale.extend(stopped.iter().map(|c| c.id.clone()));
+        let wanted = spec.services[*s].instances.unwrap_or(1) as usize;
+        let n = format!("{s}={}", running.len() + wanted);
+        scale.push(argv(&[
+            "up",
+            "-d",
+            "--no-deps",
+            "--no-recreate",
+            "--scale",
+            &n,
+            s,
+        ]));
+    }
+    StartPlan { up, stale, scale }
+}
+
+/// Runs one planned argv, its output streamed.
+fn run_argv(argv: &[String]) -> Result<(), DeployError> {
+    let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+    docker::stream(&argv[0], &args, &[])?;
+    Ok(())
+}
+
+/// `docker stop` (the containers' own grace period), then `docker rm -f`.
+pub fn retire_argv(old: &[&Container]) -> Vec<Vec<String>> {
+    if old.is_empty() {
+        return vec![];
+    }
+    let ids = old.iter().map(|c| c.id.clone());
+    let stop = ["docker", "stop"]
+        .map(String::from)
+        .into_iter()
+        .chain(ids.clone());
+    let rm = ["docker", "rm", "-f"]
+        .map(String::from)
+        .into_iter()
+        .chain(ids);
+    vec![stop.collect(), rm.collect()]
+}
+
+/// Starts `kata retire APP N` detached from the push (own session, output
+/// to the release's deploy log); returns its pid.
+fn spawn_retirer(paths: &Paths, app: &str, n: u64) -> std::io::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(paths.deploy_log(app, n))?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["retire", app, &n.to_string()])
+        .env("KATA_ROOT", paths.root())
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    Ok(cmd.spawn()?.id())
+}
+
+/// Puts the previous release back after a failed start: its file up again,
+/// its route to its containers (services recreated in place may have come
+/// back at new addresses). Problems are warnings: the failure is the error.
+pub fn restore_previous(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    cli: ComposeCli,
+    previous_file: Option<&Path>,
+    previous_caddy: Option<&Value>,
+) {
+    let restore = ["up", "-d", "--remove-orphans"];
+    if let Some(prev) = previous_file {
+        let (program, args) = cli.argv(app, prev, &restore);
+        if let Err(re) = docker::stream(&program, &args, &[]) {
+            ui::warn(format!("restoring the previous release failed too: {re}"));
+        }
+    }
+    if let Some(prev) = previous_caddy
+        && let Err(re) = addresses_for(app, None, Mode::Compose)
+            .and_then(|addrs| put_server(paths, settings, app, prev, &addrs))
+            .map(|_| ())
+    {
+        ui::warn(format!("could not route the previous release again: {re}"));
+    }
 }
 
 fn start_and_route(
     r: &Rollout,
-    cli: ComposeCli,
-    before: &[Container],
+    start: &StartPlan,
     old_ids: &BTreeSet<String>,
     switch: &[&str],
 ) -> Result<(), DeployError> {
@@ -198,58 +393,26 @@ fn start_and_route(
         .map(String::as_str)
         .filter(|s| !switch.contains(s))
         .collect();
-    if switch.is_empty() {
-        compose_cmd(
-            cli,
-            r.app,
-            r.file,
-            r.spec,
-            &["up", "-d", "--remove-orphans"],
-        )?;
-    } else if !others.is_empty() {
-        let mut rest = vec!["up", "-d", "--no-deps", "--remove-orphans"];
-        rest.extend(&others);
-        compose_cmd(cli, r.app, r.file, r.spec, &rest)?;
+    r.journal.begin(Step::StartNew)?;
+    if let Some(up) = &start.up {
+        run_argv(up)?;
     }
     gate_new(r, old_ids, &others)?;
-
-    for s in switch {
-        // Stopped leftovers would be started again by `up`; they serve nothing.
-        let stale: Vec<&str> = before
-            .iter()
-            .filter(|c| &c.service == s && c.state != "running")
-            .map(|c| c.id.as_str())
-            .collect();
-        if !stale.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(&stale);
-            docker::docker(&args)?;
-        }
-        let running = before
-            .iter()
-            .filter(|c| &c.service == s && c.state == "running")
-            .count();
-        let wanted = r.spec.services[*s].instances.unwrap_or(1) as usize;
-        let scale = format!("{s}={}", running + wanted);
-        compose_cmd(
-            cli,
-            r.app,
-            r.file,
-            r.spec,
-            &[
-                "up",
-                "-d",
-                "--no-deps",
-                "--no-recreate",
-                "--scale",
-                &scale,
-                s,
-            ],
-        )?;
+    if !start.stale.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(start.stale.iter().map(String::as_str));
+        docker::docker(&args)?;
     }
+    for scale in &start.scale {
+        run_argv(scale)?;
+    }
+    r.journal.done(Step::StartNew)?;
+    r.journal.begin(Step::Gate)?;
     gate_new(r, old_ids, switch)?;
     check_all_up(r)?;
+    r.journal.done(Step::Gate)?;
 
+    r.journal.begin(Step::SwitchCaddy)?;
     if let Some(server) = r.caddy {
         let mut addrs = addresses(r.app, r.spec, Mode::Compose)?;
         // Switched services take traffic on their new containers only.
@@ -263,6 +426,7 @@ fn start_and_route(
         }
         route(r, server, &addrs)?;
     }
+    r.journal.done(Step::SwitchCaddy)?;
     Ok(())
 }
 
@@ -384,10 +548,9 @@ fn remove_new(app: &str, old_ids: &BTreeSet<String>) {
     }
 }
 
-/// Waits until Caddy has nothing in flight to the old containers, then stops
-/// and removes them. The new release is already live: problems here are
-/// warnings, not a failed deploy.
-fn retire(r: &Rollout, old: &[&Container], routed: &[(String, u16)]) {
+/// Waits until Caddy has nothing in flight to the old containers (at most
+/// the drain time limit).
+pub fn drain(paths: &Paths, settings: &Settings, old: &[&Container], routed: &[(String, u16)]) {
     let mut addrs: Vec<String> = vec![];
     for c in old {
         if let Some(port) = routed
@@ -406,8 +569,8 @@ fn retire(r: &Rollout, old: &[&Container], routed: &[(String, u16)]) {
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    if let Ok(admin) = caddy::Admin::from_settings(r.settings, r.paths) {
-        let limit = r.settings.timeouts.drain;
+    if let Ok(admin) = caddy::Admin::from_settings(settings, paths) {
+        let limit = settings.timeouts.drain;
         let deadline = Instant::now() + limit;
         let mut progress = health::Progress::default();
         loop {
@@ -436,18 +599,34 @@ fn retire(r: &Rollout, old: &[&Container], routed: &[(String, u16)]) {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let ids: Vec<&str> = old.iter().map(|c| c.id.as_str()).collect();
-    // `docker stop` sends SIGTERM and waits for the container's own grace
-    // period (compose sets it from `stop_grace_period`).
-    let mut stop = vec!["stop"];
-    stop.extend(&ids);
-    let mut rm = vec!["rm", "-f"];
-    rm.extend(&ids);
-    if let Err(e) = docker::docker(&stop).and_then(|_| docker::docker(&rm)) {
-        ui::warn(format!("could not remove the old containers: {e}"));
-    } else {
-        ui::info(format!("stopped {} old container(s)", ids.len()));
+}
+
+/// Stops the old containers (SIGTERM, then their own grace period, which
+/// compose sets from `stop_grace_period`) and removes them. Removed even
+/// when the stop reports a problem (one of them already gone, say), so no
+/// stopped container is left behind. The new release is already live:
+/// problems are warnings.
+pub fn stop_and_remove(old: &[&Container]) {
+    let argv = retire_argv(old);
+    let [stop, rm] = argv.as_slice() else {
+        return;
+    };
+    let run = |a: &[String]| {
+        let a: Vec<&str> = a[1..].iter().map(String::as_str).collect();
+        docker::docker(&a)
+    };
+    let _ = run(stop);
+    match run(rm) {
+        Ok(_) => ui::info(format!("stopped {} old container(s)", old.len())),
+        Err(e) => ui::warn(format!("could not remove the old containers: {e}")),
     }
+}
+
+/// After the old containers are gone: containers of services no longer in
+/// the spec, and code volumes no container uses.
+pub fn cleanup(app: &str, spec: &AppSpec, file: &Path) {
+    remove_orphans(app, spec);
+    prune_code_volumes(app, file);
 }
 
 /// Containers of services that are no longer in the spec.
@@ -476,14 +655,27 @@ fn prune_code_volumes(app: &str, file: &Path) {
     else {
         return;
     };
-    for name in out.split_whitespace() {
-        let ours = name
-            .strip_prefix(&prefix)
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if ours && !current.contains(name) {
-            let _ = docker::docker(&["volume", "rm", name]);
-        }
+    let names: Vec<&str> = out.split_whitespace().collect();
+    for name in unused_code_volumes(&prefix, &names, &current) {
+        let _ = docker::docker(&["volume", "rm", name]);
     }
+}
+
+/// The code volumes among `names` that the compose file `current` does not
+/// name. A name counts only as a whole word (`app_r1` is not in use because
+/// `app_r12` is).
+fn unused_code_volumes<'a>(prefix: &str, names: &[&'a str], current: &str) -> Vec<&'a str> {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
+    let named: BTreeSet<&str> = current.split(|c: char| !word(c)).collect();
+    names
+        .iter()
+        .copied()
+        .filter(|name| {
+            name.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                && !named.contains(name)
+        })
+        .collect()
 }
 
 /// Live container addresses of every service of the app: an entry for each
@@ -631,17 +823,35 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     check_route(r)?;
     ui::step(format!("Deploying stack {}", r.app));
     let f = r.file.display().to_string();
-    docker::stream(
-        "docker",
-        &["stack", "deploy", "--prune", "-c", &f, r.app],
-        &[],
-    )?;
-    wait_stack(r.app, r.spec)?;
-    if let Some(server) = r.caddy {
-        let addrs = addresses(r.app, r.spec, Mode::Swarm)?;
-        route(r, server, &addrs)?;
-    }
+    let argv = ["docker", "stack", "deploy", "--prune", "-c", &f, r.app].map(String::from);
+    r.journal
+        .update(|j| j.plan(Step::StartNew, vec![argv.to_vec()]))?;
+    r.journal.step(Step::StartNew, || {
+        docker::stream("docker", &argv[1..], &[]).map_err(DeployError::from)
+    })?;
+    r.journal.step(Step::Gate, || wait_stack(r.app, r.spec))?;
+    r.journal.step(Step::SwitchCaddy, || match r.caddy {
+        Some(server) => route(r, server, &addresses(r.app, r.spec, Mode::Swarm)?),
+        None => Ok(()),
+    })?;
+    r.journal.step(Step::RecordLive, || {
+        crate::release::mark_live(r.paths, r.app, r.journal.release())
+    })?;
     Ok(())
+}
+
+/// Addresses of `service`'s running containers that are not in `old_ids`
+/// (the new release's, after a switch).
+pub fn new_addresses(
+    app: &str,
+    service: &str,
+    old_ids: &[String],
+) -> Result<Vec<String>, DeployError> {
+    Ok(docker::containers(app)?
+        .into_iter()
+        .filter(|c| c.service == service && c.state == "running" && !old_ids.contains(&c.id))
+        .filter_map(|c| docker::container_ips(&c.id).ok()?.into_iter().next())
+        .collect())
 }
 
 fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
@@ -782,6 +992,71 @@ mod tests {
         ];
         assert_eq!(switched(&spec, &routed, &before), vec!["web"]);
         assert!(switched(&spec, &routed, &[container("web", "exited")]).is_empty());
+    }
+
+    #[test]
+    fn the_start_step_is_planned_from_the_snapshot() {
+        let spec = crate::spec::parse(
+            "services:\n  web:\n    image: a\n    instances: 2\n  db:\n    image: b\n",
+        )
+        .spec
+        .unwrap();
+        let file = Path::new("/k/state/apps/shop/releases/4/docker-compose.yaml");
+        let before = vec![
+            container("web", "running"),
+            container("web", "exited"),
+            container("db", "running"),
+        ];
+        let plan = plan_start(ComposeCli::V2, "shop", file, &spec, &before, &["web"]);
+        let argv: Vec<String> = plan.argv().iter().map(|a| a.join(" ")).collect();
+        let rel = "/k/state/apps/shop/releases/4";
+        let compose = format!(
+            "docker compose -p shop -f {rel}/docker-compose.yaml --project-directory {rel}/src --env-file {rel}/compose.env"
+        );
+        assert_eq!(
+            argv,
+            [
+                format!("{compose} up -d --no-deps --remove-orphans db"),
+                "docker rm -f web-exited".to_owned(),
+                format!("{compose} up -d --no-deps --no-recreate --scale web=3 web"),
+            ]
+        );
+        // nothing to switch: one plain `up`
+        let plan = plan_start(ComposeCli::V1, "shop", file, &spec, &before, &[]);
+        assert_eq!(plan.scale.len() + plan.stale.len(), 0);
+        assert!(
+            plan.up
+                .unwrap()
+                .join(" ")
+                .starts_with("docker-compose -p shop")
+        );
+    }
+
+    #[test]
+    fn code_volumes_in_use_are_whole_names() {
+        let names = ["app_app_r1", "app_app_r12", "app_app_r3", "app_app_rx"];
+        let file =
+            "volumes:\n  app:\n    name: app_app_r12\n    driver_opts: {device: /k/r/12/src}\n";
+        assert_eq!(
+            unused_code_volumes("app_app_r", &names, file),
+            vec!["app_app_r1", "app_app_r3"]
+        );
+    }
+
+    #[test]
+    fn retiring_stops_then_removes_the_running_old_containers_only() {
+        let before = vec![
+            container("web", "running"),
+            container("web", "exited"),
+            container("db", "running"),
+        ];
+        let old = retiring(&before, &["web"]);
+        let argv: Vec<String> = retire_argv(&old).iter().map(|a| a.join(" ")).collect();
+        assert_eq!(
+            argv,
+            ["docker stop web-running", "docker rm -f web-running"]
+        );
+        assert!(retire_argv(&[]).is_empty());
     }
 
     #[test]

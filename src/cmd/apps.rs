@@ -256,6 +256,7 @@ fn check_binds(paths: &Paths, app: &str, live: &Live) -> anyhow::Result<()> {
 pub fn start(app: &str) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
+    let _lock = crate::deploy::lock_and_recover(&paths, &app)?;
     let live = live(&paths, &app)?;
     check_binds(&paths, &app, &live)?;
     ui::step(format!("Starting {app}"));
@@ -284,6 +285,7 @@ pub fn start(app: &str) -> anyhow::Result<i32> {
 pub fn stop(app: &str) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
+    let _lock = crate::deploy::lock_and_recover(&paths, &app)?;
     let live = live(&paths, &app)?;
     ui::step(format!("Stopping {app}"));
     match live.mode {
@@ -312,6 +314,7 @@ pub fn stop(app: &str) -> anyhow::Result<i32> {
 pub fn restart(app: &str, service: Option<&str>) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
+    let _lock = crate::deploy::lock_and_recover(&paths, &app)?;
     let live = live(&paths, &app)?;
     if let Some(s) = service {
         known_service(&paths, &app, &live, s)?;
@@ -488,6 +491,7 @@ pub fn rm(app: &str, force: bool, wipe: bool) -> anyhow::Result<i32> {
     let _lock = lock::exclusive(&paths.app_lock(&app), || {
         ui::info(format!("waiting for a deploy of {app} to finish"))
     })?;
+    crate::deploy::recover(&paths, &app)?;
     ui::step(format!("Removing {app}"));
     let live = apps::live(&paths, &app)?;
     remove_containers(&paths, &app, live.as_ref(), wipe)?;

@@ -106,6 +106,9 @@ fn change_config(
     let _lock = lock::exclusive(&paths.app_lock(app), || {
         ui::info(format!("another deploy of {app} is running; waiting"))
     })?;
+    if apps::exists(paths, app) {
+        crate::deploy::recover(paths, app)?;
+    }
     let mut env = envfile::read_config(paths, app)?;
     let before = env.clone();
     let changed = edit(&mut env);

@@ -30,6 +30,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
             apps,
         } => ssh::serve(&key, &name, role, apps.as_deref()),
         GitHook { app, pre_receive } => ssh::git_hook(&app, pre_receive),
+        Retire { app, release } => releases::retire(&app, release),
         Audit { app, since, json } => ssh::audit(app.as_deref(), since.as_deref(), json),
         Validate {
             file,

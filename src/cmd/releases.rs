@@ -17,6 +17,9 @@ pub fn list(app: &str, json: bool) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
     let all = release::list(&paths, &app)?;
+    for (_, why) in release::damaged(&paths, &app)? {
+        ui::warn(format!("skipped: {why}"));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
@@ -77,6 +80,14 @@ pub fn rollback(app: &str, to: Option<u64>) -> anyhow::Result<i32> {
         ui::info(format!("another deploy of {app} is running; waiting"))
     })?;
     crate::deploy::rollback(&paths, &app, to)?;
+    Ok(0)
+}
+
+/// The detached retirer a deploy starts (`kata retire APP N`).
+pub fn retire(app: &str, n: u64) -> anyhow::Result<i32> {
+    let paths = Paths::from_env();
+    let app = super::app_arg(app)?;
+    crate::deploy::retire(&paths, &app, n)?;
     Ok(0)
 }
 

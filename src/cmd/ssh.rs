@@ -459,6 +459,11 @@ fn receive_pack(repo: &Path, caller: &audit::Caller) -> anyhow::Result<Outcome> 
             "error: the push was stored, but its deploy failed (see above); the previous release is still live"
         );
         out.status = 1;
+    } else if out.status == 0 && report.interrupted() {
+        eprintln!(
+            "error: the push was stored, but its deploy was interrupted (its process died); the next kata command for the app finishes or undoes it"
+        );
+        out.status = 1;
     }
     Ok(out)
 }
@@ -472,6 +477,8 @@ struct PushReport {
     refused: Option<String>,
     failed: bool,
     release: Option<u64>,
+    /// A deploy began (`deploying APP`).
+    started: bool,
 }
 
 impl PushReport {
@@ -482,10 +489,16 @@ impl PushReport {
                 Some(("refused", why)) => r.refused = Some(why.to_owned()),
                 Some(("deploy-failed", _)) => r.failed = true,
                 Some(("release", n)) => r.release = n.trim().parse().ok(),
+                Some(("deploying", _)) => r.started = true,
                 _ => {}
             }
         }
         r
+    }
+
+    /// A deploy began and its hook never said how it ended: it was killed.
+    fn interrupted(&self) -> bool {
+        self.started && !self.failed && self.release.is_none()
     }
 }
 
@@ -722,6 +735,7 @@ fn hook(app: &str) -> anyhow::Result<HookDone> {
         ));
     }
     ui::step(format!("Deploying {app} from {branch} ({short})"));
+    report(&format!("deploying {app}"));
     match crate::deploy::deploy_new_release(&paths, &app, &commit) {
         Ok(n) => Ok(HookDone::Deployed(n)),
         Err(e) => {
@@ -743,6 +757,10 @@ mod tests {
         let r = PushReport::parse("release 7\n");
         assert_eq!(r.release, Some(7));
         assert!(!r.failed && r.refused.is_none());
+        let r = PushReport::parse("deploying shop\n");
+        assert!(r.interrupted(), "a deploy that began and never ended");
+        let r = PushReport::parse("deploying shop\nrelease 8\n");
+        assert!(!r.interrupted() && r.release == Some(8));
         let r = PushReport::parse("deploy-failed shop\n");
         assert!(r.failed && r.release.is_none());
         let r = PushReport::parse("refused push refused: abc has host mounts\n");

@@ -6,6 +6,7 @@ mod caddy_edge;
 mod caddy_guard;
 mod compose_deploy;
 mod containment;
+mod crash;
 mod docker_deploy;
 mod docker_lifecycle;
 mod docker_swarm;

@@ -143,7 +143,12 @@ fn switch_fail_and_roll_back(compose: &str) {
     let loader = load(f.port, &["one", "two"], stop.clone());
     let out = f.push_version("two");
     assert!(out.stderr.contains("(blue/green: web)"), "{}", out.stderr);
-    assert!(out.stderr.contains("Draining"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("retiring 1 old container(s) in the background"),
+        "{}",
+        out.stderr
+    );
     stop.store(true, Ordering::SeqCst);
     let (requests, failures) = loader.join().unwrap();
     assert!(requests > 0);
@@ -156,14 +161,22 @@ fn switch_fail_and_roll_back(compose: &str) {
         f.statuses(),
         vec![(1, "superseded".into()), (2, "live".into())]
     );
-    // Only the new container is left.
-    let ids = docker_ok([
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=kata.app={}", f.app.name),
-    ]);
-    assert_eq!(ids.split_whitespace().count(), 1, "{ids}");
+    // Only the new container is left, once the old one is retired.
+    let count = || {
+        docker_ok([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=kata.app={}", f.app.name),
+        ])
+        .split_whitespace()
+        .count()
+    };
+    wait_for(
+        "the old container to be retired",
+        Duration::from_secs(60),
+        || count() == 1,
+    );
 
     // A release whose health check fails never takes traffic.
     f.app
@@ -285,9 +298,15 @@ fn data_service_survives_three_deploys() {
             }
         }
     }
-    // Only the newest two releases are kept (the live one and one before).
-    let kept: Vec<u64> = f.statuses().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(kept, vec![2, 3]);
+    // Only the newest two releases are kept (the live one and one before),
+    // once the deploy's cleanup (after the background retirement) ran.
+    wait_for("old releases to be pruned", Duration::from_secs(60), || {
+        f.statuses()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<u64>>()
+            == [2, 3]
+    });
     let dirs = std::fs::read_dir(f.kata.path(format!("state/apps/{}/releases", f.app.name)))
         .unwrap()
         .count();

@@ -119,6 +119,26 @@ impl LocalApp {
         }
     }
 
+    /// Starts `git push -f kata main` with `env` added and returns at once
+    /// (its output is piped: `wait_with_output` collects it).
+    pub fn push_spawn(&self, env: &[(&str, &str)]) -> std::process::Child {
+        let mut cmd = self.git(&["push", "-f", "kata", "main"]);
+        cmd.env("GIT_SSH_COMMAND", &self.wrapper);
+        for (k, v) in self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(env.iter().copied())
+        {
+            cmd.env(k, v);
+        }
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start git push")
+    }
+
     /// Pushes and panics (showing the push's output) unless it succeeds.
     pub fn push_ok(&self) -> Outcome {
         let o = self.push();

@@ -1,0 +1,438 @@
+//! Deploys killed with SIGKILL at each step (`KATA_TEST_PAUSE_AT` stops
+//! kata there), then the next command recovers: a real Docker engine, a real
+//! Caddy, busybox httpd apps. Each test checks the containers, the release
+//! records, what Caddy routes to, and what the push itself reported.
+
+use crate::support::caddy::{Caddy, http_get};
+use crate::support::images::{self, BUSYBOX};
+use crate::support::push::LocalApp;
+use crate::support::{Kata, docker_ok, free_port, unique, wait_for};
+use std::time::Duration;
+
+const HOST: &str = "crash.test";
+
+fn web_yaml(port: u16) -> String {
+    format!(
+        r#"services:
+  web:
+    image: {BUSYBOX}
+    command: httpd -f -p 8080 -h /app/www
+    volumes:
+      - app:/app
+    healthcheck:
+      path: /index.html
+      interval: 1
+      attempts: 30
+caddy:
+  listen: ["127.0.0.1:{port}"]
+  automatic_https: {{disable: true}}
+  routes:
+    - match: [{{host: ["{HOST}"]}}]
+      handle:
+        - handler: reverse_proxy
+          upstreams: [{{dial: "web:8080"}}]
+"#
+    )
+}
+
+struct Fixture {
+    kata: Kata,
+    _caddy: Caddy,
+    port: u16,
+    app: LocalApp,
+}
+
+fn fixture(prefix: &str) -> Fixture {
+    images::ensure_test_images();
+    let caddy = Caddy::start();
+    let kata = Kata::setup();
+    kata.args(["setup", "--caddy-admin", caddy.endpoint()])
+        .success();
+    let app = LocalApp::new(&kata, &unique(prefix));
+    let port = free_port();
+    let f = Fixture {
+        kata,
+        _caddy: caddy,
+        port,
+        app,
+    };
+    f.commit("v1");
+    f.app.push_ok();
+    assert_eq!(f.body(), "v1");
+    f
+}
+
+impl Fixture {
+    fn commit(&self, text: &str) {
+        self.app
+            .write("kata-compose.yaml", &web_yaml(self.port))
+            .write("www/index.html", text)
+            .commit(text);
+    }
+
+    fn body(&self) -> String {
+        let (status, _, body) = http_get(self.port, HOST, "/");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    fn statuses(&self) -> Vec<(u64, String)> {
+        let out = self
+            .kata
+            .args(["releases", &self.app.name, "--json"])
+            .success();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["number"].as_u64().unwrap(),
+                    r["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Every container of the app as `(id, state)`.
+    fn containers(&self) -> Vec<(String, String)> {
+        let out = docker_ok([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &format!("label=kata.app={}", self.app.name),
+            "--format",
+            "{{.ID}} {{.State}}",
+        ]);
+        let mut v: Vec<(String, String)> = out
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Pushes v2 with kata stopped at `step`, SIGKILLs the paused process
+    /// and returns the push's outcome (code, stderr).
+    fn push_killed_at(&self, step: &str) -> (Option<i32>, String) {
+        self.commit("v2");
+        let marker = self.kata.path("state/test-paused");
+        let child = self.app.push_spawn(&[("KATA_TEST_PAUSE_AT", step)]);
+        wait_for(
+            &format!("kata to pause at {step}"),
+            Duration::from_secs(120),
+            || marker.is_file(),
+        );
+        let text = std::fs::read_to_string(&marker).unwrap();
+        let (pid, at) = text.trim().split_once(' ').unwrap();
+        assert_eq!(at, step);
+        let pid: i32 = pid.parse().unwrap();
+        // SAFETY: kill(2) on a pid this test's push started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        std::fs::remove_file(&marker).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// Killed before the switch: the push fails, `kata restart` undoes the
+/// release (its containers removed, marked failed), v1 serves.
+fn undone_at(step: &str) {
+    let f = fixture(&format!("crash-{step}"));
+    let v1 = f.containers();
+    let (code, stderr) = f.push_killed_at(step);
+    assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let out = f.kata.args(["restart", &f.app.name]).success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains(&format!("release 2 was interrupted at {step}; undone")),
+        "{all}"
+    );
+    assert_eq!(f.statuses(), vec![(1, "live".into()), (2, "failed".into())]);
+    assert_eq!(f.containers(), v1, "only release 1's container is left");
+    assert_eq!(f.body(), "v1");
+    // and the app deploys again, with a fresh release number
+    f.commit("v3");
+    f.app.push_ok();
+    assert_eq!(f.body(), "v3");
+    assert_eq!(f.statuses()[2], (3, "live".into()));
+}
+
+/// Killed after the switch may have happened: the next command finishes
+/// the release (live, routed, the old container retired).
+fn finished_at(step: &str, next: &[&str]) {
+    let f = fixture(&format!("crash-{step}"));
+    let v1 = f.containers();
+    let (code, stderr) = f.push_killed_at(step);
+    assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
+    let mut args = next.to_vec();
+    args.push(&f.app.name);
+    let out = f.kata.args(&args).success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains(&format!(
+            "release 2 was interrupted at {step} after the switch; finished it"
+        )),
+        "{all}"
+    );
+    let live = if next == ["deploy"] { 3 } else { 2 };
+    let statuses = f.statuses();
+    assert_eq!(
+        statuses.iter().find(|(_, s)| s == "live").map(|(n, _)| *n),
+        Some(live),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses[1],
+        (2, if live == 2 { "live" } else { "superseded" }.into())
+    );
+    assert_eq!(f.body(), "v2", "never rolled back to v1");
+    wait_for(
+        "the old container to be retired",
+        Duration::from_secs(60),
+        || one_running_other_than(&f.containers(), &v1),
+    );
+}
+
+#[test]
+fn killed_while_building_is_undone() {
+    undone_at("build");
+}
+
+#[test]
+fn killed_after_starting_the_new_container_is_undone() {
+    undone_at("gate");
+}
+
+#[test]
+fn killed_during_the_switch_is_routed_and_finished() {
+    finished_at("switch-caddy", &["restart"]);
+}
+
+#[test]
+fn killed_before_recording_live_is_finished_by_kata_deploy() {
+    finished_at("record-live", &["deploy"]);
+}
+
+/// The background retirer killed at `step`: the push itself succeeded
+/// (traffic moved); `next` finishes the retirement.
+fn retirer_killed_at(step: &str, next: &[&str]) {
+    let f = fixture(&format!("crash-{step}"));
+    let v1 = f.containers();
+    let (code, stderr) = f.push_killed_at(step);
+    assert_eq!(code, Some(0), "the switch happened:\n{stderr}");
+    assert_eq!(f.body(), "v2");
+    assert_eq!(
+        f.statuses(),
+        vec![(1, "superseded".into()), (2, "live".into())]
+    );
+    let mut args = next.to_vec();
+    args.insert(1, &f.app.name);
+    let out = f.kata.args(&args).success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains(&format!("interrupted at {step} after the switch")),
+        "{all}"
+    );
+    assert!(one_running_other_than(&f.containers(), &v1));
+    assert_eq!(f.body(), "v2");
+}
+
+#[test]
+fn a_retirer_killed_while_draining_is_finished_by_config_set() {
+    retirer_killed_at("drain", &["config:set", "A=1", "--no-deploy"]);
+}
+
+#[test]
+fn a_retirer_killed_before_stopping_is_finished_by_restart() {
+    retirer_killed_at("retire-old", &["restart"]);
+}
+
+#[test]
+fn killed_before_the_new_containers_start_is_undone() {
+    undone_at("start-new");
+}
+
+/// Exactly one container, running, and not one of `old`.
+fn one_running_other_than(now: &[(String, String)], old: &[(String, String)]) -> bool {
+    now.len() == 1 && now[0].1 == "running" && !old.iter().any(|(id, _)| *id == now[0].0)
+}
+
+/// A routed service with a stopped leftover container: every deploy used
+/// to leave one more stopped container behind.
+#[test]
+fn a_stopped_leftover_is_not_multiplied_by_deploys() {
+    let f = fixture("crash-leftover");
+    let name = &f.app.name;
+    docker_ok([
+        "create",
+        "--label",
+        &format!("kata.app={name}"),
+        "--label",
+        "kata.service=web",
+        "--label",
+        "kata.release=1",
+        "--label",
+        &format!("com.docker.compose.project={name}"),
+        "--label",
+        "com.docker.compose.service=web",
+        BUSYBOX,
+        "true",
+    ]);
+    for text in ["v2", "v3"] {
+        let before: Vec<(String, String)> = f
+            .containers()
+            .into_iter()
+            .filter(|(_, state)| state == "running")
+            .collect();
+        f.commit(text);
+        let out = f.app.push_ok();
+        assert!(!out.stderr.contains("could not remove"), "{}", out.stderr);
+        assert_eq!(f.body(), text);
+        wait_for("one container left", Duration::from_secs(60), || {
+            one_running_other_than(&f.containers(), &before)
+        });
+    }
+}
+
+/// A release directory without its `release.json` (a deploy that died in
+/// its export) and one whose `release.json` is cut short: named in a clear
+/// warning, skipped by the numbering, pruned; pushes, config changes and
+/// rollbacks go on working.
+#[test]
+fn damaged_release_records_never_stick_the_app() {
+    let f = fixture("crash-damaged");
+    let name = f.app.name.clone();
+    let releases = f.kata.path(format!("state/apps/{name}/releases"));
+    std::fs::create_dir_all(releases.join("2/src/www")).unwrap();
+    std::fs::write(releases.join("2/src/www/index.html"), "half").unwrap();
+    std::fs::create_dir_all(releases.join("3")).unwrap();
+    std::fs::write(releases.join("3/release.json"), "{\"number\": 3, \"comm").unwrap();
+    let out = f.kata.args(["releases", &name]).success();
+    assert!(
+        out.stderr.contains("releases/2/release.json")
+            && out.stderr.contains("releases/3/release.json is damaged"),
+        "{}",
+        out.stderr
+    );
+    let e = f.kata.args(["rollback", &name, "3"]).failure();
+    assert!(
+        e.stderr.contains("releases/3/release.json is damaged"),
+        "{}",
+        e.stderr
+    );
+    f.commit("v2");
+    let out = f.app.push_ok();
+    assert!(
+        out.stderr.contains("release 2 is damaged and is skipped"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(f.body(), "v2");
+    assert_eq!(
+        f.statuses(),
+        vec![(1, "superseded".into()), (4, "live".into())],
+        "number 4, never a damaged one's"
+    );
+    // pruned by the deploy's cleanup (after the background retirement)
+    wait_for(
+        "the damaged dirs to be pruned",
+        Duration::from_secs(60),
+        || !releases.join("2").exists() && !releases.join("3").exists(),
+    );
+    f.kata.args(["config:set", &name, "A=1"]).success();
+    assert_eq!(f.statuses().last().unwrap(), &(5, "live".into()));
+    f.kata.args(["rollback", &name, "1"]).success();
+    assert_eq!(f.body(), "v1");
+}
+
+/// Disk full for real: the app's state on a 4 MB tmpfs. A push too big for
+/// it fails with the disk's error, its release is marked failed and its
+/// code removed (the space comes back), and the next push deploys.
+#[test]
+fn a_release_that_fills_the_disk_fails_and_gives_the_space_back() {
+    images::ensure_test_images();
+    let caddy = Caddy::start();
+    let kata = Kata::new();
+    let state = kata.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a tmpfs (the tests run as root)");
+    let _umount = crate::support::Cleanup::new({
+        let state = state.clone();
+        move || {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&state)
+                .status();
+        }
+    });
+    kata.arg("setup").success();
+    kata.args(["setup", "--caddy-admin", caddy.endpoint()])
+        .success();
+    let app = LocalApp::new(&kata, &unique("crash-full"));
+    let f = Fixture {
+        kata,
+        _caddy: caddy,
+        port: free_port(),
+        app,
+    };
+    f.commit("v1");
+    f.app.push_ok();
+    assert_eq!(f.body(), "v1");
+    let free = || {
+        let out = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&state)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = free();
+    // 6 MB of pseudo-random hex: more than the disk holds
+    let mut x: u64 = 1;
+    let big: String = (0..6 * 1024 * 1024 / 16)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            format!("{x:016x}")
+        })
+        .collect();
+    f.app.write("www/big.txt", &big);
+    f.commit("v2");
+    let out = f.app.push_fails();
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(f.body(), "v1");
+    assert_eq!(f.statuses(), vec![(1, "live".into()), (2, "failed".into())]);
+    assert!(
+        free() + 64 * 1024 >= before,
+        "the failed release's code is removed: {} free, {before} before",
+        free()
+    );
+    f.app.remove("www/big.txt");
+    f.commit("v3");
+    f.app.push_ok();
+    assert_eq!(f.body(), "v3");
+    assert_eq!(f.statuses().last().unwrap(), &(3, "live".into()));
+}
