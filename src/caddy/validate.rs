@@ -8,6 +8,7 @@
 //! A string containing `$` stands for a value that variable expansion fills
 //! in later, so it is accepted wherever a scalar (bool, port) is expected.
 
+use super::shorthand::{ISSUER_HELP, ISSUERS};
 use crate::yaml::{Node, Pos, Value};
 use std::fmt;
 
@@ -197,7 +198,7 @@ impl Checker {
         let Some(m) = self.map(
             path,
             node,
-            "a mapping {enabled, redirect, domains} or true/false",
+            "a mapping {enabled, redirect, domains, issuer} or true/false",
         ) else {
             return;
         };
@@ -206,10 +207,14 @@ impl Checker {
             match key.as_str() {
                 "enabled" | "redirect" => self.boolean(&p, val),
                 "domains" => self.strings(&p, val, "domain name"),
+                "issuer" => match &val.value {
+                    Value::Str(s) if ISSUERS.contains(&s.trim()) || is_var(&val.value) => {}
+                    _ => self.issue(&p, val.pos, ISSUER_HELP),
+                },
                 _ => self.issue(
                     &p,
                     val.pos,
-                    "unknown key in https: use enabled, redirect, domains",
+                    "unknown key in https: use enabled, redirect, domains, issuer",
                 ),
             }
         }
@@ -441,7 +446,7 @@ caddy:
         - "3:12 caddy.service: expected a service name, found a list"
         - "4:9 caddy.port: expected a port number 1-65535"
         - "5:36 caddy.https.redirect: expected true or false, found a number"
-        - "5:47 caddy.https.domain: unknown key in https: use enabled, redirect, domains"
+        - "5:47 caddy.https.domain: unknown key in https: use enabled, redirect, domains, issuer"
         "#);
         let got = issues("caddy:\n  service: web\n  routes: []\n");
         assert_eq!(got.len(), 2, "{got:?}");
