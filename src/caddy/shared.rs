@@ -901,66 +901,78 @@ pub fn plan_remove(app: &str, config: &Value) -> Result<Plan, Refusal> {
     })
 }
 
-/// One app's part on one server, for `caddy:ls`.
+/// One app's part on one server, for `caddy:ls`: borrowed from the live
+/// servers, nothing copied.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// The app (a kata part), or the server key (anything else).
-    pub name: String,
+    pub name: &'a str,
     /// The server key.
-    pub server: String,
+    pub server: &'a str,
     /// Whether this is a kata app's part (or old per-app server).
     pub part: bool,
-    /// Its own server object view.
-    pub view: Value,
+    pub listen: Vec<String>,
+    /// Its own routes: the part's, or the server's.
+    pub routes: Vec<&'a Value>,
+    /// The server's error routes.
+    pub errors: Option<&'a Value>,
 }
 
-/// Every app's part and every other server in the live config, in config
-/// order. Routes on a shared server without a kata `@id` are listed under the
-/// server's own name.
-pub fn entries(config: &Value, is_kata_app: &dyn Fn(&str) -> bool) -> Result<Vec<Entry>, Refusal> {
-    let servers = servers_of(config)?;
+/// Every app's part and every other server of `apps.http.servers` (the
+/// live `servers`), in config order. Routes on a shared server without a
+/// kata `@id` are listed under the server's own name.
+pub fn entries<'a>(
+    servers: &'a Map<String, Value>,
+    is_kata_app: &dyn Fn(&str) -> bool,
+) -> Vec<Entry<'a>> {
     let mut out = vec![];
-    for (name, s) in &servers {
+    for (name, s) in servers {
+        let listen = listen_of(s);
+        let errors = s.get("errors");
         if !is_shared(name) {
             out.push(Entry {
-                name: name.clone(),
-                server: name.clone(),
+                name,
+                server: name,
                 part: is_kata_app(name),
-                view: s.clone(),
+                listen,
+                routes: routes_of(s).iter().collect(),
+                errors,
             });
             continue;
         }
         let mut loose = vec![];
         for r in routes_of(s) {
-            let mut view = Map::new();
-            view.insert("listen".into(), json!(listen_of(s)));
-            view.extend(settings(s));
             match owner_of(r) {
-                Some(a) => {
-                    view.insert("routes".into(), Value::Array(part_routes(r)));
-                    out.push(Entry {
-                        name: a.to_owned(),
-                        server: name.clone(),
-                        part: true,
-                        view: Value::Object(view),
-                    });
-                }
-                None => loose.push(r.clone()),
+                Some(a) => out.push(Entry {
+                    name: a,
+                    server: name,
+                    part: true,
+                    listen: listen.clone(),
+                    routes: r
+                        .get("handle")
+                        .and_then(Value::as_array)
+                        .and_then(|h| h.first())
+                        .map(routes_of)
+                        .unwrap_or_default()
+                        .iter()
+                        .collect(),
+                    errors,
+                }),
+                None => loose.push(r),
             }
         }
         if !loose.is_empty() {
-            let mut view = Map::new();
-            view.insert("listen".into(), json!(listen_of(s)));
-            view.insert("routes".into(), Value::Array(loose));
             out.push(Entry {
-                name: name.clone(),
-                server: name.clone(),
+                name,
+                server: name,
                 part: false,
-                view: Value::Object(view),
+                listen,
+                routes: loose,
+                errors: None,
             });
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

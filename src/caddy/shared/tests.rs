@@ -515,11 +515,9 @@ fn entries_list_each_part() {
     );
     let (_, mut c) = deploy(&c, "b", &app_server(&listen, Some("b.test"), "y:1"));
     c["apps"]["http"]["servers"]["handmade"] = json!({"listen": ["127.0.0.1:9"]});
-    let list = entries(&c, &no_apps).unwrap();
-    let names: Vec<(&str, &str, bool)> = list
-        .iter()
-        .map(|e| (e.name.as_str(), e.server.as_str(), e.part))
-        .collect();
+    let servers = c["apps"]["http"]["servers"].as_object().unwrap();
+    let list = entries(servers, &no_apps);
+    let names: Vec<(&str, &str, bool)> = list.iter().map(|e| (e.name, e.server, e.part)).collect();
     assert_eq!(
         names,
         [
@@ -528,7 +526,13 @@ fn entries_list_each_part() {
             ("handmade", "handmade", false)
         ]
     );
-    assert_eq!(list[1].view, app_server(&listen, Some("b.test"), "y:1"));
+    let b = app_server(&listen, Some("b.test"), "y:1");
+    assert_eq!(list[1].listen, [":80"]);
+    assert_eq!(
+        list[1].routes,
+        b["routes"].as_array().unwrap().iter().collect::<Vec<_>>()
+    );
+    assert_eq!(list[1].errors, None);
 }
 
 #[test]
