@@ -21,6 +21,15 @@ standalone
          first line) and the probe's analysis. Needs no Docker, so it also
          runs in a private network namespace (where net.ipv4.tcp_migrate_req
          can be set).
+late     what Caddy's old server does with a connection it accepted
+         before a config change but whose request arrives after: on a Caddy
+         of its own (--caddy), opens --conns connections, changes the config
+         once (`PATCH /id/...` of the only route's response body), then sends
+         one request on each. Prints one JSON line: what each got (the old
+         body, the new one, or "closed without a response"), and what a
+         fresh connection gets. Caddy built with Go 1.23 or later closes
+         them unanswered (Go's HTTP server drops a request it reads after
+         its Shutdown began); Caddy 2.6.2 (Go 1.19) answers them.
 """
 
 import argparse
@@ -221,6 +230,65 @@ def standalone(args):
         caddy.wait()
 
 
+def late(args):
+    work = tempfile.mkdtemp(prefix="kata-bench-late-")
+    admin_port, port = free_port(), free_port()
+    admin = "http://127.0.0.1:%d" % admin_port
+
+    def route(body):
+        return {"@id": "late", "handle": [{"handler": "static_response", "body": body}]}
+
+    config = {
+        "admin": {"listen": "127.0.0.1:%d" % admin_port, "config": {"persist": False}},
+        "apps": {"http": {"servers": {"late": {
+            "listen": ["127.0.0.1:%d" % port], "automatic_https": {"disable": True},
+            "routes": [route("before")]}}}},
+    }
+    with open(os.path.join(work, "caddy.json"), "w") as f:
+        json.dump(config, f)
+    env = dict(os.environ, HOME=work, XDG_DATA_HOME=work, XDG_CONFIG_HOME=work)
+    caddy = subprocess.Popen(
+        [args.caddy, "run", "--config", "caddy.json"], cwd=work, env=env,
+        stdin=subprocess.DEVNULL, stdout=open(os.path.join(work, "caddy.log"), "w"),
+        stderr=subprocess.STDOUT)
+
+    def ask(conn):
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: late.test\r\nConnection: close\r\n\r\n")
+        data = b""
+        try:
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as e:
+            return type(e).__name__
+        finally:
+            conn.close()
+        if not data:
+            return "closed without a response"
+        return data.split(b"\r\n", 1)[0].decode() + " " + data.rsplit(b"\r\n", 1)[-1].decode()
+
+    try:
+        for _ in range(150):
+            try:
+                call(admin, "GET", "/config/")
+                break
+            except OSError:
+                time.sleep(0.1)
+        conns = [socket.create_connection(("127.0.0.1", port), 10) for _ in range(args.conns)]
+        time.sleep(0.3)
+        call(admin, "PATCH", "/id/late", route("after"))
+        time.sleep(0.3)
+        got = [ask(c) for c in conns]
+        fresh = ask(socket.create_connection(("127.0.0.1", port), 10))
+        print(json.dumps({"caddy": args.caddy, "opened before, asked after the change": got,
+                          "fresh connection": fresh}))
+    finally:
+        caddy.terminate()
+        caddy.wait()
+
+
 def size(args):
     config = call(args.admin, "GET", "/config/")
     text = json.dumps(config)
@@ -251,8 +319,11 @@ def main():
     a.add_argument("--count", type=int, default=10)
     a.add_argument("--gap", type=float, default=0.5)
     a.add_argument("--margin", type=float, default=0.4)
+    t = sub.add_parser("late")
+    t.add_argument("--caddy", required=True, help="the Caddy binary")
+    t.add_argument("--conns", type=int, default=5)
     args = p.parse_args()
-    {"inject": inject, "size": size, "standalone": standalone}[args.cmd](args)
+    {"inject": inject, "size": size, "standalone": standalone, "late": late}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -734,7 +734,11 @@ fn app_of_policy(id: &str) -> Option<&str> {
 /// (`@kata.issuer`, from the shorthand's `https.issuer`) for exactly the
 /// hosts its part matches. None without an issuer or hosts.
 pub fn policy(app: &str, server: &Value) -> Option<Value> {
-    let issuer = server.get(super::shorthand::ISSUER_KEY)?.as_str()?;
+    // only the issuers the shorthand offers, however the key got there
+    let issuer = server
+        .get(super::shorthand::ISSUER_KEY)?
+        .as_str()
+        .filter(|i| super::shorthand::ISSUERS.contains(i))?;
     let hosts = claim(routes_of(server)).hosts;
     if hosts.is_empty() {
         return None;

@@ -357,6 +357,37 @@ mod tests {
     }
 
     #[test]
+    fn https_issuer_marks_the_server_for_its_own_tls_policy() {
+        let s = ok(
+            "domains: [a.test]\nservice: web\nport: 80\nhttps: {enabled: true, issuer: internal}\n",
+        );
+        assert_eq!(s[ISSUER_KEY], json!("internal"));
+        let s = ok(
+            "routes:\n  - match: [{host: [b.test]}]\n    handle: [{handler: static_response}]\nhttps: {issuer: acme}\n",
+        );
+        assert_eq!(s[ISSUER_KEY], json!("acme"));
+        assert!(
+            ok("domains: [a.test]\nservice: web\nport: 80\n")
+                .get(ISSUER_KEY)
+                .is_none()
+        );
+        assert_eq!(
+            err("domains: [a.test]\nservice: web\nport: 80\nhttps: {issuer: letsencrypt}\n"),
+            "caddy.https.issuer: expected internal (Caddy's own CA) or acme"
+        );
+        assert_eq!(
+            err(
+                "domains: [a.test]\nservice: web\nport: 80\nhttps: {enabled: false, issuer: internal}\n"
+            ),
+            "caddy.https.issuer: certificates need https.enabled: true"
+        );
+        assert!(
+            err("service: web\nport: 80\nhttps: {enabled: true, redirect: false, issuer: internal}\n")
+                .starts_with("caddy.https.issuer: no host names to issue certificates for"),
+        );
+    }
+
+    #[test]
     fn full_server_object_passes_through_unchanged() {
         let src = "listen: [\":80\", \":443\"]\nroutes:\n  - match: [{host: [example.test]}]\n    handle:\n      - handler: reverse_proxy\n        upstreams: [{dial: \"127.0.0.1:8000\"}]\nautomatic_https: {disable: false}\nlogs: {default_logger_name: x}\n";
         assert_eq!(ok(src), yaml(src));

@@ -401,10 +401,17 @@ mod tests {
             "caddy:\n  routes:\n    - handle:\n        - handler: reverse_proxy\n          upstreams:\n            - dial: \"app:8000\"\n  https:\n    enabled: true\n",
             "caddy:\n  domains: [example.com]\n  service: web\n  port: $PORT\n  https: {enabled: true, redirect: true}\n",
             "caddy:\n  service: web\n  port: 8000\n  https: false\n",
+            "caddy:\n  domains: [example.com]\n  service: web\n  port: 80\n  https: {enabled: true, issuer: internal}\n",
             "caddy:\n  listen: [\":80\"]\n  automatic_https: {disable: true}\n  routes:\n    - handle:\n        - handler: subroute\n          routes:\n            - handle: [{handler: static_response, body: hi}]\n  logs: {default_logger_name: x}\n  max_header_bytes: 1000\n",
         ] {
             assert_eq!(issues(yaml), Vec::<String>::new(), "{yaml}");
         }
+        assert_eq!(
+            issues(
+                "caddy:\n  domains: [a.test]\n  service: web\n  port: 80\n  https: {issuer: [x]}\n"
+            ),
+            ["5:19 caddy.https.issuer: expected internal (Caddy's own CA) or acme"]
+        );
     }
 
     #[test]

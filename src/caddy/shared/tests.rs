@@ -739,7 +739,10 @@ fn tls_policy_parents_are_created_when_missing() {
         (plan.calls[0].method, plan.calls[0].path.as_str()),
         ("PUT", "/config/apps/tls/automation/policies")
     );
-    // no issuer, or no hosts: no policy
+    // no issuer, one the shorthand does not offer, or no hosts: no policy
+    let mut odd = a.clone();
+    odd["@kata.issuer"] = json!("zerossl");
+    assert_eq!(policy("a", &odd), None);
     assert_eq!(
         policy("a", &app_server(&[":443"], Some("a.test"), "x:1")),
         None
