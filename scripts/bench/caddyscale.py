@@ -21,6 +21,18 @@ standalone
          first line) and the probe's analysis. Needs no Docker, so it also
          runs in a private network namespace (where net.ipv4.tcp_migrate_req
          can be set).
+ls       `kata caddy:ls` alone (--kata) on a Caddy of its own (--caddy) with
+         0, 50 and 200 other apps' parts beside one app's on one shared
+         server: the median of --runs, and of as many `GET /config/`.
+late     what Caddy's old server does with a connection it accepted
+         before a config change but whose request arrives after: on a Caddy
+         of its own (--caddy), opens --conns connections, changes the config
+         once (`PATCH /id/...` of the only route's response body), then sends
+         one request on each. Prints one JSON line: what each got (the old
+         body, the new one, or "closed without a response"), and what a
+         fresh connection gets. Caddy built with Go 1.23 or later closes
+         them unanswered (Go's HTTP server drops a request it reads after
+         its Shutdown began); Caddy 2.6.2 (Go 1.19) answers them.
 """
 
 import argparse
@@ -221,6 +233,114 @@ def standalone(args):
         caddy.wait()
 
 
+def ls(args):
+    work = tempfile.mkdtemp(prefix="kata-bench-ls-")
+    admin_port, port = free_port(), free_port()
+    admin = "http://127.0.0.1:%d" % admin_port
+    base = {"admin": {"listen": "127.0.0.1:%d" % admin_port, "config": {"persist": False}}}
+    with open(os.path.join(work, "caddy.json"), "w") as f:
+        json.dump(base, f)
+    env = dict(os.environ, HOME=work, XDG_DATA_HOME=work, XDG_CONFIG_HOME=work)
+    caddy = subprocess.Popen(
+        [args.caddy, "run", "--config", "caddy.json"], cwd=work, env=env,
+        stdin=subprocess.DEVNULL, stdout=open(os.path.join(work, "caddy.log"), "w"),
+        stderr=subprocess.STDOUT)
+    kenv = dict(os.environ, KATA_ROOT=os.path.join(work, "root"))
+    out = {}
+    try:
+        for _ in range(150):
+            try:
+                call(admin, "GET", "/config/")
+                break
+            except OSError:
+                time.sleep(0.1)
+        subprocess.run([args.kata, "setup", "--caddy-admin", admin], env=kenv, check=True,
+                       stdout=subprocess.DEVNULL)
+        dial = "127.0.0.1:9"
+        for n in [0, 50, 200]:
+            parts = [part("other-%d" % i, "other-%d.test" % i, dial, "") for i in range(n)]
+            parts.append(part("app", "app.test", dial, ""))
+            config = dict(base, apps={"http": {"servers": {"kata.127.0.0.1_%d" % port: {
+                "listen": ["127.0.0.1:%d" % port], "automatic_https": {"disable": True},
+                "routes": parts}}}})
+            call(admin, "POST", "/load", config)
+            time.sleep(0.5)
+            runs, gets = [], []
+            for _ in range(args.runs):
+                s, e = timed(lambda: subprocess.run([args.kata, "caddy:ls"], env=kenv, check=True,
+                                                    stdout=subprocess.DEVNULL))
+                runs.append((e - s) * 1000)
+                s, e = timed(lambda: call(admin, "GET", "/config/"))
+                gets.append((e - s) * 1000)
+            out[n] = {"caddy_ls_ms": round(statistics.median(runs), 1),
+                      "get_config_ms": round(statistics.median(gets), 2)}
+        for n in out:
+            out[n]["x_of_0"] = round(out[n]["caddy_ls_ms"] / out[0]["caddy_ls_ms"], 2)
+        print(json.dumps({"caddy": args.caddy, "others": out}))
+    finally:
+        caddy.terminate()
+        caddy.wait()
+
+
+def late(args):
+    work = tempfile.mkdtemp(prefix="kata-bench-late-")
+    admin_port, port = free_port(), free_port()
+    admin = "http://127.0.0.1:%d" % admin_port
+
+    def route(body):
+        return {"@id": "late", "handle": [{"handler": "static_response", "body": body}]}
+
+    config = {
+        "admin": {"listen": "127.0.0.1:%d" % admin_port, "config": {"persist": False}},
+        "apps": {"http": {"servers": {"late": {
+            "listen": ["127.0.0.1:%d" % port], "automatic_https": {"disable": True},
+            "routes": [route("before")]}}}},
+    }
+    with open(os.path.join(work, "caddy.json"), "w") as f:
+        json.dump(config, f)
+    env = dict(os.environ, HOME=work, XDG_DATA_HOME=work, XDG_CONFIG_HOME=work)
+    caddy = subprocess.Popen(
+        [args.caddy, "run", "--config", "caddy.json"], cwd=work, env=env,
+        stdin=subprocess.DEVNULL, stdout=open(os.path.join(work, "caddy.log"), "w"),
+        stderr=subprocess.STDOUT)
+
+    def ask(conn):
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: late.test\r\nConnection: close\r\n\r\n")
+        data = b""
+        try:
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as e:
+            return type(e).__name__
+        finally:
+            conn.close()
+        if not data:
+            return "closed without a response"
+        return data.split(b"\r\n", 1)[0].decode() + " " + data.rsplit(b"\r\n", 1)[-1].decode()
+
+    try:
+        for _ in range(150):
+            try:
+                call(admin, "GET", "/config/")
+                break
+            except OSError:
+                time.sleep(0.1)
+        conns = [socket.create_connection(("127.0.0.1", port), 10) for _ in range(args.conns)]
+        time.sleep(0.3)
+        call(admin, "PATCH", "/id/late", route("after"))
+        time.sleep(0.3)
+        got = [ask(c) for c in conns]
+        fresh = ask(socket.create_connection(("127.0.0.1", port), 10))
+        print(json.dumps({"caddy": args.caddy, "opened before, asked after the change": got,
+                          "fresh connection": fresh}))
+    finally:
+        caddy.terminate()
+        caddy.wait()
+
+
 def size(args):
     config = call(args.admin, "GET", "/config/")
     text = json.dumps(config)
@@ -251,8 +371,16 @@ def main():
     a.add_argument("--count", type=int, default=10)
     a.add_argument("--gap", type=float, default=0.5)
     a.add_argument("--margin", type=float, default=0.4)
+    l = sub.add_parser("ls")
+    l.add_argument("--kata", required=True, help="the kata binary")
+    l.add_argument("--caddy", required=True, help="the Caddy binary")
+    l.add_argument("--runs", type=int, default=15)
+    t = sub.add_parser("late")
+    t.add_argument("--caddy", required=True, help="the Caddy binary")
+    t.add_argument("--conns", type=int, default=5)
     args = p.parse_args()
-    {"inject": inject, "size": size, "standalone": standalone}[args.cmd](args)
+    {"inject": inject, "size": size, "standalone": standalone, "ls": ls, "late": late}[
+        args.cmd](args)
 
 
 if __name__ == "__main__":

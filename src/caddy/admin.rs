@@ -395,12 +395,6 @@ impl Admin {
         }
     }
 
-    /// Every app's part and every other server, for `caddy:ls`.
-    pub fn parts(&self) -> Result<Vec<shared::Entry>, CaddyError> {
-        let config = self.config()?;
-        shared::entries(&config, &|n| self.is_kata_app(n)).map_err(|r| self.refusal(r))
-    }
-
     fn refusal(&self, refusal: Refusal) -> CaddyError {
         CaddyError::Plan {
             endpoint: self.endpoint.to_string(),

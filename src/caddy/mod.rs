@@ -28,7 +28,7 @@ pub use guard::{AdminReach, Machine, admin_reach, refuse_admin_reach};
 pub use listen::{canonical as canonical_address, same_address};
 pub use shared::{Plan, Refusal};
 pub use shorthand::expand;
-pub use summary::{ServerSummary, summarize};
+pub use summary::{ServerSummary, summarize, summarize_entry};
 pub use upstreams::{resolve_upstreams, service_dials};
 pub use validate::{CaddyIssue, validate};
 

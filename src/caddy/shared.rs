@@ -29,7 +29,7 @@
 //! Planning reads the live config (`GET /config/`) and returns the calls;
 //! [`super::Admin`] only executes them.
 
-use super::listen::conflicts;
+use super::listen::{canonical, conflicts};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use thiserror::Error;
@@ -39,6 +39,8 @@ const SERVERS: &str = "/config/apps/http/servers";
 const PARENTS: [&str; 3] = ["apps", "http", "servers"];
 /// The prefix of every `@id` and shared server name kata writes.
 pub const PREFIX: &str = "kata.";
+/// Where TLS automation policies live, from the root down.
+const POLICY_KEYS: [&str; 4] = ["apps", "tls", "automation", "policies"];
 
 /// Why an app's part cannot be written; nothing is sent then.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -77,6 +79,11 @@ pub enum Refusal {
         owner: String,
         theirs: String,
     },
+    #[error(
+        "caddy.https.issuer: host {host:?} already has a TLS automation policy of {owner}; \
+         each host's certificates are one app's (remove it from one of them)"
+    )]
+    PolicyTaken { host: String, owner: String },
     #[error("caddy.listen: missing: a server object needs listen addresses, e.g. [\":80\"]")]
     NoListen,
     #[error("caddy: the live config is not what kata expects: {0}")]
@@ -154,11 +161,14 @@ pub fn listen_of(server: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Listen lists compared as sets, ignoring case and order.
+/// Listen lists compared as sets of sockets: order and case do not matter,
+/// and aliases of one address (`localhost:80`, `127.0.0.1:80`,
+/// `[::ffff:127.0.0.1]:80`; `:80`, `0.0.0.0:80`) are one entry, their
+/// [`canonical`] spelling.
 fn listen_key(listen: &[String]) -> Vec<String> {
     let mut k: Vec<String> = listen
         .iter()
-        .map(|a| a.trim().to_ascii_lowercase())
+        .map(|a| canonical(a).to_ascii_lowercase())
         .collect();
     k.sort();
     k.dedup();
@@ -166,14 +176,14 @@ fn listen_key(listen: &[String]) -> Vec<String> {
 }
 
 /// `kata.<addresses>`: the shared server for a listen list, e.g.
-/// `[":80", ":443"]` → `kata.443-80`, `["127.0.0.1:8080"]` →
-/// `kata.127.0.0.1_8080`. Only `[a-z0-9._-]` survive, so the name is one safe
-/// path segment.
+/// `[":80", ":443"]` → `kata.443-80`, `["127.0.0.1:8080"]` (or
+/// `["localhost:8080"]`) → `kata.127.0.0.1_8080`. Only `[a-z0-9._-]` survive,
+/// so the name is one safe path segment.
 pub fn server_name(listen: &[String]) -> String {
     let parts: Vec<String> = listen_key(listen)
         .iter()
         .map(|a| {
-            let a = a.trim_start_matches(':');
+            let a = a.strip_prefix("tcp/").unwrap_or(a).trim_start_matches(':');
             a.chars()
                 .map(|c| {
                     if c.is_ascii_alphanumeric() || c == '.' {
@@ -318,13 +328,14 @@ fn insert_at(routes: &[Value], host_specific: bool) -> usize {
     }
 }
 
-/// Server-level keys of a server object (all but `listen`, `routes`, `@id`).
+/// Server-level keys of a server object (all but `listen`, `routes`, and
+/// `@` keys: Caddy's `@id`, kata's own such as `@kata.issuer`).
 pub fn settings(server: &Value) -> Map<String, Value> {
     server
         .as_object()
         .map(|m| {
             m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "listen" | "routes" | "@id"))
+                .filter(|(k, _)| !matches!(k.as_str(), "listen" | "routes") && !k.starts_with('@'))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
@@ -413,8 +424,13 @@ pub fn plan_put(
         return Err(Refusal::NoListen);
     }
     let key = listen_key(&listen);
-    let name = server_name(&listen);
     let servers = servers_of(config)?;
+    // The shared server for these sockets, however its listen is spelled
+    // (the first app's spelling stays).
+    let name = servers
+        .iter()
+        .find(|(n, s)| is_shared(n) && listen_key(&listen_of(s)) == key)
+        .map_or_else(|| server_name(&listen), |(n, _)| n.clone());
     let desc = listen.join(", ");
 
     // Old per-app servers on exactly these addresses (and the app's own,
@@ -566,6 +582,7 @@ pub fn plan_put(
             wanted.insert(at, mine.clone());
         }
     }
+    let listen = live.map_or(listen, listen_of);
     let mut new_server = Map::new();
     new_server.insert("listen".into(), json!(listen));
     new_server.extend(if alone || shared_settings.is_none() {
@@ -629,22 +646,24 @@ pub fn plan_put(
     } else {
         vec![create(config, &name, new_server)?]
     };
+    // The app's TLS policy goes first, so that Caddy knows the issuer by
+    // the time the part's hosts are routed.
+    let mut all = plan_policy(app, policy(app, server), config)?;
+    all.extend(calls);
     Ok(Plan {
         server: name,
-        calls,
+        calls: all,
         moved,
     })
 }
 
-/// Creates a server that does not exist yet: one `PUT` when
-/// `apps.http.servers` exists, else one guarded `POST` on the deepest
-/// existing parent creating the missing parents and the server together.
-fn create(config: &Value, name: &str, server: Value) -> Result<Call, Refusal> {
-    if matches!(config.pointer("/apps/http/servers"), Some(Value::Object(_))) {
-        return Ok(Call::new("PUT", path(name), Some(server)));
-    }
-    for depth in (0..PARENTS.len()).rev() {
-        let pointer: String = PARENTS[..depth].iter().map(|p| format!("/{p}")).collect();
+/// Creates a value that does not exist yet at `keys` (from the root down):
+/// one `PUT` of the last key when its parent exists, else one guarded `POST`
+/// on the deepest existing parent creating the missing parents and the
+/// value together (only if that parent is still what kata read).
+fn create_at(config: &Value, keys: &[&str], leaf: Value) -> Result<Call, Refusal> {
+    for depth in (0..keys.len()).rev() {
+        let pointer: String = keys[..depth].iter().map(|p| format!("/{p}")).collect();
         let at = if depth == 0 {
             Some(config)
         } else {
@@ -654,25 +673,21 @@ fn create(config: &Value, name: &str, server: Value) -> Result<Call, Refusal> {
             // missing: look one level up
             None => continue,
             Some(Value::Null) => {
-                let mut keys: Vec<&str> = PARENTS[depth..].to_vec();
-                keys.push(name);
                 return Ok(Call {
                     guarded: true,
                     ..Call::new(
                         "POST",
                         format!("/config{pointer}/"),
-                        Some(nest(&keys, server)),
+                        Some(nest(&keys[depth..], leaf)),
                     )
                 });
             }
             Some(Value::Object(_)) => {
                 // an existing object without the next key: add that key
-                let mut keys: Vec<&str> = PARENTS[depth + 1..].to_vec();
-                keys.push(name);
                 return Ok(Call::new(
                     "PUT",
-                    format!("/config{pointer}/{}", PARENTS[depth]),
-                    Some(nest(&keys, server)),
+                    format!("/config{pointer}/{}", keys[depth]),
+                    Some(nest(&keys[depth + 1..], leaf)),
                 ));
             }
             Some(other) => {
@@ -681,7 +696,7 @@ fn create(config: &Value, name: &str, server: Value) -> Result<Call, Refusal> {
                     if depth == 0 {
                         "the config".to_owned()
                     } else {
-                        PARENTS[..depth].join(".")
+                        keys[..depth].join(".")
                     }
                 )));
             }
@@ -690,6 +705,128 @@ fn create(config: &Value, name: &str, server: Value) -> Result<Call, Refusal> {
     Err(Refusal::Unexpected(
         "the config root is not readable".into(),
     ))
+}
+
+/// Creates a server that does not exist yet (see [`create_at`]).
+fn create(config: &Value, name: &str, server: Value) -> Result<Call, Refusal> {
+    let mut keys = PARENTS.to_vec();
+    keys.push(name);
+    create_at(config, &keys, server)
+}
+
+// ---------------------------------------------------------------------------
+// TLS automation policies
+
+/// `kata.<app>.tls`: the `@id` of the app's TLS automation policy (never an
+/// app's part: an app name has no `.`).
+pub fn policy_id(app: &str) -> String {
+    format!("{PREFIX}{app}.tls")
+}
+
+/// The app a kata policy `@id` belongs to.
+fn app_of_policy(id: &str) -> Option<&str> {
+    id.strip_prefix(PREFIX)
+        .and_then(|r| r.strip_suffix(".tls"))
+        .filter(|a| crate::names::is_app_name(a))
+}
+
+/// The TLS automation policy the app's server object asks for: its issuer
+/// (`@kata.issuer`, from the shorthand's `https.issuer`) for exactly the
+/// hosts its part matches. None without an issuer or hosts.
+pub fn policy(app: &str, server: &Value) -> Option<Value> {
+    // only the issuers the shorthand offers, however the key got there
+    let issuer = server
+        .get(super::shorthand::ISSUER_KEY)?
+        .as_str()
+        .filter(|i| super::shorthand::ISSUERS.contains(i))?;
+    let hosts = claim(routes_of(server)).hosts;
+    if hosts.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "@id": policy_id(app),
+        "subjects": hosts,
+        "issuers": [{"module": issuer}]
+    }))
+}
+
+fn policies_of(config: &Value) -> &[Value] {
+    config
+        .pointer("/apps/tls/automation/policies")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn subjects_of(policy: &Value) -> Vec<String> {
+    policy
+        .get("subjects")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The calls that make the app's policy in the live config `wanted`:
+/// nothing when it already is, `PATCH`/`DELETE /id/kata.<app>.tls` for an
+/// existing one, else one insert before the first policy without subjects
+/// (a catch-all must stay last to match only what no other policy names).
+/// Other policies, kata's and hand-made, are never touched; a host another
+/// policy names is refused.
+fn plan_policy(app: &str, wanted: Option<Value>, config: &Value) -> Result<Vec<Call>, Refusal> {
+    let id = policy_id(app);
+    let policies = policies_of(config);
+    let current = policies
+        .iter()
+        .position(|p| p.get("@id").and_then(Value::as_str) == Some(id.as_str()));
+    let Some(wanted) = wanted else {
+        return Ok(match current {
+            Some(_) => vec![Call::new("DELETE", format!("/id/{id}"), None)],
+            None => vec![],
+        });
+    };
+    let mine = subjects_of(&wanted);
+    for (i, other) in policies.iter().enumerate() {
+        if Some(i) == current {
+            continue;
+        }
+        if let Some(h) = subjects_of(other)
+            .iter()
+            .find(|t| mine.iter().any(|h| host_overlap(h, t)))
+        {
+            let owner = match other
+                .get("@id")
+                .and_then(Value::as_str)
+                .and_then(app_of_policy)
+            {
+                Some(a) => format!("app {a:?}"),
+                None => format!("a policy not written by kata (apps.tls.automation.policies[{i}])"),
+            };
+            return Err(Refusal::PolicyTaken {
+                host: h.clone(),
+                owner,
+            });
+        }
+    }
+    let path = format!("/config/{}", POLICY_KEYS.join("/"));
+    Ok(match current {
+        Some(i) if policies[i] == wanted => vec![],
+        Some(_) => vec![Call::new("PATCH", format!("/id/{id}"), Some(wanted))],
+        None if config
+            .pointer("/apps/tls/automation/policies")
+            .is_some_and(Value::is_array) =>
+        {
+            match policies.iter().position(|p| subjects_of(p).is_empty()) {
+                Some(at) => vec![Call::new("PUT", format!("{path}/{at}"), Some(wanted))],
+                None => vec![Call::new("POST", path, Some(wanted))],
+            }
+        }
+        None => vec![create_at(config, &POLICY_KEYS, json!([wanted]))?],
+    })
 }
 
 /// Where the app's part is in the live config.
@@ -759,6 +896,8 @@ pub fn plan_remove(app: &str, config: &Value) -> Result<Plan, Refusal> {
         }
         calls.push(Call::new("DELETE", path(app), None));
     }
+    // its TLS policy after its routes: no host is left routed without it
+    calls.extend(plan_policy(app, None, config)?);
     Ok(Plan {
         server,
         calls,
@@ -766,66 +905,78 @@ pub fn plan_remove(app: &str, config: &Value) -> Result<Plan, Refusal> {
     })
 }
 
-/// One app's part on one server, for `caddy:ls`.
+/// One app's part on one server, for `caddy:ls`: borrowed from the live
+/// servers, nothing copied.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// The app (a kata part), or the server key (anything else).
-    pub name: String,
+    pub name: &'a str,
     /// The server key.
-    pub server: String,
+    pub server: &'a str,
     /// Whether this is a kata app's part (or old per-app server).
     pub part: bool,
-    /// Its own server object view.
-    pub view: Value,
+    pub listen: Vec<String>,
+    /// Its own routes: the part's, or the server's.
+    pub routes: Vec<&'a Value>,
+    /// The server's error routes.
+    pub errors: Option<&'a Value>,
 }
 
-/// Every app's part and every other server in the live config, in config
-/// order. Routes on a shared server without a kata `@id` are listed under the
-/// server's own name.
-pub fn entries(config: &Value, is_kata_app: &dyn Fn(&str) -> bool) -> Result<Vec<Entry>, Refusal> {
-    let servers = servers_of(config)?;
+/// Every app's part and every other server of `apps.http.servers` (the
+/// live `servers`), in config order. Routes on a shared server without a
+/// kata `@id` are listed under the server's own name.
+pub fn entries<'a>(
+    servers: &'a Map<String, Value>,
+    is_kata_app: &dyn Fn(&str) -> bool,
+) -> Vec<Entry<'a>> {
     let mut out = vec![];
-    for (name, s) in &servers {
+    for (name, s) in servers {
+        let listen = listen_of(s);
+        let errors = s.get("errors");
         if !is_shared(name) {
             out.push(Entry {
-                name: name.clone(),
-                server: name.clone(),
+                name,
+                server: name,
                 part: is_kata_app(name),
-                view: s.clone(),
+                listen,
+                routes: routes_of(s).iter().collect(),
+                errors,
             });
             continue;
         }
         let mut loose = vec![];
         for r in routes_of(s) {
-            let mut view = Map::new();
-            view.insert("listen".into(), json!(listen_of(s)));
-            view.extend(settings(s));
             match owner_of(r) {
-                Some(a) => {
-                    view.insert("routes".into(), Value::Array(part_routes(r)));
-                    out.push(Entry {
-                        name: a.to_owned(),
-                        server: name.clone(),
-                        part: true,
-                        view: Value::Object(view),
-                    });
-                }
-                None => loose.push(r.clone()),
+                Some(a) => out.push(Entry {
+                    name: a,
+                    server: name,
+                    part: true,
+                    listen: listen.clone(),
+                    routes: r
+                        .get("handle")
+                        .and_then(Value::as_array)
+                        .and_then(|h| h.first())
+                        .map(routes_of)
+                        .unwrap_or_default()
+                        .iter()
+                        .collect(),
+                    errors,
+                }),
+                None => loose.push(r),
             }
         }
         if !loose.is_empty() {
-            let mut view = Map::new();
-            view.insert("listen".into(), json!(listen_of(s)));
-            view.insert("routes".into(), Value::Array(loose));
             out.push(Entry {
-                name: name.clone(),
-                server: name.clone(),
+                name,
+                server: name,
                 part: false,
-                view: Value::Object(view),
+                listen,
+                routes: loose,
+                errors: None,
             });
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

@@ -20,6 +20,11 @@
 //!     listener, so the app's routes would answer first.
 //!   - `listen`, when not given, becomes `[":80", ":443"]` with HTTPS and
 //!     `[":80"]` without.
+//!   - `issuer`: `internal` (Caddy's own CA) or `acme` picks who issues the
+//!     certificates for the app's host names. It becomes the kata-only key
+//!     `@kata.issuer` of the server object; when the app's part is written,
+//!     kata turns it into a TLS automation policy of the app's own
+//!     (see `shared::policy_id`), never sent as part of the server.
 //!
 //! A server object without any of these keys is returned unchanged.
 //!
@@ -31,6 +36,13 @@ use super::CaddyError;
 use serde_json::{Map, Value, json};
 
 const SHORTHAND: [&str; 4] = ["domains", "service", "port", "https"];
+
+/// The server object key that carries `https.issuer` to the write (kata's
+/// own; Caddy never sees it).
+pub const ISSUER_KEY: &str = "@kata.issuer";
+/// The certificate issuers `https.issuer` accepts (Caddy issuer modules).
+pub const ISSUERS: [&str; 2] = ["internal", "acme"];
+pub const ISSUER_HELP: &str = "expected internal (Caddy's own CA) or acme";
 
 fn invalid(path: &str, message: impl Into<String>) -> CaddyError {
     CaddyError::Invalid {
@@ -44,6 +56,7 @@ struct Https {
     enabled: Option<bool>,
     redirect: Option<bool>,
     domains: Option<Vec<String>>,
+    issuer: Option<String>,
 }
 
 /// Expands kata's shorthand keys of an app's `caddy:` server object (after
@@ -143,6 +156,21 @@ pub fn expand(server: Value, app: &str) -> Result<Value, CaddyError> {
         ));
     }
 
+    if let Some(issuer) = &https.issuer {
+        if !enabled {
+            return Err(invalid(
+                "caddy.https.issuer",
+                "certificates need https.enabled: true",
+            ));
+        }
+        if hosts.is_empty() {
+            return Err(invalid(
+                "caddy.https.issuer",
+                "no host names to issue certificates for: list them in https.domains (or match hosts in the routes)",
+            ));
+        }
+        obj.insert(ISSUER_KEY.into(), json!(issuer));
+    }
     if !obj.contains_key("listen") {
         let listen = if enabled {
             json!([":80", ":443"])
@@ -263,10 +291,16 @@ fn https(v: Value) -> Result<Https, CaddyError> {
             "enabled" => out.enabled = Some(boolean(&path, v)?),
             "redirect" => out.redirect = Some(boolean(&path, v)?),
             "domains" => out.domains = Some(strings(&path, v)?),
+            "issuer" => match v {
+                Value::String(s) if ISSUERS.contains(&s.trim()) => {
+                    out.issuer = Some(s.trim().to_owned())
+                }
+                _ => return Err(invalid(&path, ISSUER_HELP)),
+            },
             _ => {
                 return Err(invalid(
                     &path,
-                    "unknown key in https: use enabled, redirect, domains",
+                    "unknown key in https: use enabled, redirect, domains, issuer",
                 ));
             }
         }
@@ -320,6 +354,37 @@ mod tests {
 
     fn err(src: &str) -> String {
         expand(yaml(src), "myapp").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn https_issuer_marks_the_server_for_its_own_tls_policy() {
+        let s = ok(
+            "domains: [a.test]\nservice: web\nport: 80\nhttps: {enabled: true, issuer: internal}\n",
+        );
+        assert_eq!(s[ISSUER_KEY], json!("internal"));
+        let s = ok(
+            "routes:\n  - match: [{host: [b.test]}]\n    handle: [{handler: static_response}]\nhttps: {issuer: acme}\n",
+        );
+        assert_eq!(s[ISSUER_KEY], json!("acme"));
+        assert!(
+            ok("domains: [a.test]\nservice: web\nport: 80\n")
+                .get(ISSUER_KEY)
+                .is_none()
+        );
+        assert_eq!(
+            err("domains: [a.test]\nservice: web\nport: 80\nhttps: {issuer: letsencrypt}\n"),
+            "caddy.https.issuer: expected internal (Caddy's own CA) or acme"
+        );
+        assert_eq!(
+            err(
+                "domains: [a.test]\nservice: web\nport: 80\nhttps: {enabled: false, issuer: internal}\n"
+            ),
+            "caddy.https.issuer: certificates need https.enabled: true"
+        );
+        assert!(
+            err("service: web\nport: 80\nhttps: {enabled: true, redirect: false, issuer: internal}\n")
+                .starts_with("caddy.https.issuer: no host names to issue certificates for"),
+        );
     }
 
     #[test]

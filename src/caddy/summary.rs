@@ -52,21 +52,33 @@ fn walk(v: &Value, hosts: &mut Vec<String>, upstreams: &mut Vec<String>) {
 /// Hosts, listen addresses and upstreams of one server object (an app's
 /// view of its part, or a whole server), on server `on`.
 pub fn summarize(name: &str, on: &str, server: &Value, kata_app: bool) -> ServerSummary {
+    let routes: Vec<&Value> = server.get("routes").into_iter().collect();
+    summarize_entry(&super::shared::Entry {
+        name,
+        server: on,
+        part: kata_app,
+        listen: super::shared::listen_of(server),
+        routes,
+        errors: server.get("errors"),
+    })
+}
+
+/// The same for one entry of the live config ([`super::shared::entries`]).
+pub fn summarize_entry(e: &super::shared::Entry) -> ServerSummary {
     let mut hosts = Vec::new();
     let mut upstreams = Vec::new();
-    if let Some(routes) = server.get("routes") {
-        walk(routes, &mut hosts, &mut upstreams);
+    for r in &e.routes {
+        walk(r, &mut hosts, &mut upstreams);
     }
-    if let Some(errors) = server.get("errors") {
+    if let Some(errors) = e.errors {
         walk(errors, &mut hosts, &mut upstreams);
     }
-    let listen = super::shared::listen_of(server);
     ServerSummary {
-        name: name.to_owned(),
-        kata_app,
-        server: on.to_owned(),
+        name: e.name.to_owned(),
+        kata_app: e.part,
+        server: e.server.to_owned(),
         hosts,
-        listen,
+        listen: e.listen.clone(),
         upstreams,
     }
 }

@@ -8,6 +8,7 @@
 //! A string containing `$` stands for a value that variable expansion fills
 //! in later, so it is accepted wherever a scalar (bool, port) is expected.
 
+use super::shorthand::{ISSUER_HELP, ISSUERS};
 use crate::yaml::{Node, Pos, Value};
 use std::fmt;
 
@@ -197,7 +198,7 @@ impl Checker {
         let Some(m) = self.map(
             path,
             node,
-            "a mapping {enabled, redirect, domains} or true/false",
+            "a mapping {enabled, redirect, domains, issuer} or true/false",
         ) else {
             return;
         };
@@ -206,10 +207,14 @@ impl Checker {
             match key.as_str() {
                 "enabled" | "redirect" => self.boolean(&p, val),
                 "domains" => self.strings(&p, val, "domain name"),
+                "issuer" => match &val.value {
+                    Value::Str(s) if ISSUERS.contains(&s.trim()) || is_var(&val.value) => {}
+                    _ => self.issue(&p, val.pos, ISSUER_HELP),
+                },
                 _ => self.issue(
                     &p,
                     val.pos,
-                    "unknown key in https: use enabled, redirect, domains",
+                    "unknown key in https: use enabled, redirect, domains, issuer",
                 ),
             }
         }
@@ -396,10 +401,17 @@ mod tests {
             "caddy:\n  routes:\n    - handle:\n        - handler: reverse_proxy\n          upstreams:\n            - dial: \"app:8000\"\n  https:\n    enabled: true\n",
             "caddy:\n  domains: [example.com]\n  service: web\n  port: $PORT\n  https: {enabled: true, redirect: true}\n",
             "caddy:\n  service: web\n  port: 8000\n  https: false\n",
+            "caddy:\n  domains: [example.com]\n  service: web\n  port: 80\n  https: {enabled: true, issuer: internal}\n",
             "caddy:\n  listen: [\":80\"]\n  automatic_https: {disable: true}\n  routes:\n    - handle:\n        - handler: subroute\n          routes:\n            - handle: [{handler: static_response, body: hi}]\n  logs: {default_logger_name: x}\n  max_header_bytes: 1000\n",
         ] {
             assert_eq!(issues(yaml), Vec::<String>::new(), "{yaml}");
         }
+        assert_eq!(
+            issues(
+                "caddy:\n  domains: [a.test]\n  service: web\n  port: 80\n  https: {issuer: [x]}\n"
+            ),
+            ["5:19 caddy.https.issuer: expected internal (Caddy's own CA) or acme"]
+        );
     }
 
     #[test]
@@ -441,7 +453,7 @@ caddy:
         - "3:12 caddy.service: expected a service name, found a list"
         - "4:9 caddy.port: expected a port number 1-65535"
         - "5:36 caddy.https.redirect: expected true or false, found a number"
-        - "5:47 caddy.https.domain: unknown key in https: use enabled, redirect, domains"
+        - "5:47 caddy.https.domain: unknown key in https: use enabled, redirect, domains, issuer"
         "#);
         let got = issues("caddy:\n  service: web\n  routes: []\n");
         assert_eq!(got.len(), 2, "{got:?}");

@@ -1,7 +1,7 @@
 //! `config:caddy`, `caddy:ls`: read-only views of what Caddy runs;
 //! `caddy:sync`: every app's part written again from its release records.
 
-use crate::caddy::{Admin, ServerSummary, summarize};
+use crate::caddy::{Admin, ServerSummary, summarize_entry};
 use crate::paths::Paths;
 use crate::ui;
 
@@ -76,17 +76,19 @@ fn table(rows: &[ServerSummary]) -> String {
 pub fn ls(json: bool) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let admin = admin(&paths)?;
-    let rows: Vec<ServerSummary> = admin
-        .parts()?
-        .iter()
-        // a deploy key sees its own apps' parts, not other apps' or hand-made
-        // ones (even one whose name matches its patterns)
-        .filter(|e| {
-            crate::audit::is_admin()
-                || e.part && crate::audit::visible(&e.name) && admin.is_kata_app(&e.name)
-        })
-        .map(|e| summarize(&e.name, &e.server, &e.view, e.part))
-        .collect();
+    // only `apps.http.servers`: what is listed, nothing else of the config
+    let servers = admin.servers()?;
+    let rows: Vec<ServerSummary> =
+        crate::caddy::shared::entries(&servers, &|n| admin.is_kata_app(n))
+            .iter()
+            // a deploy key sees its own apps' parts, not other apps' or hand-made
+            // ones (even one whose name matches its patterns)
+            .filter(|e| {
+                crate::audit::is_admin()
+                    || e.part && crate::audit::visible(e.name) && admin.is_kata_app(e.name)
+            })
+            .map(summarize_entry)
+            .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if rows.is_empty() {

@@ -53,18 +53,24 @@ fn commit(app: &LocalApp, caddy: &str, body: &str) {
 // ---------------------------------------------------------------------------
 // HTTPS
 
+/// A TLS automation policy written by hand, for a host no app claims.
+fn handmade_policy() -> Value {
+    json!({"subjects": ["hand.test"], "issuers": [{"module": "internal"}]})
+}
+
 /// Points Caddy's HTTP and HTTPS ports at `http`/`https` (so that automatic
-/// HTTPS serves TLS on `https` and plain HTTP on `http`), and has every
-/// certificate issued by Caddy's internal CA (no ACME is reachable), which
-/// is not installed into the system's trust store. One `POST /load` of the
+/// HTTPS serves TLS on `https` and plain HTTP on `http`) and adds a
+/// hand-made TLS policy for another host; certificates for the apps' hosts
+/// come from Caddy's internal CA only through the apps' own policies
+/// (`https.issuer: internal`; no ACME is reachable). The CA is not
+/// installed into the system's trust store. One `POST /load` of the
 /// running config with these added (Caddy 2.6 drops admin connections on
 /// each reload). Returns the CA's root certificate file.
 fn internal_tls(caddy: &Caddy, http: u16, https: u16) -> std::path::PathBuf {
     let mut config = caddy.config();
     config["apps"]["http"]["http_port"] = json!(http);
     config["apps"]["http"]["https_port"] = json!(https);
-    config["apps"]["tls"] =
-        json!({"automation": {"policies": [{"issuers": [{"module": "internal"}]}]}});
+    config["apps"]["tls"] = json!({"automation": {"policies": [handmade_policy()]}});
     config["apps"]["pki"] = json!({"certificate_authorities": {"local": {"install_trust": false}}});
     let url = format!("{}/load", caddy.endpoint());
     ureq::post(&url)
@@ -141,9 +147,13 @@ fn wait_https(host: &str, port: u16, ca: &std::path::Path, want: &str) {
 /// Three apps on one pair of addresses, each with its own host names, as the
 /// spec's `https:` examples write them: the shorthand with `https: {enabled,
 /// redirect}`, routes for two hosts with `https: {enabled, domains}`
-/// (redirect by default), and `https: {enabled: true, redirect: false}`.
-/// Each answers over TLS for its own SNI names only; plain HTTP redirects
-/// for the first two apps' hosts, not for the third's.
+/// (redirect by default), and `https: {enabled: true, redirect: false}`,
+/// each with `issuer: internal`. Each answers over TLS for its own SNI names
+/// only, with a certificate its own TLS automation policy (`@id`
+/// `kata.<app>.tls`, subjects its hosts) had issued; plain HTTP redirects
+/// for the first two apps' hosts, not for the third's. A redeploy and an
+/// `rm` of one app replace and remove its policy only: the hand-made one
+/// and the other apps' stay byte for byte.
 #[test]
 fn https_for_several_apps_on_one_address_with_the_internal_issuer() {
     images::ensure_test_images();
@@ -160,7 +170,7 @@ fn https_for_several_apps_on_one_address_with_the_internal_issuer() {
         commit(
             &short,
             &format!(
-                "  domains: [{a}]\n  service: web\n  port: 8080\n  listen: {listen}\n  https:\n    enabled: true\n    redirect: true\n"
+                "  domains: [{a}]\n  service: web\n  port: 8080\n  listen: {listen}\n  https:\n    enabled: true\n    redirect: true\n    issuer: internal\n"
             ),
             "A",
         );
@@ -172,7 +182,7 @@ fn https_for_several_apps_on_one_address_with_the_internal_issuer() {
         commit(
             &routes,
             &format!(
-                "  listen: {listen}\n  routes:\n    - match:\n        - host: [\"{api}\"]\n      handle:\n        - handler: reverse_proxy\n          upstreams:\n            - dial: \"api:8080\"\n    - match:\n        - host: [\"{b}\"]\n      handle:\n        - handler: reverse_proxy\n          upstreams:\n            - dial: \"web:8080\"\n  https:\n    enabled: true\n    domains: [\"{b}\", \"{api}\"]\n"
+                "  listen: {listen}\n  routes:\n    - match:\n        - host: [\"{api}\"]\n      handle:\n        - handler: reverse_proxy\n          upstreams:\n            - dial: \"api:8080\"\n    - match:\n        - host: [\"{b}\"]\n      handle:\n        - handler: reverse_proxy\n          upstreams:\n            - dial: \"web:8080\"\n  https:\n    enabled: true\n    issuer: internal\n    domains: [\"{b}\", \"{api}\"]\n"
             ),
             "B",
         );
@@ -181,7 +191,7 @@ fn https_for_several_apps_on_one_address_with_the_internal_issuer() {
         commit(
             &plain,
             &format!(
-                "  domains: [{c}]\n  service: web\n  port: 8080\n  listen: {listen}\n  https:\n    enabled: true\n    redirect: false\n"
+                "  domains: [{c}]\n  service: web\n  port: 8080\n  listen: {listen}\n  https:\n    enabled: true\n    redirect: false\n    issuer: internal\n"
             ),
             "C",
         );
@@ -235,11 +245,24 @@ fn https_for_several_apps_on_one_address_with_the_internal_issuer() {
             assert!(ids.contains(&format!("kata.{}", app.name)), "{ids:?}");
         }
 
+        // each app's own TLS policy, after the hand-made one
+        let policies = || caddy.config()["apps"]["tls"]["automation"]["policies"].clone();
+        let expected = json!([
+            handmade_policy(),
+            {"@id": format!("kata.{}.tls", short.name), "subjects": [a], "issuers": [{"module": "internal"}]},
+            {"@id": format!("kata.{}.tls", routes.name), "subjects": [b, api], "issuers": [{"module": "internal"}]},
+            {"@id": format!("kata.{}.tls", plain.name), "subjects": [c], "issuers": [{"module": "internal"}]},
+        ]);
+        assert_eq!(policies(), expected);
+        // Caddy's own text of them, to compare byte for byte
+        let text = |v: &Value| serde_json::to_string(v).unwrap();
+        let before = policies();
+
         // a redeploy of one app keeps the others' TLS answering
         commit(
             &plain,
             &format!(
-                "  domains: [{c}]\n  service: web\n  port: 8080\n  listen: {listen}\n  https:\n    enabled: true\n    redirect: false\n"
+                "  domains: [{c}]\n  service: web\n  port: 8080\n  listen: {listen}\n  https:\n    enabled: true\n    redirect: false\n    issuer: internal\n"
             ),
             "C2",
         );
@@ -247,6 +270,45 @@ fn https_for_several_apps_on_one_address_with_the_internal_issuer() {
         wait_https(&c, sp, &ca, "C2");
         wait_https(&a, sp, &ca, "A");
         wait_https(&api, sp, &ca, "api B");
+        assert_eq!(
+            text(&policies()),
+            text(&before),
+            "an unchanged policy is not rewritten"
+        );
+
+        // new host names replace the app's policy (by its @id) and nothing else
+        let c2 = format!("www.{c}");
+        commit(
+            &plain,
+            &format!(
+                "  domains: [{c}, {c2}]\n  service: web\n  port: 8080\n  listen: {listen}\n  https:\n    enabled: true\n    redirect: false\n    issuer: internal\n"
+            ),
+            "C3",
+        );
+        plain.push_ok();
+        wait_https(&c2, sp, &ca, "C3");
+        let mut want = expected.clone();
+        want[3]["subjects"] = json!([c, c2]);
+        let now = policies();
+        assert_eq!(now, want);
+        for i in 0..3 {
+            assert_eq!(text(&now[i]), text(&before[i]), "policy {i}");
+        }
+
+        // rm takes the app's policy with its part; the rest stays as it was
+        kata.args(["rm", "-f", &routes.name]).success();
+        let after = policies();
+        assert_eq!(
+            after
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(text)
+                .collect::<Vec<_>>(),
+            [text(&now[0]), text(&now[1]), text(&now[3])]
+        );
+        wait_https(&a, sp, &ca, "A");
+        wait_https(&c, sp, &ca, "C3");
     });
 }
 

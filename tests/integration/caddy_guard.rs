@@ -2,7 +2,7 @@
 //! admin endpoint under any alias is refused by `render --caddy` and by a
 //! real `git push`, and nothing is sent to the real Caddy.
 
-use crate::support::caddy::{Caddy, http_get, wait_routed};
+use crate::support::caddy::{Caddy, http_get, on_both, wait_routed};
 use crate::support::images::{self, BUSYBOX};
 use crate::support::push::LocalApp;
 use crate::support::{Kata, engine_shared, free_port, unique};
@@ -210,56 +210,92 @@ fn push_with_an_admin_dial_is_refused_and_caddy_is_untouched() {
 }
 
 /// Three spellings of one socket (`127.0.0.1:P`, `localhost:P`,
-/// `[::ffff:127.0.0.1]:P`) are one address to kata: the first app gets it,
-/// the other two are refused naming it, before anything is sent, so no
-/// two servers split the port's connections.
+/// `[::ffff:127.0.0.1]:P`) are one address to kata: the three apps are parts
+/// of one shared server, each answering for its own host, so no two servers
+/// split the port's connections. An address that overlaps it without being
+/// the same socket (`0.0.0.0:P`) is refused naming the apps there, before
+/// anything is sent. On both Caddy versions.
 #[test]
 fn aliases_of_one_listen_address_are_one_address() {
     images::ensure_test_images();
     let _engine = engine_shared();
-    let caddy = Caddy::start();
-    let kata = kata_for(caddy.endpoint());
-    let port = free_port();
-    let server = |host: &str, listen: &str| {
-        format!(
-            "services:\n  web:\n    image: {BUSYBOX}\n    command: httpd -f -p 8080 -h /app/www\n    volumes:\n      - app:/app\n\
-             caddy:\n  domains: [{host}]\n  service: web\n  port: 8080\n  https: false\n  listen: [\"{listen}\"]\n"
-        )
-    };
-    let first = LocalApp::new(&kata, &unique("alias"));
-    let host = format!("{}.test", first.name);
-    first
-        .write(
-            "kata-compose.yaml",
-            &server(&host, &format!("127.0.0.1:{port}")),
-        )
-        .write("www/index.html", "first")
-        .commit("first");
-    first.push_ok();
-    wait_routed(port, &host, "first");
-    let config = caddy.config();
-    for alias in [
-        format!("localhost:{port}"),
-        format!("[::ffff:127.0.0.1]:{port}"),
-    ] {
-        let app = LocalApp::new(&kata, &unique("alias"));
-        app.write(
-            "kata-compose.yaml",
-            &server(&format!("{}.test", app.name), &alias),
-        )
-        .write("www/index.html", "second")
-        .commit("second");
-        let out = app.push_fails();
+    on_both(|| {
+        let caddy = Caddy::start();
+        let kata = kata_for(caddy.endpoint());
+        let port = free_port();
+        let server = |host: &str, listen: &str| {
+            format!(
+                "services:\n  web:\n    image: {BUSYBOX}\n    command: httpd -f -p 8080 -h /app/www\n    volumes:\n      - app:/app\n\
+                 caddy:\n  domains: [{host}]\n  service: web\n  port: 8080\n  https: false\n  listen: [\"{listen}\"]\n"
+            )
+        };
+        let push = |listen: &str, body: &str| {
+            let app = LocalApp::new(&kata, &unique("alias"));
+            let host = format!("{}.test", app.name);
+            app.write("kata-compose.yaml", &server(&host, listen))
+                .write("www/index.html", body)
+                .commit(body);
+            (app, host)
+        };
+        let mut apps = vec![];
+        for (listen, body) in [
+            (format!("127.0.0.1:{port}"), "first"),
+            (format!("localhost:{port}"), "second"),
+            (format!("[::ffff:127.0.0.1]:{port}"), "third"),
+        ] {
+            let (app, host) = push(&listen, body);
+            app.push_ok();
+            wait_routed(port, &host, body);
+            apps.push((app, host, body));
+        }
+        for (_, host, body) in &apps {
+            for _ in 0..10 {
+                assert_eq!(http_get(port, host, "/").2, *body, "{host}");
+            }
+        }
+        let config = caddy.config();
+        let servers = config["apps"]["http"]["servers"].as_object().unwrap();
+        let on_port: Vec<(&String, &serde_json::Value)> = servers
+            .iter()
+            .filter(|(_, s)| s["listen"].to_string().contains(&port.to_string()))
+            .collect();
+        assert_eq!(on_port.len(), 1, "one server for the port: {config}");
+        let (name, shared) = on_port[0];
+        assert_eq!(name, &format!("kata.127.0.0.1_{port}"));
+        assert_eq!(
+            shared["listen"],
+            serde_json::json!([format!("127.0.0.1:{port}")])
+        );
+        let ids: Vec<&str> = shared["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["@id"].as_str())
+            .collect();
+        for (app, _, _) in &apps {
+            assert!(
+                ids.contains(&format!("kata.{}", app.name).as_str()),
+                "{ids:?}"
+            );
+        }
+
+        // overlapping, but another socket: refused, nothing sent
+        let (wild, _) = push(&format!("0.0.0.0:{port}"), "wild");
+        let out = wild.push_fails();
         assert!(
-            out.stderr
-                .contains(&format!("caddy.listen: {alias:?} is already taken by")),
+            out.stderr.contains(&format!(
+                "caddy.listen: \"0.0.0.0:{port}\" is already taken by"
+            )),
             "{}",
             out.stderr
         );
-        assert!(out.stderr.contains(&first.name), "{}", out.stderr);
-        assert_eq!(caddy.config(), config, "{alias}");
-    }
-    for _ in 0..20 {
-        assert_eq!(http_get(port, &host, "/").2, "first");
-    }
+        assert!(out.stderr.contains(&apps[0].0.name), "{}", out.stderr);
+        assert_eq!(caddy.config(), config);
+
+        // removing the app that created the server leaves the others routed
+        kata.args(["rm", "-f", &apps[0].0.name]).success();
+        for (_, host, body) in &apps[1..] {
+            wait_routed(port, host, body);
+        }
+    });
 }

@@ -122,6 +122,12 @@ fn names_and_ids() {
         "kata.127.0.0.1_8080"
     );
     assert_eq!(server_name(&["[::1]:80".into()]), "kata.1__80");
+    assert_eq!(
+        server_name(&["localhost:8080".into()]),
+        "kata.127.0.0.1_8080"
+    );
+    assert_eq!(server_name(&["tcp/0.0.0.0:80".into()]), "kata.80");
+    assert_eq!(server_name(&["udp/:443".into()]), "kata.udp__443");
     assert_eq!(part_id("shop"), "kata.shop");
     assert_eq!(app_of_id("kata.shop"), Some("shop"));
     assert_eq!(app_of_id("kata.a/b"), None);
@@ -348,6 +354,91 @@ fn listen_overlaps_with_other_servers_are_refused() {
 }
 
 #[test]
+fn alias_spellings_of_one_address_share_its_server() {
+    let a = app_server(&["localhost:8080"], Some("a.test"), "10.0.0.2:80");
+    let (plan, c) = deploy(&Value::Null, "a", &a);
+    assert_eq!(plan.server, "kata.127.0.0.1_8080");
+    // the same socket, spelled two other ways: parts of the same server,
+    // each one targeted call, and the server keeps the first spelling
+    for (app, listen) in [("b", "127.0.0.1:8080"), ("m", "[::FFFF:127.0.0.1]:8080")] {
+        let server = app_server(&[listen], Some(&format!("{app}.test")), "10.0.0.3:80");
+        let plan = plan_put(app, &server, &c, &no_apps).unwrap();
+        assert_eq!(plan.server, "kata.127.0.0.1_8080");
+        assert_eq!(plan.calls.len(), 1, "{plan:?}");
+        assert_eq!(
+            (plan.calls[0].method, plan.calls[0].path.as_str()),
+            (
+                "POST",
+                "/config/apps/http/servers/kata.127.0.0.1_8080/routes"
+            )
+        );
+    }
+    let (_, c) = deploy(
+        &c,
+        "b",
+        &app_server(&["127.0.0.1:8080"], Some("b.test"), "10.0.0.3:80"),
+    );
+    assert_eq!(
+        shared_routes(&c, "kata.127.0.0.1_8080"),
+        ["kata.a", "kata.b"]
+    );
+    assert_eq!(
+        c["apps"]["http"]["servers"]["kata.127.0.0.1_8080"]["listen"],
+        json!(["localhost:8080"])
+    );
+    // b's redeploy replaces only its own part
+    let again = app_server(&["127.0.0.1:8080"], Some("b.test"), "10.0.0.4:80");
+    let plan = plan_put("b", &again, &c, &no_apps).unwrap();
+    assert_eq!(
+        (plan.calls[0].method, plan.calls[0].path.as_str()),
+        ("PATCH", "/id/kata.b")
+    );
+    // overlapping but not the same socket: still refused
+    for other in ["0.0.0.0:8080", ":8080", "127.0.0.1:8080-8081"] {
+        let e = plan_put(
+            "w",
+            &app_server(&[other], Some("w.test"), "x:1"),
+            &c,
+            &no_apps,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, Refusal::ListenTaken { owner, .. } if owner.contains("kata.127.0.0.1_8080")),
+            "{other}: {e}"
+        );
+    }
+    // lists equal as sockets share; a server an older kata named after its
+    // spelling is found by its sockets, not its name
+    let (_, c) = deploy(
+        &Value::Null,
+        "x",
+        &app_server(&["localhost:80", ":443"], Some("x.test"), "x:1"),
+    );
+    let plan = plan_put(
+        "y",
+        &app_server(&["0.0.0.0:443", "127.0.0.1:80"], Some("y.test"), "x:1"),
+        &c,
+        &no_apps,
+    )
+    .unwrap();
+    assert_eq!(plan.server, "kata.127.0.0.1_80-443");
+    let older = json!({"apps": {"http": {"servers": {"kata.localhost_8001": {
+        "listen": ["localhost:8001"],
+        "automatic_https": {"disable": true},
+        "routes": [part("a", &app_server(&["localhost:8001"], Some("a.test"), "x:1"))]
+    }}}}});
+    let plan = plan_put(
+        "b",
+        &app_server(&["127.0.0.1:8001"], Some("b.test"), "x:1"),
+        &older,
+        &no_apps,
+    )
+    .unwrap();
+    assert_eq!(plan.server, "kata.localhost_8001");
+    assert_eq!(plan.calls[0].method, "POST");
+}
+
+#[test]
 fn old_per_app_servers_move_in_one_guarded_change() {
     let old_a = app_server(&[":80"], Some("a.test"), "10.0.0.2:80");
     let handmade = json!({"listen": ["127.0.0.1:9"], "routes": []});
@@ -424,11 +515,9 @@ fn entries_list_each_part() {
     );
     let (_, mut c) = deploy(&c, "b", &app_server(&listen, Some("b.test"), "y:1"));
     c["apps"]["http"]["servers"]["handmade"] = json!({"listen": ["127.0.0.1:9"]});
-    let list = entries(&c, &no_apps).unwrap();
-    let names: Vec<(&str, &str, bool)> = list
-        .iter()
-        .map(|e| (e.name.as_str(), e.server.as_str(), e.part))
-        .collect();
+    let servers = c["apps"]["http"]["servers"].as_object().unwrap();
+    let list = entries(servers, &no_apps);
+    let names: Vec<(&str, &str, bool)> = list.iter().map(|e| (e.name, e.server, e.part)).collect();
     assert_eq!(
         names,
         [
@@ -437,7 +526,13 @@ fn entries_list_each_part() {
             ("handmade", "handmade", false)
         ]
     );
-    assert_eq!(list[1].view, app_server(&listen, Some("b.test"), "y:1"));
+    let b = app_server(&listen, Some("b.test"), "y:1");
+    assert_eq!(list[1].listen, [":80"]);
+    assert_eq!(
+        list[1].routes,
+        b["routes"].as_array().unwrap().iter().collect::<Vec<_>>()
+    );
+    assert_eq!(list[1].errors, None);
 }
 
 #[test]
@@ -501,4 +596,161 @@ fn call_pointers() {
         Some("/apps/http/servers")
     );
     assert_eq!(call("/id/kata.a"), None);
+}
+
+/// The shorthand's server with `https.issuer` (TLS on, so no
+/// `automatic_https`).
+fn tls_server(listen: &[&str], host: &str, issuer: &str) -> Value {
+    let mut s = app_server(listen, Some(host), "10.0.0.9:80");
+    s.as_object_mut().unwrap().shift_remove("automatic_https");
+    s["@kata.issuer"] = json!(issuer);
+    s
+}
+
+fn policy_ids(config: &Value) -> Vec<String> {
+    config["apps"]["tls"]["automation"]["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["@id"].as_str().unwrap_or("-").to_owned())
+        .collect()
+}
+
+#[test]
+fn tls_policies_are_each_apps_own_and_others_survive() {
+    let exact = json!({"subjects": ["hand.test"], "issuers": [{"module": "acme"}]});
+    let catch_all = json!({"issuers": [{"module": "internal"}]});
+    let c = json!({"apps": {
+        "tls": {"automation": {"policies": [exact, catch_all]}},
+        "http": {"servers": {}}
+    }});
+    let policies = |c: &Value| c["apps"]["tls"]["automation"]["policies"].clone();
+
+    // the first app: its policy before the catch-all, then its part
+    let a = tls_server(&[":443"], "a.test", "internal");
+    let (plan, c) = deploy(&c, "a", &a);
+    insta::assert_json_snapshot!("tls_first_app", plan);
+    assert_eq!(policy_ids(&c), ["-", "kata.a.tls", "-"]);
+    assert_eq!(
+        policies(&c)[1],
+        json!({"@id": "kata.a.tls", "subjects": ["a.test"], "issuers": [{"module": "internal"}]})
+    );
+    // the server never carries kata's own key
+    assert!(!c["apps"]["http"].to_string().contains("@kata"), "{c}");
+
+    let (plan, c) = deploy(&c, "b", &tls_server(&[":443"], "b.test", "acme"));
+    assert_eq!(
+        (plan.calls[0].method, plan.calls[0].path.as_str()),
+        ("PUT", "/config/apps/tls/automation/policies/2")
+    );
+    assert_eq!(policy_ids(&c), ["-", "kata.a.tls", "kata.b.tls", "-"]);
+    let before = c.clone();
+
+    // a redeploy that changes nothing sends nothing
+    assert!(plan_put("a", &a, &c, &no_apps).unwrap().is_noop());
+    // new hosts: the policy and the part, each replaced by its @id
+    let mut a2 = tls_server(&[":443"], "a.test", "internal");
+    a2["routes"][0]["match"] = json!([{"host": ["a.test", "www.a.test"]}]);
+    let (plan, c) = deploy(&c, "a", &a2);
+    let calls: Vec<(&str, &str)> = plan
+        .calls
+        .iter()
+        .map(|c| (c.method, c.path.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [("PATCH", "/id/kata.a.tls"), ("PATCH", "/id/kata.a")]
+    );
+    assert_eq!(policies(&c)[1]["subjects"], json!(["a.test", "www.a.test"]));
+    // the others' policies, byte for byte
+    for i in [0, 2, 3] {
+        assert_eq!(policies(&c)[i], policies(&before)[i]);
+    }
+    // no issuer any more: its policy goes, nothing else
+    let mut a3 = a2.clone();
+    a3.as_object_mut().unwrap().shift_remove("@kata.issuer");
+    let (plan, c) = deploy(&c, "a", &a3);
+    assert_eq!(
+        (plan.calls[0].method, plan.calls[0].path.as_str()),
+        ("DELETE", "/id/kata.a.tls")
+    );
+    assert_eq!(plan.calls.len(), 1, "{plan:?}");
+    assert_eq!(policy_ids(&c), ["-", "kata.b.tls", "-"]);
+
+    // rm: the part first, then the policy
+    let plan = plan_remove("b", &c).unwrap();
+    insta::assert_json_snapshot!("tls_remove", plan);
+    let c = apply(&c, &plan);
+    assert_eq!(
+        policies(&c),
+        json!([
+            {"subjects": ["hand.test"], "issuers": [{"module": "acme"}]},
+            {"issuers": [{"module": "internal"}]}
+        ])
+    );
+
+    // a host another policy names is refused, naming it; nothing is sent
+    let e = plan_put(
+        "h",
+        &tls_server(&["127.0.0.1:9443"], "hand.test", "internal"),
+        &c,
+        &no_apps,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "caddy.https.issuer: host \"hand.test\" already has a TLS automation policy of \
+         a policy not written by kata (apps.tls.automation.policies[0]); \
+         each host's certificates are one app's (remove it from one of them)"
+    );
+    let (_, c) = deploy(&c, "a", &a);
+    let e = plan_put(
+        "d",
+        &tls_server(&["127.0.0.1:9443"], "a.test", "acme"),
+        &c,
+        &no_apps,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, Refusal::PolicyTaken { owner, .. } if owner == "app \"a\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn tls_policy_parents_are_created_when_missing() {
+    let a = tls_server(&[":443"], "a.test", "internal");
+    let c = json!({"apps": {"http": {"servers": {}}}});
+    let plan = plan_put("a", &a, &c, &no_apps).unwrap();
+    assert_eq!(
+        (plan.calls[0].method, plan.calls[0].path.as_str()),
+        ("PUT", "/config/apps/tls")
+    );
+    assert_eq!(
+        plan.calls[0].body,
+        Some(json!({"automation": {"policies": [policy("a", &a).unwrap()]}}))
+    );
+    let c = apply(&c, &plan);
+    assert_eq!(policy_ids(&c), ["kata.a.tls"]);
+    // an existing tls app without policies keeps its other keys
+    let c = json!({"apps": {"tls": {"automation": {"on_demand": {}}}, "http": {"servers": {}}}});
+    let plan = plan_put("a", &a, &c, &no_apps).unwrap();
+    assert_eq!(
+        (plan.calls[0].method, plan.calls[0].path.as_str()),
+        ("PUT", "/config/apps/tls/automation/policies")
+    );
+    // no issuer, one the shorthand does not offer, or no hosts: no policy
+    let mut odd = a.clone();
+    odd["@kata.issuer"] = json!("zerossl");
+    assert_eq!(policy("a", &odd), None);
+    assert_eq!(
+        policy("a", &app_server(&[":443"], Some("a.test"), "x:1")),
+        None
+    );
+    let mut all = tls_server(&[":443"], "a.test", "internal");
+    all["routes"][0]
+        .as_object_mut()
+        .unwrap()
+        .shift_remove("match");
+    assert_eq!(policy("a", &all), None);
 }
