@@ -402,6 +402,10 @@ fn run(
         crate::fsutil::write_atomic(&release::caddy_file(paths, app, n), &json)?;
     }
     check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
+    if target != Target::Stack {
+        let server = caddy_plan.as_ref();
+        rollout::publish_routes(paths, settings, app, &spec, server, &mut out.compose)?;
+    }
     let compose_file = release::compose_file(paths, app, n);
     let yaml = out.yaml();
     crate::fsutil::write_atomic(&compose_file, yaml.as_bytes())?;
@@ -603,7 +607,7 @@ pub fn route(
     server: &serde_json::Value,
     mode: Mode,
 ) -> Result<(), DeployError> {
-    let addrs = rollout::addresses(app, spec, mode)?;
+    let addrs = rollout::addresses(paths, app, spec, mode)?;
     rollout::put_server(paths, settings, app, server, &addrs).map(|_| ())
 }
 

@@ -52,6 +52,9 @@ pub struct Stored {
     pub start_timeout: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_timeout: Option<u64>,
+    /// Host ports published for routed services, `FIRST-LAST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_range: Option<String>,
 }
 
 /// Effective settings: file, then environment, then defaults.
@@ -63,6 +66,8 @@ pub struct Settings {
     pub deploy_branch: Option<String>,
     pub keep_releases: usize,
     pub timeouts: Timeouts,
+    /// Where routed services' loopback ports come from (see [`crate::ports`]).
+    pub port_range: crate::ports::PortRange,
 }
 
 /// How long kata waits for each kind of thing (see the `DEFAULT_*_TIMEOUT`s).
@@ -155,6 +160,9 @@ pub fn resolve(stored: &Stored, env: impl Fn(&str) -> Option<String>) -> Setting
                 ),
             }
         },
+        port_range: pick("KATA_PORT_RANGE", &stored.port_range)
+            .and_then(|r| crate::ports::PortRange::parse(&r).ok())
+            .unwrap_or(crate::ports::DEFAULT_RANGE),
     }
 }
 

@@ -76,11 +76,14 @@ struct AppRow {
     running_containers: usize,
     release: Option<u64>,
     mode: Option<String>,
+    /// Whether Caddy's route reaches the app (`ok`, `-`, `broken: why`).
+    route: String,
 }
 
 pub fn ls(json: bool) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let mut rows = vec![];
+    let mut routes = RouteView::default();
     for name in apps::names(&paths)
         .into_iter()
         .filter(|a| crate::audit::visible(a))
@@ -97,6 +100,7 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
             running_containers: running,
             release: live.as_ref().map(|l| l.release.number),
             mode: live.as_ref().map(|l| l.mode.to_string()),
+            route: routes.status(&paths, &name, live.as_ref()),
             name,
         });
     }
@@ -105,12 +109,12 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<24} {:<9} {:<9} {:<8} MODE",
-        "APP", "STATE", "RUNNING", "RELEASE"
+        "{:<24} {:<9} {:<9} {:<8} {:<8} ROUTE",
+        "APP", "STATE", "RUNNING", "RELEASE", "MODE"
     );
     for r in rows {
         println!(
-            "{:<24} {:<9} {:<9} {:<8} {}",
+            "{:<24} {:<9} {:<9} {:<8} {:<8} {}",
             r.name,
             if r.running { "running" } else { "stopped" },
             format!("{}/{}", r.running_containers, r.containers),
@@ -118,9 +122,48 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "-".into()),
             r.mode.unwrap_or_else(|| "-".into()),
+            r.route,
         );
     }
     Ok(0)
+}
+
+/// What `ls` needs to judge routes, read once for all apps on the first
+/// routed one: Caddy's config and every running kata container.
+#[derive(Default)]
+struct RouteView {
+    loaded: Option<Result<(serde_json::Value, Vec<crate::ports::Published>), String>>,
+}
+
+impl RouteView {
+    fn status(&mut self, paths: &Paths, app: &str, live: Option<&Live>) -> String {
+        use crate::route_status::{RouteStatus, status};
+        let Some(live) =
+            live.filter(|l| crate::release::caddy_file(paths, app, l.release.number).is_file())
+        else {
+            return RouteStatus::None.to_string();
+        };
+        let view = self.loaded.get_or_insert_with(|| {
+            let settings = settings::load(paths).map_err(|e| e.to_string())?;
+            let admin =
+                crate::caddy::Admin::from_settings(&settings, paths).map_err(|e| e.to_string())?;
+            let config = admin.config().map_err(|_| "Caddy unreachable".to_owned())?;
+            let running = crate::port_store::running().map_err(|e| e.to_string())?;
+            Ok((config, running))
+        });
+        let (config, running) = match view {
+            Ok(v) => v,
+            Err(e) => return format!("unknown ({e})"),
+        };
+        let part = crate::caddy::shared::find(app, config).ok().flatten();
+        let blocks = crate::port_store::load(paths, app).unwrap_or_default();
+        let routed = live.mode == Mode::Compose || part.is_none();
+        if !routed {
+            // swarm: task addresses on docker_gwbridge, not judged here
+            return "ok (swarm: not checked)".into();
+        }
+        status(app, true, part.as_ref().map(|f| &f.view), &blocks, running).to_string()
+    }
 }
 
 pub fn ps(app: &str, service: Option<&str>, json: bool) -> anyhow::Result<i32> {

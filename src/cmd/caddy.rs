@@ -121,7 +121,7 @@ pub fn sync() -> anyhow::Result<i32> {
         let done = serde_json::from_slice(&text)
             .map_err(|e| format!("{} is damaged: {e}", record.display()))
             .and_then(|server| {
-                let addrs = crate::rollout::container_addresses(&app, live.mode)
+                let addrs = crate::rollout::container_addresses(&paths, &app, live.mode)
                     .map_err(|e| e.to_string())?;
                 crate::rollout::put_server(&paths, &settings, &app, &server, &addrs)
                     .map_err(|e| e.to_string())

@@ -29,6 +29,9 @@ pub struct SetupArgs {
     /// How long requests in flight to old containers may take to finish, in seconds.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub drain_timeout: Option<u64>,
+    /// Host ports kata publishes routed services on (127.0.0.1 only), FIRST-LAST.
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub port_range: Option<String>,
 }
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
@@ -41,6 +44,9 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
             crate::git::valid_branch_name(b),
             "invalid branch name {b:?}"
         );
+    }
+    if let Some(r) = &args.port_range {
+        crate::ports::PortRange::parse(r).map_err(anyhow::Error::msg)?;
     }
     for dir in SKELETON {
         let p = paths.root().join(dir);
@@ -62,6 +68,9 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
     }
     if let Some(v) = args.deploy_branch {
         stored.deploy_branch = Some(v);
+    }
+    if let Some(v) = args.port_range {
+        stored.port_range = Some(v);
     }
     if let Some(v) = args.keep_releases {
         stored.keep_releases = Some(v as usize);
@@ -88,6 +97,10 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
         s.deploy_branch.as_deref().unwrap_or("main (else master)")
     );
     println!("keep releases: {}", s.keep_releases);
+    println!(
+        "port range:    {} (127.0.0.1, routed services)",
+        s.port_range
+    );
     let t = s.timeouts;
     println!(
         "time limits:   docker {} s, build {} s, start {} s, drain {} s",
