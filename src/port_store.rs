@@ -112,7 +112,16 @@ pub fn inspect(ids: &[&str]) -> Result<Vec<Published>, DockerError> {
     }
     let mut args = vec!["inspect", "--format", ports::INSPECT_FORMAT];
     args.extend(ids);
-    Ok(ports::parse_inspect(&docker::docker(&args)?))
+    match docker::docker(&args) {
+        Ok(out) => Ok(ports::parse_inspect(&out)),
+        // one of them was removed since it was listed: the others, one by one
+        Err(DockerError::Failed { .. }) if ids.len() > 1 => Ok(ids
+            .iter()
+            .filter_map(|id| inspect(&[id]).ok())
+            .flatten()
+            .collect()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Every running kata container on this engine (two docker calls, whatever

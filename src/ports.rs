@@ -310,6 +310,33 @@ pub fn upstreams(
     out
 }
 
+/// The first upstream dial of every `reverse_proxy` handler in a server:
+/// where Caddy's `first` policy sends each request.
+pub fn first_dials(server: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("handler").and_then(Value::as_str) == Some("reverse_proxy")
+                    && let Some(d) = m
+                        .get("upstreams")
+                        .and_then(|u| u.get(0))
+                        .and_then(|u| u.get("dial"))
+                        .and_then(Value::as_str)
+                {
+                    out.push(d.to_owned());
+                }
+                m.values().for_each(|c| walk(c, out));
+            }
+            Value::Array(a) => a.iter().for_each(|c| walk(c, out)),
+            _ => {}
+        }
+    }
+    let mut out = vec![];
+    walk(server, &mut out);
+    out
+}
+
 /// One container as `docker inspect` shows it: its owner, state, addresses
 /// and published ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -608,6 +635,16 @@ mod tests {
             got["web"],
             Upstreams::Addresses(vec!["172.18.0.3".into(), "172.18.0.5".into()])
         );
+    }
+
+    #[test]
+    fn first_dials_are_where_first_sends_requests() {
+        let server = serde_json::json!({"routes": [{"handle": [
+            {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:20001"}, {"dial": "127.0.0.1:20000"}]},
+            {"handler": "subroute", "routes": [{"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "a:1"}]}]}]},
+            {"handler": "reverse_proxy", "upstreams": []}
+        ]}]});
+        assert_eq!(first_dials(&server), vec!["127.0.0.1:20001", "a:1"]);
     }
 
     #[test]

@@ -240,6 +240,9 @@ fn start_and_route(
         compose_cmd(cli, r.app, r.file, r.spec, &rest)?;
     }
     gate_new(r, old_ids, &others)?;
+    if !switch.is_empty() {
+        prefer_running(r)?;
+    }
 
     for s in switch {
         // Stopped leftovers would be started again by `up`; they serve nothing.
@@ -288,6 +291,39 @@ fn start_and_route(
         };
         let addrs = compose_upstreams(r.paths, r.app, Some(r.spec), Some(&sw))?;
         route(r, server, &addrs)?;
+    }
+    Ok(())
+}
+
+/// Before new containers take free ports of a block: when Caddy would try a
+/// port no running container holds first (the running one moved to another
+/// port of its block on a restart), the part is written again with the held
+/// ports first, so no request reaches a new container before its gate.
+fn prefer_running(r: &Rollout) -> Result<(), DeployError> {
+    let Some(prev) = r.previous_caddy else {
+        return Ok(());
+    };
+    let admin =
+        caddy::Admin::from_settings(r.settings, r.paths).map_err(|e| fail(e.to_string()))?;
+    let Some(live) = admin.get_server(r.app)? else {
+        return Ok(());
+    };
+    let addrs = compose_upstreams(r.paths, r.app, None, None)?;
+    let held: Vec<String> = addrs
+        .values()
+        .filter_map(|u| match u {
+            caddy::Upstreams::Ports { by_port, .. } => Some(by_port.values()),
+            caddy::Upstreams::Addresses(_) => None,
+        })
+        .flatten()
+        .filter_map(|ports| ports.first().map(|p| format!("127.0.0.1:{p}")))
+        .collect();
+    let firsts = crate::ports::first_dials(&live);
+    if firsts
+        .iter()
+        .any(|d| d.starts_with("127.0.0.1:") && !held.contains(d))
+    {
+        put_server(r.paths, r.settings, r.app, prev, &addrs)?;
     }
     Ok(())
 }
@@ -709,7 +745,7 @@ pub fn put_server(
 /// Removes the parts (`@id` `kata.<app>`) of apps that no longer exist
 /// here: a `kata rm` while Caddy was down leaves one behind, and it must not
 /// dial ports that will belong to another app one day.
-fn remove_orphans_in_caddy(admin: &caddy::Admin) {
+pub fn remove_orphans_in_caddy(admin: &caddy::Admin) {
     let Ok(entries) = admin.parts() else { return };
     for e in entries {
         let orphan = e.part

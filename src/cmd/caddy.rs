@@ -107,6 +107,9 @@ pub fn sync() -> anyhow::Result<i32> {
     let settings = crate::settings::load(&paths)?;
     let mut failed = vec![];
     let (mut changed, mut same) = (0, 0);
+    if let Ok(admin) = Admin::from_settings(&settings, &paths) {
+        crate::rollout::remove_orphans_in_caddy(&admin);
+    }
     for app in crate::apps::names(&paths) {
         let Some(live) = crate::apps::live(&paths, &app)? else {
             continue;
