@@ -157,10 +157,9 @@ impl RouteView {
         };
         let part = crate::caddy::shared::find(app, config).ok().flatten();
         let blocks = crate::port_store::load(paths, app).unwrap_or_default();
-        let routed = live.mode == Mode::Compose || part.is_none();
-        if !routed {
-            // swarm: task addresses on docker_gwbridge, not judged here
-            return "ok (swarm: not checked)".into();
+        if live.mode == Mode::Swarm && part.is_some() {
+            // task addresses on docker_gwbridge: not judged here
+            return "not checked (swarm)".into();
         }
         status(app, true, part.as_ref().map(|f| &f.view), &blocks, running).to_string()
     }
