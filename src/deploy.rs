@@ -16,6 +16,7 @@ use crate::settings::{self, Settings};
 use crate::spec::{self, AppSpec, Runtime};
 use crate::state::{self, Mode};
 use crate::ui;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub use crate::deploy_error::{DeployError, fail};
@@ -346,12 +347,14 @@ fn apply(
             if *reroute {
                 if let Some(server) = &server {
                     let j = rec.get();
-                    let mode = mode_of(r);
-                    let mut addrs = rollout::addresses(app, &spec, mode)?;
-                    // switched services take traffic on the new containers only
-                    for s in &j.switched {
-                        addrs.insert(s.clone(), rollout::new_addresses(app, s, &j.old_ids)?);
-                    }
+                    let addrs = match mode_of(r) {
+                        // switched services take traffic on the new containers
+                        Mode::Compose => {
+                            let old: BTreeSet<String> = j.old_ids.iter().cloned().collect();
+                            rollout::switch_upstreams(paths, app, &spec, &j.switched, &old)?
+                        }
+                        Mode::Swarm => rollout::addresses(paths, app, &spec, Mode::Swarm)?,
+                    };
                     rollout::put_server(paths, settings, app, server, &addrs)?;
                 }
                 rec.done(Step::SwitchCaddy)?;
@@ -363,6 +366,8 @@ fn apply(
                 now.iter().filter(|c| retire.contains(&c.id)).collect();
             if !old.is_empty() {
                 rollout::retire_now(&rec, paths, settings, &old, &routed)?;
+                let switched = rec.get().switched.clone();
+                rollout::route_spread(paths, settings, app, &spec, server.as_ref(), &switched);
             }
             finish_cleanup(paths, settings, app, n, &rec)?;
         }
@@ -689,6 +694,10 @@ fn run(
         crate::fsutil::write_atomic(&release::caddy_file(paths, app, n), &json)?;
     }
     check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
+    if target != Target::Stack {
+        let server = caddy_plan.as_ref();
+        rollout::publish_routes(paths, settings, app, &spec, server, &mut out.compose)?;
+    }
     let compose_file = release::compose_file(paths, app, n);
     let yaml = out.yaml();
     crate::fsutil::write_atomic(&compose_file, yaml.as_bytes())?;
@@ -902,7 +911,7 @@ pub fn route(
     server: &serde_json::Value,
     mode: Mode,
 ) -> Result<(), DeployError> {
-    let addrs = rollout::addresses(app, spec, mode)?;
+    let addrs = rollout::addresses(paths, app, spec, mode)?;
     rollout::put_server(paths, settings, app, server, &addrs).map(|_| ())
 }
 

@@ -308,6 +308,32 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
     }
 }
 
+/// Publishes each routed dial's block of kata's loopback ports on its
+/// service (`127.0.0.1:FIRST-LAST:<port>`, added to the service's own
+/// `ports:`), so Caddy reaches every container of it on the host (see
+/// [`crate::ports`]). Compose targets only: swarm keeps its own routing.
+pub fn publish_routes(compose: &mut Json, ports: &crate::ports::AppPorts) {
+    let Some(Json::Object(services)) = compose.get_mut("services") else {
+        return;
+    };
+    for (name, svc) in services.iter_mut() {
+        let blocks = ports.of_service(name);
+        if blocks.is_empty() {
+            continue;
+        }
+        let Json::Object(svc) = svc else { continue };
+        let list = svc.entry("ports").or_insert_with(|| json!([]));
+        if let Json::Array(list) = list {
+            for (port, block) in blocks {
+                let entry = json!(block.publish(port));
+                if !list.contains(&entry) {
+                    list.push(entry);
+                }
+            }
+        }
+    }
+}
+
 /// A service's `profiles`, expanded.
 fn profiles_of(svc: &Service, lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
     svc.extra
@@ -1072,6 +1098,32 @@ mod tests {
             "{:?}",
             out.warnings
         );
+    }
+
+    #[test]
+    fn routed_services_publish_their_loopback_block() {
+        let text = "services:\n  web:\n    image: a\n    restart: always\n    ports: [\"8443:443\"]\n  db:\n    image: b\n    restart: always\n";
+        let ports = crate::ports::AppPorts {
+            blocks: [
+                ("web:8000", 20000, 2),
+                ("web:9000", 20002, 6),
+                ("gone:1", 20008, 2),
+            ]
+            .into_iter()
+            .map(|(k, first, len)| (k.to_owned(), crate::ports::Block { first, len }))
+            .collect(),
+        };
+        for target in [Target::V1, Target::V2] {
+            let (mut out, _) = render_fixture(text, "shop", target);
+            publish_routes(&mut out.compose, &ports);
+            // twice changes nothing (a redeploy of the same plan)
+            publish_routes(&mut out.compose, &ports);
+            assert!(out.compose["services"]["db"].get("ports").is_none());
+            insta::assert_snapshot!(
+                format!("ports_{target:?}"),
+                to_yaml(&out.compose["services"]["web"]["ports"])
+            );
+        }
     }
 
     #[test]

@@ -111,6 +111,33 @@ fn with_build<'a>(spec: &AppSpec, rest: &[&'a str]) -> Vec<&'a str> {
     rest
 }
 
+/// Compose mode: gives each routed dial of the release its block of
+/// loopback ports (kept from the app's last deploy when it fits) and
+/// publishes it on the service in the rendered file. Without a `caddy:`
+/// block the app's blocks are freed.
+pub fn publish_routes(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    spec: &AppSpec,
+    server: Option<&Value>,
+    compose: &mut Value,
+) -> Result<(), DeployError> {
+    let routed = server
+        .map(|s| caddy::service_dials(s, spec.services.keys()))
+        .unwrap_or_default();
+    let wanted = crate::ports::wanted(&routed, |s| {
+        spec.services
+            .get(s)
+            .and_then(|svc| svc.instances)
+            .unwrap_or(1)
+    });
+    let blocks = crate::port_store::reserve(paths, settings.port_range, app, &wanted)
+        .map_err(|e| fail(e.to_string()))?;
+    crate::render::publish_routes(compose, &blocks);
+    Ok(())
+}
+
 /// Refuses a release whose Caddy part could not be written (a host, the
 /// catch-all, a setting or an address another app has) before anything
 /// starts; Caddy being unreachable fails it here too.
@@ -197,6 +224,7 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
                 "cannot retire in the background ({e}); retiring now"
             ));
             retire_now(r.journal, r.paths, r.settings, &retiring, &routed)?;
+            route_spread(r.paths, r.settings, r.app, r.spec, r.caddy, &switch);
         }
     }
     Ok(())
@@ -372,7 +400,7 @@ pub fn restore_previous(
         }
     }
     if let Some(prev) = previous_caddy
-        && let Err(re) = addresses_for(app, None, Mode::Compose)
+        && let Err(re) = addresses_for(paths, app, None, Mode::Compose)
             .and_then(|addrs| put_server(paths, settings, app, prev, &addrs))
             .map(|_| ())
     {
@@ -398,6 +426,9 @@ fn start_and_route(
         run_argv(up)?;
     }
     gate_new(r, old_ids, &others)?;
+    if !switch.is_empty() {
+        prefer_running(r)?;
+    }
     if !start.stale.is_empty() {
         let mut args = vec!["rm", "-f"];
         args.extend(start.stale.iter().map(String::as_str));
@@ -414,20 +445,134 @@ fn start_and_route(
 
     r.journal.begin(Step::SwitchCaddy)?;
     if let Some(server) = r.caddy {
-        let mut addrs = addresses(r.app, r.spec, Mode::Compose)?;
-        // Switched services take traffic on their new containers only.
-        for s in switch {
-            let new: Vec<String> = docker::containers(r.app)?
-                .into_iter()
-                .filter(|c| &c.service == s && c.state == "running" && !old_ids.contains(&c.id))
-                .filter_map(|c| docker::container_ips(&c.id).ok()?.into_iter().next())
-                .collect();
-            addrs.insert((*s).to_owned(), new);
-        }
+        let addrs = switch_upstreams(r.paths, r.app, r.spec, switch, old_ids)?;
         route(r, server, &addrs)?;
     }
     r.journal.done(Step::SwitchCaddy)?;
     Ok(())
+}
+
+/// Compose mode: the upstreams of a switch. Switched services take traffic
+/// on their new containers (those not in `old_ids`): their ports go first
+/// (or alone, with several replicas).
+pub fn switch_upstreams<S: AsRef<str>>(
+    paths: &Paths,
+    app: &str,
+    spec: &AppSpec,
+    switch: &[S],
+    old_ids: &BTreeSet<String>,
+) -> Result<BTreeMap<String, caddy::Upstreams>, DeployError> {
+    let services: Vec<&str> = switch.iter().map(AsRef::as_ref).collect();
+    let is_new = |id: &str| !old_ids.iter().any(|o| id.starts_with(o.as_str()));
+    let sw = crate::ports::Switch {
+        services: &services,
+        is_new: &is_new,
+    };
+    compose_upstreams(paths, app, Some(spec), Some(&sw))
+}
+
+/// Before new containers take free ports of a block: when Caddy would try a
+/// port no running container holds first (the running one moved to another
+/// port of its block on a restart), the part is written again with the held
+/// ports first, so no request reaches a new container before its gate.
+fn prefer_running(r: &Rollout) -> Result<(), DeployError> {
+    let Some(prev) = r.previous_caddy else {
+        return Ok(());
+    };
+    let admin =
+        caddy::Admin::from_settings(r.settings, r.paths).map_err(|e| fail(e.to_string()))?;
+    let Some(live) = admin.get_server(r.app)? else {
+        return Ok(());
+    };
+    let addrs = compose_upstreams(r.paths, r.app, None, None)?;
+    let held: Vec<String> = addrs
+        .values()
+        .filter_map(|u| match u {
+            caddy::Upstreams::Ports { by_port, .. } => Some(by_port.values()),
+            caddy::Upstreams::Addresses(_) => None,
+        })
+        .flatten()
+        .filter_map(|ports| ports.first().map(|p| format!("127.0.0.1:{p}")))
+        .collect();
+    let firsts = crate::ports::first_dials(&live);
+    if firsts
+        .iter()
+        .any(|d| d.starts_with("127.0.0.1:") && !held.contains(d))
+    {
+        put_server(r.paths, r.settings, r.app, prev, &addrs)?;
+    }
+    Ok(())
+}
+
+/// After the old containers of a switched service with several replicas
+/// are gone, Caddy gets the whole block again (round-robin over whichever
+/// ports the new containers hold, now and after any restart).
+pub fn route_spread<S: AsRef<str>>(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    spec: &AppSpec,
+    server: Option<&Value>,
+    switch: &[S],
+) {
+    let spread = switch.iter().any(|s| {
+        spec.services
+            .get(s.as_ref())
+            .is_some_and(|svc| svc.instances.unwrap_or(1) > 1)
+    });
+    if let (true, Some(server)) = (spread, server)
+        && let Err(e) = addresses(paths, app, spec, Mode::Compose)
+            .and_then(|addrs| put_server(paths, settings, app, server, &addrs))
+    {
+        ui::warn(format!(
+            "could not give Caddy every port of the new containers: {e}"
+        ));
+    }
+}
+
+/// Compose mode: each service's upstreams from the app's published blocks
+/// and its running containers (one `docker ps`, one `docker inspect`).
+fn compose_upstreams(
+    paths: &Paths,
+    app: &str,
+    spec: Option<&AppSpec>,
+    switch: Option<&crate::ports::Switch>,
+) -> Result<BTreeMap<String, caddy::Upstreams>, DeployError> {
+    let cs = docker::containers(app)?;
+    let blocks = crate::port_store::load(paths, app).map_err(|e| fail(e.to_string()))?;
+    let ids: Vec<&str> = cs
+        .iter()
+        .filter(|c| c.state == "running")
+        .map(|c| c.id.as_str())
+        .collect();
+    let running = crate::port_store::inspect(&ids)?;
+    let mut services: Vec<String> = match spec {
+        Some(s) => s.services.keys().cloned().collect(),
+        None => cs.iter().map(|c| c.service.clone()).collect(),
+    };
+    if spec.is_none() {
+        // a stopped app's routed services have blocks but no container
+        services.extend(
+            blocks
+                .blocks
+                .keys()
+                .filter_map(|k| Some(k.rsplit_once(':')?.0.to_owned())),
+        );
+    }
+    services.sort();
+    services.dedup();
+    let replicas = |s: &str| match spec.and_then(|sp| sp.services.get(s)) {
+        Some(svc) => svc.instances.unwrap_or(1),
+        None => blocks
+            .of_service(s)
+            .iter()
+            .map(|(_, b)| u32::from(b.len / 2))
+            .max()
+            .unwrap_or(1),
+    };
+    Ok(crate::ports::upstreams(
+        &services, &blocks, &running, &replicas, switch,
+    ))
 }
 
 /// Every service that should run has a running container (catches a
@@ -551,17 +696,7 @@ fn remove_new(app: &str, old_ids: &BTreeSet<String>) {
 /// Waits until Caddy has nothing in flight to the old containers (at most
 /// the drain time limit).
 pub fn drain(paths: &Paths, settings: &Settings, old: &[&Container], routed: &[(String, u16)]) {
-    let mut addrs: Vec<String> = vec![];
-    for c in old {
-        if let Some(port) = routed
-            .iter()
-            .find(|(s, _)| *s == c.service)
-            .map(|(_, p)| *p)
-            && let Ok(ips) = docker::container_ips(&c.id)
-        {
-            addrs.extend(ips.into_iter().map(|ip| format!("{ip}:{port}")));
-        }
-    }
+    let addrs = drain_addresses(old, routed);
     ui::step(format!(
         "Draining {}",
         old.iter()
@@ -629,6 +764,26 @@ pub fn cleanup(app: &str, spec: &AppSpec, file: &Path) {
     prune_code_volumes(app, file);
 }
 
+/// What Caddy calls the old containers' upstreams: their published loopback
+/// ports and (for parts written before kata published ports) their
+/// addresses, at each port Caddy dials on their service.
+fn drain_addresses(old: &[&Container], routed: &[(String, u16)]) -> Vec<String> {
+    let ids: Vec<&str> = old.iter().map(|c| c.id.as_str()).collect();
+    let mut out = vec![];
+    for c in crate::port_store::inspect(&ids).unwrap_or_default() {
+        for (_, port) in routed.iter().filter(|(s, _)| *s == c.service) {
+            out.extend(c.ips.iter().map(|ip| format!("{ip}:{port}")));
+            out.extend(
+                c.ports
+                    .iter()
+                    .filter(|(cp, _, _)| cp == port)
+                    .map(|(_, _, hp)| format!("127.0.0.1:{hp}")),
+            );
+        }
+    }
+    out
+}
+
 /// Containers of services that are no longer in the spec.
 fn remove_orphans(app: &str, spec: &AppSpec) {
     let Ok(now) = docker::containers(app) else {
@@ -678,41 +833,47 @@ fn unused_code_volumes<'a>(prefix: &str, names: &[&'a str], current: &str) -> Ve
         .collect()
 }
 
-/// Live container addresses of every service of the app: an entry for each
-/// service (empty when none runs), so a routed service that is down is an
-/// error naming it rather than a silently dropped upstream.
+/// Where Caddy reaches every service of the app: in compose mode its
+/// published loopback block (whichever port each container holds), in swarm
+/// mode the live task addresses. An entry for each service (empty when none
+/// runs and it has no block), so a routed service that is down is an error
+/// naming it rather than a silently dropped upstream.
 pub fn addresses(
+    paths: &Paths,
     app: &str,
     spec: &AppSpec,
     mode: Mode,
-) -> Result<BTreeMap<String, Vec<String>>, DeployError> {
-    addresses_for(app, Some(spec), mode)
+) -> Result<BTreeMap<String, caddy::Upstreams>, DeployError> {
+    addresses_for(paths, app, Some(spec), mode)
 }
 
 /// [`addresses`] without a spec: an entry for every service that has a
-/// container (running or not), for re-routing from release records.
+/// container (running or not) or a block, for re-routing from release records.
 pub fn container_addresses(
+    paths: &Paths,
     app: &str,
     mode: Mode,
-) -> Result<BTreeMap<String, Vec<String>>, DeployError> {
-    addresses_for(app, None, mode)
+) -> Result<BTreeMap<String, caddy::Upstreams>, DeployError> {
+    addresses_for(paths, app, None, mode)
 }
 
 /// [`addresses`]; without a spec, for the services that have containers.
 fn addresses_for(
+    paths: &Paths,
     app: &str,
     spec: Option<&AppSpec>,
     mode: Mode,
-) -> Result<BTreeMap<String, Vec<String>>, DeployError> {
+) -> Result<BTreeMap<String, caddy::Upstreams>, DeployError> {
+    if mode == Mode::Compose {
+        return compose_upstreams(paths, app, spec, None);
+    }
     let mut out: BTreeMap<String, Vec<String>> = spec
         .into_iter()
         .flat_map(|s| s.services.keys())
         .map(|s| (s.clone(), vec![]))
         .collect();
-    let (cs, bridge) = match mode {
-        Mode::Compose => (docker::containers(app)?, vec![]),
-        Mode::Swarm => (docker::containers_of_stack(app)?, docker::gwbridge_ips()?),
-    };
+    // Swarm: task addresses on docker_gwbridge, right while the task runs.
+    let (cs, bridge) = (docker::containers_of_stack(app)?, docker::gwbridge_ips()?);
     if spec.is_none() {
         for c in &cs {
             out.entry(c.service.clone()).or_default();
@@ -722,29 +883,29 @@ fn addresses_for(
         let Some(list) = out.get_mut(&c.service) else {
             continue;
         };
-        let ip = match mode {
-            Mode::Compose => docker::container_ips(&c.id)?.into_iter().next(),
-            // `docker ps` shows short ids
-            Mode::Swarm => bridge
-                .iter()
-                .find(|(id, _)| id.starts_with(&c.id))
-                .map(|(_, ip)| ip.clone()),
-        };
+        // `docker ps` shows short ids
+        let ip = bridge
+            .iter()
+            .find(|(id, _)| id.starts_with(&c.id))
+            .map(|(_, ip)| ip.clone());
         if let Some(ip) = ip {
             list.push(ip);
         }
     }
-    for v in out.values_mut() {
-        v.sort();
-    }
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .map(|(s, mut v)| {
+            v.sort();
+            (s, caddy::Upstreams::Addresses(v))
+        })
+        .collect())
 }
 
 /// Writes the app's Caddy server with its service dials resolved.
 fn route(
     r: &Rollout,
     server: &Value,
-    addrs: &BTreeMap<String, Vec<String>>,
+    addrs: &BTreeMap<String, caddy::Upstreams>,
 ) -> Result<(), DeployError> {
     put_server(r.paths, r.settings, r.app, server, addrs).map(|_| ())
 }
@@ -763,7 +924,7 @@ pub fn put_server(
     settings: &Settings,
     app: &str,
     server: &Value,
-    addrs: &BTreeMap<String, Vec<String>>,
+    addrs: &BTreeMap<String, caddy::Upstreams>,
 ) -> Result<caddy::Plan, DeployError> {
     let admin = caddy::Admin::from_settings(settings, paths).map_err(|e| fail(e.to_string()))?;
     ui::step(format!(
@@ -790,7 +951,35 @@ pub fn put_server(
             plan.server
         ));
     }
+    remove_orphans_in_caddy(&admin);
     Ok(plan)
+}
+
+/// Removes the parts (`@id` `kata.<app>`) of apps that no longer exist
+/// here: a `kata rm` while Caddy was down leaves one behind, and it must not
+/// dial ports that will belong to another app one day.
+pub fn remove_orphans_in_caddy(admin: &caddy::Admin) {
+    let Ok(servers) = admin.servers() else { return };
+    let orphans: Vec<String> = caddy::shared::entries(&servers, &|n| admin.is_kata_app(n))
+        .into_iter()
+        .filter(|e| {
+            e.part
+                && caddy::shared::is_shared(e.server)
+                && crate::names::is_app_name(e.name)
+                && !admin.is_kata_app(e.name)
+        })
+        .map(|e| e.name.to_owned())
+        .collect();
+    for name in orphans {
+        match admin.delete_server(&name) {
+            Ok(_) => ui::info(format!(
+                "removed the Caddy route of {name}, an app that no longer exists"
+            )),
+            Err(err) => ui::warn(format!(
+                "could not remove the Caddy route of the removed app {name}: {err}"
+            )),
+        }
+    }
 }
 
 fn mentions_delay(server: &Value) -> bool {
@@ -831,27 +1020,13 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     })?;
     r.journal.step(Step::Gate, || wait_stack(r.app, r.spec))?;
     r.journal.step(Step::SwitchCaddy, || match r.caddy {
-        Some(server) => route(r, server, &addresses(r.app, r.spec, Mode::Swarm)?),
+        Some(server) => route(r, server, &addresses(r.paths, r.app, r.spec, Mode::Swarm)?),
         None => Ok(()),
     })?;
     r.journal.step(Step::RecordLive, || {
         crate::release::mark_live(r.paths, r.app, r.journal.release())
     })?;
     Ok(())
-}
-
-/// Addresses of `service`'s running containers that are not in `old_ids`
-/// (the new release's, after a switch).
-pub fn new_addresses(
-    app: &str,
-    service: &str,
-    old_ids: &[String],
-) -> Result<Vec<String>, DeployError> {
-    Ok(docker::containers(app)?
-        .into_iter()
-        .filter(|c| c.service == service && c.state == "running" && !old_ids.contains(&c.id))
-        .filter_map(|c| docker::container_ips(&c.id).ok()?.into_iter().next())
-        .collect())
 }
 
 fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {

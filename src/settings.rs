@@ -56,6 +56,9 @@ pub struct Stored {
     pub subnet_pool: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet_prefix: Option<u8>,
+    /// Host ports published for routed services, `FIRST-LAST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_range: Option<String>,
 }
 
 /// Effective settings: file, then environment, then defaults.
@@ -71,6 +74,8 @@ pub struct Settings {
     /// checked where it is used.
     pub subnet_pool: String,
     pub subnet_prefix: u8,
+    /// Where routed services' loopback ports come from (see [`crate::ports`]).
+    pub port_range: crate::ports::PortRange,
 }
 
 /// How long kata waits for each kind of thing (see the `DEFAULT_*_TIMEOUT`s).
@@ -169,6 +174,9 @@ pub fn resolve(stored: &Stored, env: impl Fn(&str) -> Option<String>) -> Setting
             .and_then(|v| v.trim().parse().ok())
             .or(stored.subnet_prefix)
             .unwrap_or(crate::subnets::DEFAULT_PREFIX),
+        port_range: pick("KATA_PORT_RANGE", &stored.port_range)
+            .and_then(|r| crate::ports::PortRange::parse(&r).ok())
+            .unwrap_or(crate::ports::DEFAULT_RANGE),
     }
 }
 

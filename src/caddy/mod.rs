@@ -7,7 +7,7 @@
 //! - [`expand`]: kata's shorthand (`domains`, `service`, `port`, `https`) →
 //!   a full Caddy server object.
 //! - [`resolve_upstreams`] / [`service_dials`]: `<service>:<port>` dials →
-//!   the service's live container addresses.
+//!   the service's published loopback ports, or its container addresses.
 //! - [`shared`]: many apps on one listen address: each app's part, found by
 //!   its `@id`, and the admin calls that write, replace or remove it.
 //! - [`Admin`]: targeted admin API calls (TCP via ureq, or a unix socket).
@@ -29,7 +29,7 @@ pub use listen::{canonical as canonical_address, same_address};
 pub use shared::{Plan, Refusal};
 pub use shorthand::expand;
 pub use summary::{ServerSummary, summarize, summarize_entry};
-pub use upstreams::{resolve_upstreams, service_dials};
+pub use upstreams::{Upstreams, resolve_upstreams, service_dials};
 pub use validate::{CaddyIssue, validate};
 
 use thiserror::Error;

@@ -1,9 +1,12 @@
-//! `<service>:<port>` dials → the service's live container addresses (pure).
+//! `<service>:<port>` dials → what Caddy on the host dials (pure).
 //!
 //! Caddy runs on the host and cannot resolve compose service names, so every
 //! `dial` of a `reverse_proxy` handler (at any depth: routes, subroutes,
-//! error routes) whose host part is one of the app's services becomes one
-//! upstream per container address. Other dials (`127.0.0.1:8000`, `:8000`,
+//! error routes) whose host part is one of the app's services becomes
+//! either every port of the app's published loopback block for that dial
+//! (compose: see [`crate::ports`]), tried in order with fail-over, or one
+//! upstream per container address (swarm, and containers started before
+//! kata published ports). Other dials (`127.0.0.1:8000`, `:8000`,
 //! `example.org:80`, placeholders) are left exactly as written.
 
 use super::CaddyError;
@@ -111,13 +114,64 @@ pub fn service_dials<S: AsRef<str>>(
     out
 }
 
+/// Where a service's dials go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstreams {
+    /// Container addresses: one upstream per address, at the dial's port.
+    Addresses(Vec<String>),
+    /// Published loopback ports by container port, in the order Caddy tries
+    /// them; `replicas` above 1 spreads requests round-robin instead.
+    Ports {
+        by_port: BTreeMap<u16, Vec<u16>>,
+        replicas: u32,
+    },
+}
+
+/// How long Caddy keeps trying the block's other ports after a refused
+/// dial, how long it waits between tries, and how long it skips a port that
+/// refused (no container holds it now).
+pub const TRY_DURATION: &str = "3s";
+pub const TRY_INTERVAL: &str = "20ms";
+pub const FAIL_DURATION: &str = "5s";
+
+/// Fail-over settings for a handler dialling published ports, where the
+/// server sets none: with a single instance `first` (the switch puts the
+/// new container's port first), else `round_robin`; a refused port is
+/// skipped for [`FAIL_DURATION`] and the request tried on the next one.
+fn fail_over(proxy: &mut Map<String, Value>, replicas: u32) {
+    let policy = if replicas > 1 { "round_robin" } else { "first" };
+    let lb = proxy
+        .entry("load_balancing")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(lb) = lb {
+        lb.entry("selection_policy")
+            .or_insert_with(|| serde_json::json!({"policy": policy}));
+        lb.entry("try_duration").or_insert(TRY_DURATION.into());
+        lb.entry("try_interval").or_insert(TRY_INTERVAL.into());
+    }
+    let hc = proxy
+        .entry("health_checks")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(hc) = hc {
+        let passive = hc
+            .entry("passive")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(p) = passive {
+            p.entry("fail_duration").or_insert(FAIL_DURATION.into());
+            p.entry("max_fails").or_insert(1.into());
+        }
+    }
+}
+
 /// Rewrites every `<service>:<port>` dial (service = a key of `services`)
-/// into one upstream per live address of that service (`"<ip>:<port>"`),
-/// copying the upstream's other fields (e.g. `max_requests`). Literal dials
-/// are untouched. A routed service with no address is an error naming it.
+/// into the service's upstreams: one per port of its published block
+/// (`127.0.0.1:<host port>`, with fail-over settings on the handler), or
+/// one per container address (`"<ip>:<port>"`), copying the upstream's
+/// other fields (e.g. `max_requests`). Literal dials are untouched. A
+/// routed service with no address is an error naming it.
 pub fn resolve_upstreams(
     server: &Value,
-    services: &BTreeMap<String, Vec<String>>,
+    services: &BTreeMap<String, Upstreams>,
 ) -> Result<Value, CaddyError> {
     let mut out = server.clone();
     each_proxy_mut(&mut out, &mut |proxy| {
@@ -125,6 +179,7 @@ pub fn resolve_upstreams(
             return Ok(());
         };
         let mut resolved = Vec::with_capacity(ups.len());
+        let mut published: Option<u32> = None;
         for up in ups.drain(..) {
             let dial = up.get("dial").and_then(Value::as_str).map(str::to_owned);
             let target = dial.as_deref().and_then(split_dial).and_then(|d| {
@@ -141,15 +196,24 @@ pub fn resolve_upstreams(
                 path: "caddy".into(),
                 message: format!("upstream dial {dial:?}: port {port:?} is not a number"),
             })?;
-            if addrs.is_empty() {
+            let targets: Vec<String> = match addrs {
+                Upstreams::Addresses(ips) => ips.iter().map(|ip| format_addr(ip, port)).collect(),
+                Upstreams::Ports { by_port, replicas } => {
+                    let ports = by_port.get(&port).map(Vec::as_slice).unwrap_or_default();
+                    if !ports.is_empty() {
+                        published = Some(published.unwrap_or(0).max(*replicas));
+                    }
+                    ports.iter().map(|p| format!("127.0.0.1:{p}")).collect()
+                }
+            };
+            if targets.is_empty() {
                 let service = split_dial(&dial)
                     .map(|d| d.host.to_owned())
                     .unwrap_or_default();
                 return Err(CaddyError::NoAddresses { service, dial });
             }
-            for ip in addrs {
+            for addr in targets {
                 let mut u = up.clone();
-                let addr = format_addr(ip, port);
                 let addr = match &network {
                     Some(n) => format!("{n}/{addr}"),
                     None => addr,
@@ -159,6 +223,9 @@ pub fn resolve_upstreams(
             }
         }
         *ups = resolved;
+        if let Some(replicas) = published {
+            fail_over(proxy, replicas);
+        }
         Ok(())
     })?;
     Ok(out)
@@ -183,15 +250,50 @@ mod tests {
         })
     }
 
-    fn services() -> BTreeMap<String, Vec<String>> {
+    fn services() -> BTreeMap<String, Upstreams> {
+        let ips = |v: &[&str]| Upstreams::Addresses(v.iter().map(|s| (*s).to_owned()).collect());
         BTreeMap::from([
+            ("api".to_owned(), ips(&["172.18.0.2", "172.18.0.3"])),
+            ("web".to_owned(), ips(&["fd00::5"])),
+            ("db".to_owned(), ips(&[])),
+        ])
+    }
+
+    #[test]
+    fn published_blocks_become_ports_with_fail_over() {
+        let s = json!({"routes": [
+            {"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "web:8000"}, {"dial": "127.0.0.1:9000"}]}]},
+            {"handle": [{"handler": "reverse_proxy",
+                         "load_balancing": {"selection_policy": {"policy": "ip_hash"}},
+                         "health_checks": {"passive": {"fail_duration": "1m"}},
+                         "upstreams": [{"dial": "api:3000"}]}]},
+            {"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "lit:1"}]}]}
+        ]});
+        let services = BTreeMap::from([
+            (
+                "web".to_owned(),
+                Upstreams::Ports {
+                    by_port: BTreeMap::from([(8000, vec![20001, 20000])]),
+                    replicas: 1,
+                },
+            ),
             (
                 "api".to_owned(),
-                vec!["172.18.0.2".to_owned(), "172.18.0.3".to_owned()],
+                Upstreams::Ports {
+                    by_port: BTreeMap::from([(3000, vec![20002, 20003, 20004, 20005])]),
+                    replicas: 2,
+                },
             ),
-            ("web".to_owned(), vec!["fd00::5".to_owned()]),
-            ("db".to_owned(), vec![]),
-        ])
+        ]);
+        insta::assert_json_snapshot!(resolve_upstreams(&s, &services).unwrap());
+        // a dial on a port that has no block is an error naming it
+        let bad = json!({"routes": [{"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "web:81"}]}]}]});
+        assert!(
+            resolve_upstreams(&bad, &services)
+                .unwrap_err()
+                .to_string()
+                .contains("\"web:81\"")
+        );
     }
 
     #[test]

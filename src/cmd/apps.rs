@@ -76,11 +76,18 @@ struct AppRow {
     running_containers: usize,
     release: Option<u64>,
     mode: Option<String>,
+    /// Whether Caddy's route reaches the app (`ok`, `-`, `broken: why`).
+    route: String,
 }
 
 /// One app's row of `kata ls`, from its live release and the host's one
 /// container snapshot (pure).
-fn app_row(name: String, live: Option<&Live>, snapshot: &docker::Snapshot) -> AppRow {
+fn app_row(
+    name: String,
+    live: Option<&Live>,
+    snapshot: &docker::Snapshot,
+    route: String,
+) -> AppRow {
     let cs: Vec<Container> = match live.map(|l| l.mode) {
         Some(Mode::Swarm) => snapshot.of_stack(&name),
         _ => snapshot.of_app(&name),
@@ -92,6 +99,7 @@ fn app_row(name: String, live: Option<&Live>, snapshot: &docker::Snapshot) -> Ap
         running_containers: running,
         release: live.map(|l| l.release.number),
         mode: live.map(|l| l.mode.to_string()),
+        route,
         name,
     }
 }
@@ -115,21 +123,25 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
     } else {
         docker::snapshot(swarm)?
     };
+    let mut routes = RouteView::default();
     let rows: Vec<AppRow> = apps
         .into_iter()
-        .map(|(name, live)| app_row(name, live.as_ref(), &snapshot))
+        .map(|(name, live)| {
+            let route = routes.status(&paths, &name, live.as_ref());
+            app_row(name, live.as_ref(), &snapshot, route)
+        })
         .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);
     }
     println!(
-        "{:<24} {:<9} {:<9} {:<8} MODE",
-        "APP", "STATE", "RUNNING", "RELEASE"
+        "{:<24} {:<9} {:<9} {:<8} {:<8} ROUTE",
+        "APP", "STATE", "RUNNING", "RELEASE", "MODE"
     );
     for r in rows {
         println!(
-            "{:<24} {:<9} {:<9} {:<8} {}",
+            "{:<24} {:<9} {:<9} {:<8} {:<8} {}",
             r.name,
             if r.running { "running" } else { "stopped" },
             format!("{}/{}", r.running_containers, r.containers),
@@ -137,9 +149,47 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "-".into()),
             r.mode.unwrap_or_else(|| "-".into()),
+            r.route,
         );
     }
     Ok(0)
+}
+
+/// What `ls` needs to judge routes, read once for all apps on the first
+/// routed one: Caddy's config and every running kata container.
+#[derive(Default)]
+struct RouteView {
+    loaded: Option<Result<(serde_json::Value, Vec<crate::ports::Published>), String>>,
+}
+
+impl RouteView {
+    fn status(&mut self, paths: &Paths, app: &str, live: Option<&Live>) -> String {
+        use crate::route_status::{RouteStatus, status};
+        let Some(live) =
+            live.filter(|l| crate::release::caddy_file(paths, app, l.release.number).is_file())
+        else {
+            return RouteStatus::None.to_string();
+        };
+        let view = self.loaded.get_or_insert_with(|| {
+            let settings = settings::load(paths).map_err(|e| e.to_string())?;
+            let admin =
+                crate::caddy::Admin::from_settings(&settings, paths).map_err(|e| e.to_string())?;
+            let config = admin.config().map_err(|_| "Caddy unreachable".to_owned())?;
+            let running = crate::port_store::running().map_err(|e| e.to_string())?;
+            Ok((config, running))
+        });
+        let (config, running) = match view {
+            Ok(v) => v,
+            Err(e) => return format!("unknown ({e})"),
+        };
+        let part = crate::caddy::shared::find(app, config).ok().flatten();
+        let blocks = crate::port_store::load(paths, app).unwrap_or_default();
+        if live.mode == Mode::Swarm && part.is_some() {
+            // task addresses on docker_gwbridge: not judged here
+            return "not checked (swarm)".into();
+        }
+        status(app, true, part.as_ref().map(|f| &f.view), &blocks, running).to_string()
+    }
 }
 
 pub fn ps(app: &str, service: Option<&str>, json: bool) -> anyhow::Result<i32> {
@@ -809,16 +859,21 @@ mod tests {
                   c2\tshop-db-1\tdb\texited\tExited (1)\t2\t\tshop\t\n\
                   c3\tst_web.1.a\tweb\trunning\tUp\t4\ttask-a\tst\tst\n";
         let snap = docker::Snapshot::parse(ps, "task-a");
-        let row = app_row("shop".into(), Some(&live(2, Mode::Compose)), &snap);
+        let row = app_row(
+            "shop".into(),
+            Some(&live(2, Mode::Compose)),
+            &snap,
+            "ok".into(),
+        );
         assert_eq!(
             serde_json::to_value(&row).unwrap(),
             serde_json::json!({"name": "shop", "running": true, "containers": 2,
-                "running_containers": 1, "release": 2, "mode": "compose"})
+                "running_containers": 1, "release": 2, "mode": "compose", "route": "ok"})
         );
-        let row = app_row("st".into(), Some(&live(4, Mode::Swarm)), &snap);
+        let row = app_row("st".into(), Some(&live(4, Mode::Swarm)), &snap, "ok".into());
         assert_eq!((row.containers, row.running_containers), (1, 1));
         // never deployed: no release, nothing running
-        let row = app_row("new".into(), None, &snap);
+        let row = app_row("new".into(), None, &snap, "-".into());
         assert_eq!(
             (row.running, row.containers, row.release, row.mode),
             (false, 0, None, None)

@@ -109,6 +109,9 @@ pub fn sync() -> anyhow::Result<i32> {
     let settings = crate::settings::load(&paths)?;
     let mut failed = vec![];
     let (mut changed, mut same) = (0, 0);
+    if let Ok(admin) = Admin::from_settings(&settings, &paths) {
+        crate::rollout::remove_orphans_in_caddy(&admin);
+    }
     for app in crate::apps::names(&paths) {
         let Some(live) = crate::apps::live(&paths, &app)? else {
             continue;
@@ -123,7 +126,7 @@ pub fn sync() -> anyhow::Result<i32> {
         let done = serde_json::from_slice(&text)
             .map_err(|e| format!("{} is damaged: {e}", record.display()))
             .and_then(|server| {
-                let addrs = crate::rollout::container_addresses(&app, live.mode)
+                let addrs = crate::rollout::container_addresses(&paths, &app, live.mode)
                     .map_err(|e| e.to_string())?;
                 crate::rollout::put_server(&paths, &settings, &app, &server, &addrs)
                     .map_err(|e| e.to_string())

@@ -35,6 +35,9 @@ pub struct SetupArgs {
     /// Prefix length of each app network's subnet, cut from the pool.
     #[arg(long, value_name = "N")]
     pub subnet_prefix: Option<u8>,
+    /// Host ports kata publishes routed services on (127.0.0.1 only), FIRST-LAST.
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub port_range: Option<String>,
 }
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
@@ -54,6 +57,9 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
         let pool = args.subnet_pool.as_deref().unwrap_or(&s.subnet_pool);
         let pool: crate::subnets::Net = pool.parse()?;
         crate::subnets::check_prefix(pool, args.subnet_prefix.unwrap_or(s.subnet_prefix))?;
+    }
+    if let Some(r) = &args.port_range {
+        crate::ports::PortRange::parse(r).map_err(anyhow::Error::msg)?;
     }
     for dir in SKELETON {
         let p = paths.root().join(dir);
@@ -75,6 +81,9 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
     }
     if let Some(v) = args.deploy_branch {
         stored.deploy_branch = Some(v);
+    }
+    if let Some(v) = args.port_range {
+        stored.port_range = Some(v);
     }
     if let Some(v) = args.keep_releases {
         stored.keep_releases = Some(v as usize);
@@ -107,6 +116,10 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
         s.deploy_branch.as_deref().unwrap_or("main (else master)")
     );
     println!("keep releases: {}", s.keep_releases);
+    println!(
+        "port range:    {} (127.0.0.1, routed services)",
+        s.port_range
+    );
     let t = s.timeouts;
     println!(
         "time limits:   docker {} s, build {} s, start {} s, drain {} s",

@@ -671,10 +671,11 @@ fn spec_examples() {
     let web = Backend::start("web");
     let api = Backend::start("api");
     // "services" on loopback: the backends stand in for containers
+    let here = || kata::caddy::Upstreams::Addresses(vec!["127.0.0.1".to_owned()]);
     let services = BTreeMap::from([
-        ("web".to_owned(), vec!["127.0.0.1".to_owned()]),
-        ("api".to_owned(), vec!["127.0.0.1".to_owned()]),
-        ("app".to_owned(), vec!["127.0.0.1".to_owned()]),
+        ("web".to_owned(), here()),
+        ("api".to_owned(), here()),
+        ("app".to_owned(), here()),
     ]);
     let shapes = [
         // shorthand, HTTPS off

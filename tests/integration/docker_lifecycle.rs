@@ -313,6 +313,7 @@ fn lifecycle_commands_work_end_to_end(compose: &str) {
     assert_eq!(row["running_containers"], 2, "{row}");
     assert_eq!(row["release"], 1, "{row}");
     assert_eq!(row["mode"], "compose", "{row}");
+    assert_eq!(row["route"], "-", "no caddy: block, nothing routed: {row}");
     let o = kata.arg("ls").success();
     let line = o
         .stdout
@@ -321,7 +322,7 @@ fn lifecycle_commands_work_end_to_end(compose: &str) {
         .unwrap_or_else(|| panic!("{name} not in\n{}", o.stdout));
     assert_eq!(
         line.split_whitespace().collect::<Vec<_>>(),
-        [name.as_str(), "running", "2/2", "1", "compose"]
+        [name.as_str(), "running", "2/2", "1", "compose", "-"]
     );
 
     // ps APP [SERVICE]

@@ -14,6 +14,7 @@ mod fixtures_smoke;
 mod push_output;
 mod releases;
 mod render_compose;
+mod restarts;
 mod roles;
 mod runtime_signals;
 mod ssh_push;

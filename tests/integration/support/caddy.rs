@@ -66,14 +66,21 @@ pub fn is_2_6() -> bool {
 /// (SO_REUSEPORT); without that setting the kernel resets the connections
 /// still queued on the old socket. The inner test sees `KATA_TEST_IN_NETNS`.
 pub fn rerun_in_netns(test: &str) {
+    rerun_unshared(
+        test,
+        "-rn",
+        "ip link set lo up && sysctl -qw net.ipv4.tcp_migrate_req=1",
+        "KATA_TEST_IN_NETNS",
+    );
+}
+
+/// Runs the ignored test `test` again under `unshare FLAGS` after the shell
+/// command `setup`, with `marker` set in its environment, and fails when it
+/// fails.
+pub fn rerun_unshared(test: &str, flags: &str, setup: &str, marker: &str) {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("unshare")
-        .args([
-            "-rn",
-            "sh",
-            "-c",
-            "ip link set lo up && sysctl -qw net.ipv4.tcp_migrate_req=1 && exec \"$0\" \"$@\"",
-        ])
+        .args([flags, "sh", "-c", &format!("{setup} && exec \"$0\" \"$@\"")])
         .arg(&exe)
         .args([
             test,
@@ -82,7 +89,7 @@ pub fn rerun_in_netns(test: &str) {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("KATA_TEST_IN_NETNS", "1")
+        .env(marker, "1")
         .output()
         .expect("unshare");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -105,6 +105,34 @@ pub fn unique(prefix: &str) -> String {
     name
 }
 
+/// A port range for one test's KATA_ROOT (kata publishes routed services
+/// on it): 20 ports in 10000-19999, taken in turn from a start that differs
+/// per process, so tests running at the same time on one Docker engine do not
+/// share ports (kata's own default range is a host's, 20000-29999).
+pub fn unique_port_range() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish() % 500
+    });
+    let slot = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 500;
+    let first = 10000 + slot * 20;
+    format!("{first}-{}", first + 19)
+}
+
+/// Writes a fresh KATA_ROOT's settings file with its own port range.
+fn own_port_range(root: &Path) {
+    let dir = root.join("state");
+    std::fs::create_dir_all(&dir).expect("create state dir");
+    std::fs::write(
+        dir.join("settings.json"),
+        format!("{{\"port_range\": \"{}\"}}\n", unique_port_range()),
+    )
+    .expect("write settings.json");
+}
+
 /// Whether `name` is a valid kata app name: `^[a-z0-9][a-z0-9_-]{0,62}$`.
 pub fn is_valid_app_name(name: &str) -> bool {
     let b = name.as_bytes();
@@ -347,6 +375,7 @@ impl Kata {
             .prefix("kata-root-")
             .tempdir()
             .expect("create temp KATA_ROOT");
+        own_port_range(root.path());
         Kata {
             root,
             bin: kata_bin(),
@@ -360,6 +389,7 @@ impl Kata {
             .prefix("kata-root-")
             .tempdir_in(parent)
             .expect("create temp KATA_ROOT");
+        own_port_range(root.path());
         Kata {
             root,
             bin: kata_bin(),

@@ -181,7 +181,9 @@ impl Sshd {
             _dir: dir,
         };
         sshd.key = sshd.new_key("tester@laptop");
-        let setup = sshd.kata_as_user(&["setup"], None);
+        // its own ports for routed services (see `unique_port_range`)
+        let range = super::unique_port_range();
+        let setup = sshd.kata_as_user(&["setup", "--port-range", &range], None);
         assert!(setup.status.success(), "kata setup: {setup:?}");
         let add = sshd.kata_as_user(&["setup:ssh", sshd.key.public.to_str().unwrap()], None);
         assert!(add.status.success(), "kata setup:ssh: {add:?}");
