@@ -437,3 +437,128 @@ fn parallel_config_writers_before_the_first_push_keep_every_key() {
     let o = kata.args(["ls", "--json"]).success();
     assert!(!o.stdout.contains(&name), "{}", o.stdout);
 }
+
+/// Docker resolves bind mount sources each time it starts a container, and
+/// compose reads env and secret files each time it creates one, following
+/// symlinks. A running container swaps every such path it can reach (the
+/// code under `/app`, the data under `/data`) for a symlink to a host
+/// directory; then Docker restarts it on its own, kata restarts it, compose
+/// creates it again, and a push follows. Nothing it planted is followed.
+#[test]
+fn paths_a_container_swaps_for_symlinks_are_never_followed() {
+    use crate::support::push::container_ids;
+    use crate::support::{docker, docker_ok};
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let kata = Kata::setup();
+    let host = tempfile::Builder::new()
+        .prefix("kata-host-")
+        .tempdir()
+        .unwrap();
+    std::fs::write(host.path().join("app.conf"), "HOST FILE\n").unwrap();
+    std::fs::write(host.path().join("secret"), "LEAK=host\n").unwrap();
+    let name = unique("swap");
+    let app = LocalApp::new(&kata, &name);
+    let spec = format!(
+        r#"services:
+  web:
+    image: {BUSYBOX}
+    command: sh -c 'rm -f /tmp/die; while [ ! -f /tmp/die ]; do sleep 1; done'
+    restart: always
+    env_file: app.env
+    secrets: [tok]
+    volumes:
+      - app:/app
+      - data:/data
+      - ./conf:/conf:ro
+      - ./nginx.conf:/etc/nginx.conf
+      - ./uploads:/uploads
+secrets:
+  tok:
+    file: ./tok.txt
+"#
+    );
+    app.write("kata-compose.yaml", &spec)
+        .write("app.env", "FROM_ENV_FILE=pushed\n")
+        .write("tok.txt", "token\n")
+        .write("nginx.conf", "pushed nginx\n")
+        .write("conf/app.conf", "pushed conf\n")
+        .write("uploads/u.txt", "pushed upload\n")
+        .commit("v1");
+    app.push_ok();
+    let web = || {
+        let ids = container_ids(&name, "web");
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        ids[0].clone()
+    };
+    let h = host.path().display();
+    let plant = format!(
+        "set -e
+         rm -rf /app/conf && ln -s {h} /app/conf
+         rm -f /app/app.env && ln -s {h}/secret /app/app.env
+         rm -f /app/tok.txt && ln -s {h}/secret /app/tok.txt
+         rm -f /app/nginx.conf && ln -s {h}/app.conf /app/nginx.conf
+         rm -rf /data/uploads && ln -s {h} /data/uploads
+         echo planted"
+    );
+    let sees_only_its_own = |step: &str| {
+        let id = web();
+        wait_for(
+            &format!("web to run after {step}"),
+            Duration::from_secs(60),
+            || docker(["exec", &id, "true"]).status.success(),
+        );
+        let read = |path: &str| docker(["exec", &id, "cat", path]).stdout;
+        assert_eq!(read("/conf/app.conf"), "pushed conf\n", "after {step}");
+        assert_eq!(read("/etc/nginx.conf"), "pushed nginx\n", "after {step}");
+        assert_eq!(read("/run/secrets/tok"), "token\n", "after {step}");
+        let env = docker(["exec", &id, "sh", "-c", "echo $FROM_ENV_FILE"]).stdout;
+        assert_eq!(env, "pushed\n", "after {step}");
+        assert!(
+            read("/conf/secret").is_empty(),
+            "after {step}: host dir at /conf"
+        );
+        // the writable mount is the app's kept directory, not the host's
+        docker_ok(["exec", &id, "sh", "-c", "echo w > /uploads/written"]);
+        assert!(
+            !host.path().join("written").exists(),
+            "after {step}: the host dir was mounted at /uploads"
+        );
+        let kept = kata.path(format!("data/.mounts/{name}/uploads"));
+        assert_eq!(
+            std::fs::read_to_string(kept.join("u.txt")).unwrap(),
+            "pushed upload\n"
+        );
+        assert!(kept.join("written").is_file(), "after {step}");
+        let mut listed: Vec<String> = std::fs::read_dir(host.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        listed.sort();
+        assert_eq!(listed, ["app.conf", "secret"], "after {step}");
+        docker_ok(["exec", &id, "sh", "-c", &plant]);
+    };
+    sees_only_its_own("the push");
+
+    // Docker's own restart (a restart policy or an engine restart do the same)
+    docker_ok(["restart", &web()]);
+    sees_only_its_own("docker restart");
+    // its process exits: the restart policy starts it again
+    let before = crate::support::push::inspect(&web(), "{{.RestartCount}}");
+    docker_ok(["exec", &web(), "touch", "/tmp/die"]);
+    wait_for("the restart policy", Duration::from_secs(60), || {
+        crate::support::push::inspect(&web(), "{{.RestartCount}}") != before
+    });
+    sees_only_its_own("a restart by its policy");
+    kata.args(["restart", &name]).success();
+    sees_only_its_own("kata restart");
+    kata.args(["stop", &name]).success();
+    for id in container_ids(&name, "web") {
+        docker_ok(["rm", "-f", &id]);
+    }
+    kata.args(["start", &name]).success();
+    sees_only_its_own("kata start (compose creates it again)");
+    app.write("nginx.conf", "pushed nginx\n").commit("v2");
+    app.push_ok();
+    sees_only_its_own("a push");
+}
