@@ -22,6 +22,41 @@
 use serde_json::Value as Json;
 use std::path::{Component, Path, PathBuf};
 
+/// How kata names the image it builds for a service without an `image:`
+/// (`kata-build/<app>/<service>`): compose's own `<app>-<service>` could be
+/// another app's (`shop` + `web-x`, `shop-web` + `x`), and its containers
+/// would start from this one.
+pub const BUILT_PREFIX: &str = "kata-build/";
+
+/// The repository kata tags `app`'s built images in: `kata-build/<app>`,
+/// or the name in hex where it is not a valid image name (`shop-`).
+pub fn built_repo(app: &str) -> String {
+    let valid = app.split(['.', '_', '-']).all(|run| !run.is_empty())
+        && !app.contains("___")
+        && !app.contains("_-")
+        && !app.contains("-_");
+    match valid {
+        true => format!("{BUILT_PREFIX}{app}"),
+        false => format!("{BUILT_PREFIX}x{}", hex::encode(app)),
+    }
+}
+
+/// Names the image of every service compose builds and that names none
+/// (`kata-build/<app>:<service>`). Pure.
+pub fn name_built_images(compose: &mut Json, app: &str) {
+    let repo = built_repo(app);
+    if let Some(services) = compose.get_mut("services").and_then(Json::as_object_mut) {
+        for (name, svc) in services.iter_mut() {
+            if let Some(m) = svc.as_object_mut()
+                && m.contains_key("build")
+                && !m.contains_key("image")
+            {
+                m.insert("image".into(), Json::String(format!("{repo}:{name}")));
+            }
+        }
+    }
+}
+
 /// Where an app's writable relative mounts (`./uploads:/srv/uploads`) live:
 /// beside, not inside, its data directory, which runtime services mount
 /// writable at `/data` (and so could replace a directory there by a symlink).
@@ -263,6 +298,7 @@ pub fn pin_release(
         files: &files,
         home: home.as_deref(),
     };
+    name_built_images(compose, app);
     let copies = plan(compose, &trees).map_err(|e| e.join("\n"))?;
     if files.symlink_metadata().is_ok() {
         std::fs::remove_dir_all(&files).map_err(|e| format!("{}: {e}", files.display()))?;
@@ -402,6 +438,30 @@ mod tests {
         // the data directory itself (kata's `data` volume) is a root, not inside one
         let mut ok = json!({"services": {"w": {"volumes": ["/k/data/shop:/data", "/srv/x:/x"]}}});
         assert_eq!(plan(&mut ok, &trees(files, src)).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn built_images_get_names_of_the_app_alone() {
+        let mut doc = json!({"services": {
+            "web-x": {"build": "."},
+            "own": {"build": ".", "image": "mine:1"},
+            "plain": {"image": "busybox"}
+        }});
+        name_built_images(&mut doc, "shop");
+        assert_eq!(doc["services"]["web-x"]["image"], "kata-build/shop:web-x");
+        assert_eq!(doc["services"]["own"]["image"], "mine:1");
+        assert!(doc["services"]["plain"]["image"] == "busybox");
+        // `shop` + `web-x` and `shop-web` + `x` no longer meet
+        assert_ne!(
+            format!("{}:web-x", built_repo("shop")),
+            format!("{}:x", built_repo("shop-web"))
+        );
+        assert_eq!(built_repo("a-b_c.d"), "kata-build/a-b_c.d");
+        assert_eq!(built_repo("shop-"), "kata-build/x73686f702d");
+        assert_eq!(
+            built_repo("a___b"),
+            format!("kata-build/x{}", hex::encode("a___b"))
+        );
     }
 
     #[test]

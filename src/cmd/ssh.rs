@@ -349,7 +349,8 @@ fn redeploy_confined(paths: &Paths, command: &str, app: &str) -> Result<(), Stri
         _ => return Ok(()),
     };
     for r in releases {
-        let findings = confinement_of(&paths.repo(app), &r.commit).map_err(|e| e.to_string())?;
+        let findings =
+            confinement_of(&paths.repo(app), app, &r.commit).map_err(|e| e.to_string())?;
         if !findings.is_empty() {
             return Err(format!(
                 "release {} of {app} reaches outside the app (an admin key pushed it); \
@@ -575,7 +576,7 @@ fn check_push(app: &str) -> anyhow::Result<i32> {
         if update.is_delete() {
             continue;
         }
-        let findings = confinement_of(&repo, &update.new)?;
+        let findings = confinement_of(&repo, &app, &update.new)?;
         if !findings.is_empty() {
             let short = &update.new[..update.new.len().min(7)];
             return refuse(format!(
@@ -591,7 +592,7 @@ fn check_push(app: &str) -> anyhow::Result<i32> {
 
 /// The confinement findings for `commit`'s kata-compose.yaml, read from the
 /// objects git is receiving (the hook's quarantine environment is kept).
-fn confinement_of(repo: &Path, commit: &str) -> anyhow::Result<Vec<String>> {
+fn confinement_of(repo: &Path, app: &str, commit: &str) -> anyhow::Result<Vec<String>> {
     let git = |args: &[&str]| -> anyhow::Result<String> {
         let o = Command::new("git")
             .arg("--git-dir")
@@ -637,13 +638,17 @@ fn confinement_of(repo: &Path, commit: &str) -> anyhow::Result<Vec<String>> {
         return Ok(findings);
     }
     let text = git(&["cat-file", "blob", blob])?;
-    // a syntax error is left for the deploy, which reports it with its position
-    if let Ok(root) = crate::yaml::parse(&text) {
-        findings.extend(
-            access::confine::check(&root)
+    // a file the check cannot read is refused (with the parser's position)
+    match crate::yaml::parse(&text) {
+        Ok(root) => findings.extend(
+            access::confine::check(&root, app)
                 .iter()
                 .map(|d| d.display("kata-compose.yaml").to_string()),
-        );
+        ),
+        Err(e) => findings.push(match e.pos {
+            Some(p) => format!("kata-compose.yaml:{}:{}: {}", p.line, p.column, e.message),
+            None => format!("kata-compose.yaml: {}", e.message),
+        }),
     }
     Ok(findings)
 }
