@@ -338,6 +338,31 @@ fn a_deploy_key_push_that_reaches_the_host_is_refused_before_anything_is_stored(
             "    volumes: [hostroot:/h]\nvolumes:\n  hostroot:\n    driver_opts: {type: none, o: bind, device: /}\n",
             "volumes.hostroot.driver_opts",
         ),
+        // host ports: any address, any port
+        (
+            "    ports: ['0.0.0.0:22:22']\n",
+            ":5:12: `services.web.ports`",
+        ),
+        ("    ports: ['127.0.0.1:2019:80']\n", "`services.web.ports`"),
+        // shapes the check does not expect fail closed
+        (
+            "    privileged: \"true\"\n",
+            ":5:17: `services.web.privileged`",
+        ),
+        (
+            "    volumes: {h: '/:/h'}\n",
+            "`services.web.volumes`: must be a list",
+        ),
+        ("    network_mode: [host]\n", "must be a single value"),
+        ("    security_opt: seccomp=unconfined\n", "must be a list"),
+        // an image built here may not take another image's name
+        ("    build: .\n", "`services.web.image`"),
+        ("    logging: {driver: '${LOG_DRIVER}'}\n", "variables"),
+        // a file the check cannot parse is refused, with the parser's position
+        (
+            "    logging: {driver: ${LOG_DRIVER}}\n",
+            "kata-compose.yaml:5:24:",
+        ),
     ];
     for (extra, want) in cases {
         std::fs::write(work.join("kata-compose.yaml"), format!("{head}{extra}")).unwrap();
