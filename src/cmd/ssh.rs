@@ -6,7 +6,7 @@ use crate::paths::Paths;
 use crate::ssh::{self, Added, Route};
 use crate::{audit, lock, settings, state, ui};
 use anyhow::Context;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -243,7 +243,8 @@ impl Outcome {
     }
     fn refused(msg: impl std::fmt::Display) -> Outcome {
         let msg = msg.to_string();
-        eprintln!("error: {msg}");
+        // a gone client must not keep the refusal out of the audit log
+        let _ = writeln!(std::io::stderr(), "error: {msg}");
         Outcome {
             status: 1,
             release: None,
@@ -274,6 +275,7 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
         grant: grant.clone(),
     };
     audit::set_caller(caller.clone());
+    audit::survive_hangup();
     let paths = Paths::from_env();
     let original = std::env::var_os("SSH_ORIGINAL_COMMAND")
         .map(|s| s.into_string())
@@ -303,9 +305,14 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
                         });
                     let outcome = match allowed {
                         Err(refusal) => Outcome::refused(refusal),
-                        // a failure is recorded too, like any other outcome
-                        Ok(()) => run_route(&paths, route, &caller).unwrap_or_else(|e| {
-                            eprintln!("error: {e:#}");
+                        // a failure is recorded too, like any other outcome;
+                        // so is a panic (printing to a client that is gone)
+                        Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run_route(&paths, route, &caller)
+                        }))
+                        .unwrap_or_else(|_| Ok(Outcome::code(1)))
+                        .unwrap_or_else(|e| {
+                            let _ = writeln!(std::io::stderr(), "error: {e:#}");
                             Outcome::code(1)
                         }),
                     };
@@ -327,6 +334,7 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
             status: outcome.status,
             refused: outcome.refused,
             release: outcome.release,
+            disconnected: audit::client_gone(),
         },
     );
     Ok(outcome.status)
@@ -533,6 +541,7 @@ pub fn git_hook(app: &str, pre_receive: bool) -> anyhow::Result<i32> {
                     Ok(HookDone::Deployed(n)) => Some(n),
                     _ => None,
                 },
+                disconnected: false,
             },
         );
     }

@@ -616,3 +616,86 @@ fn caddy_ls_shows_a_deploy_key_only_its_apps() {
         assert!(admin_sees.contains(n), "{n} not in {admin_sees:?}");
     }
 }
+
+/// A client that goes away mid-command (its connection drops while `logs
+/// -f` streams) still leaves the command's audit record, marked as
+/// disconnected; so does a command whose own output finds the client gone.
+#[test]
+fn a_client_that_disconnects_mid_command_is_still_audited() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    ensure_test_images();
+    let _engine = engine_shared();
+    let sshd = Sshd::start();
+    let app = unique("gone");
+    let _docker = DockerGuard::project(&app);
+    let admin = &sshd.key;
+    let scratch = tempfile::tempdir().unwrap();
+    let git = GitClient::new(&sshd, admin, false);
+    let work = new_work(&git, scratch.path());
+    std::fs::write(
+        work.join("kata-compose.yaml"),
+        format!("services:\n  web:\n    image: {BUSYBOX}\n    command: sh -c 'while true; do echo tick; sleep 0.2; done'\nx-kata-mode: compose\n"),
+    )
+    .unwrap();
+    commit(&git, &work, "ticks");
+    ok(&push(&git, &sshd, &work, &app), "push");
+
+    let mut client = sshd
+        .ssh_command(admin, Some(&format!("logs {app} web -f")))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a log line").unwrap();
+    assert!(first.contains("tick"), "{first}");
+    // the connection drops: the client dies without a word to the server
+    client.kill().unwrap();
+    client.wait().unwrap();
+    drop(lines);
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let logs = loop {
+        let events = audit_events(&sshd, &[&app]);
+        if let Some(e) = events.iter().find(|e| e["command"] == "logs") {
+            break e.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no audit record for the dropped `logs -f`: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(logs["disconnected"], true, "{logs}");
+    assert_eq!(logs["key"], "tester@laptop", "{logs}");
+    assert!(logs["status"].is_i64(), "{logs}");
+}
+
+/// kata's own output to a client that is gone (a broken pipe) neither kills
+/// it before the audit record nor loses the record.
+#[test]
+fn a_broken_pipe_on_output_still_leaves_the_audit_record() {
+    let kata = crate::support::Kata::setup();
+    for command in ["help", "ls", "audit"] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // the client is gone before kata writes a byte
+        let status = kata
+            .cmd()
+            .args(["ssh-serve", "--key", "SHA256:gone", "--name", "gone"])
+            .env("SSH_ORIGINAL_COMMAND", command)
+            .command()
+            .stdout(writer)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "{command}: {status:?}");
+        let log = std::fs::read_to_string(kata.path("state/audit.log")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(last["command"], command, "{log}");
+        assert_eq!(last["key"], "gone", "{log}");
+        assert_eq!(last["disconnected"], true, "{log}");
+        assert_eq!(last["status"], 1, "{log}");
+    }
+}
