@@ -562,3 +562,100 @@ secrets:
     app.push_ok();
     sees_only_its_own("a push");
 }
+
+/// Labels baked into an image decide nothing: an image tagged `kata/static`
+/// by someone else, with kata's own `kata.runtime.hash` label inherited
+/// (`FROM kata/static`), is rebuilt before any app runs on it; an image an
+/// app builds gets a name of the app's own, and its `LABEL kata.*` lines do
+/// not make its containers another app's.
+#[test]
+fn labels_inherited_by_images_are_not_trusted() {
+    use crate::support::push::{container_ids, inspect};
+    use crate::support::{docker, docker_ok};
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let kata = Kata::setup();
+    kata.args(["setup", "--base-image", BUSYBOX]).success();
+    let name = unique("label");
+    let app = LocalApp::new(&kata, &name);
+    app.write(
+        "kata-compose.yaml",
+        "services:\n  web:\n    runtime: static\n    root: public\n    environment:\n      PORT: \"8000\"\n  built:\n    build: .\n    command: sleep 100000\n",
+    )
+    .write("public/index.html", "v1\n")
+    .write(
+        "Dockerfile",
+        &format!("FROM {BUSYBOX}\nLABEL kata.app=victim kata.release=99 kata.service=web\n"),
+    )
+    .commit("v1");
+    app.push_ok();
+    let web = container_ids(&name, "web");
+    assert_eq!(web.len(), 1, "{web:?}");
+    // the built image is the app's own name, and its labels do not win
+    let built = container_ids(&name, "built");
+    assert_eq!(built.len(), 1, "{built:?}");
+    assert_eq!(
+        inspect(&built[0], "{{.Config.Image}}"),
+        format!("kata-build/{name}:built")
+    );
+    assert_eq!(
+        inspect(&built[0], "{{index .Config.Labels \"kata.app\"}}"),
+        name
+    );
+    assert_eq!(
+        inspect(&built[0], "{{index .Config.Labels \"kata.service\"}}"),
+        "built"
+    );
+    let o = kata.args(["ps", &name, "--json"]).success();
+    assert!(!o.stdout.contains("victim"), "{}", o.stdout);
+
+    // kata/static replaced by a look-alike that inherits kata's label
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM kata/static\nRUN echo planted > /planted\n",
+    )
+    .unwrap();
+    let tag = format!("kata-test/lookalike-{name}");
+    docker_ok(["build", "-q", "-t", &tag, &ctx.path().display().to_string()]);
+    let _untag = crate::support::Cleanup::new({
+        let tag = tag.clone();
+        move || {
+            let _ = docker(["rmi", "-f", &tag]);
+        }
+    });
+    assert_eq!(
+        docker_ok([
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"kata.runtime.hash\"}}",
+            &tag
+        ]),
+        docker_ok([
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"kata.runtime.hash\"}}",
+            "kata/static"
+        ]),
+        "the look-alike carries kata's label"
+    );
+    docker_ok(["tag", &tag, "kata/static"]);
+    app.write("public/index.html", "v2\n").commit("v2");
+    let out = app.push_ok();
+    assert!(
+        out.stderr.contains("remote:        built kata/static"),
+        "the look-alike was taken for kata's image: {}",
+        out.stderr
+    );
+    let web = container_ids(&name, "web");
+    assert_eq!(web.len(), 1, "{web:?}");
+    let o = docker(["exec", &web[0], "cat", "/planted"]);
+    assert!(!o.status.success(), "the app runs on the look-alike");
+    let now = docker_ok(["image", "inspect", "--format", "{{.Id}}", "kata/static"]);
+    assert_ne!(
+        now,
+        docker_ok(["image", "inspect", "--format", "{{.Id}}", &tag])
+    );
+}
