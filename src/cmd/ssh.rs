@@ -297,10 +297,11 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
                 }
                 Ok(route) => {
                     let (command, app) = ssh::target(&route);
+                    let to = rollback_release(&route);
                     let allowed = access::allowed(&grant, &command, app.as_deref())
                         .map_err(|r| r.to_string())
                         .and_then(|()| match (&app, grant.role) {
-                            (Some(a), Role::Deploy) => redeploy_confined(&paths, &command, a),
+                            (Some(a), Role::Deploy) => redeploy_confined(&paths, &command, a, to),
                             _ => Ok(()),
                         });
                     let outcome = match allowed {
@@ -346,14 +347,24 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
 /// (`volumes: ["${DIR}:/x"]` with `DIR=/`), and `rollback` may pick any kept
 /// release. The files are read from the bare repository, which no container
 /// mounts.
-fn redeploy_confined(paths: &Paths, command: &str, app: &str) -> Result<(), String> {
+fn redeploy_confined(
+    paths: &Paths,
+    command: &str,
+    app: &str,
+    to: Option<u64>,
+) -> Result<(), String> {
     let all = crate::release::list(paths, app).unwrap_or_default();
     let releases: Vec<&crate::release::Release> = match command {
         "deploy" | "config:set" | "config:unset" => crate::release::live(&all)
             .or(all.last())
             .into_iter()
             .collect(),
-        "rollback" => all.iter().collect(),
+        // the release it would deploy, judged by today's rules (a file
+        // pushed before a rule existed is refused like a new one)
+        "rollback" => {
+            let to = to.or_else(|| crate::deploy::rollback_target(&all));
+            all.iter().filter(|r| Some(r.number) == to).collect()
+        }
         _ => return Ok(()),
     };
     for r in releases {
@@ -369,6 +380,20 @@ fn redeploy_confined(paths: &Paths, command: &str, app: &str) -> Result<(), Stri
         }
     }
     Ok(())
+}
+
+/// The release `rollback APP N` names, if the request is one.
+fn rollback_release(route: &Route) -> Option<u64> {
+    use clap::CommandFactory;
+    let Route::Kata { args } = route else {
+        return None;
+    };
+    let argv = std::iter::once("kata").chain(args.iter().map(String::as_str));
+    let m = crate::cli::Cli::command().try_get_matches_from(argv).ok()?;
+    match m.subcommand()? {
+        ("rollback", a) => a.try_get_one::<u64>("release").ok().flatten().copied(),
+        _ => None,
+    }
 }
 
 fn run_route(paths: &Paths, route: Route, caller: &audit::Caller) -> anyhow::Result<Outcome> {

@@ -699,3 +699,66 @@ fn a_broken_pipe_on_output_still_leaves_the_audit_record() {
         assert_eq!(last["status"], 1, "{log}");
     }
 }
+
+/// What a deploy key may deploy again is judged by today's rules on the
+/// release it would deploy: not a live release an admin pushed with host
+/// access (or with a file pushed before a rule existed, here `ports:`),
+/// nor a rollback to one; a rollback to a release that passes is fine.
+#[test]
+fn a_deploy_key_redeploys_and_rolls_back_only_what_passes_todays_checks() {
+    ensure_test_images();
+    let _engine = engine_shared();
+    let sshd = Sshd::start();
+    let own = unique("rb");
+    let _docker = DockerGuard::project(&own);
+    let ci = sshd.add_key("ci", &["--role", "deploy", "--apps", &own]);
+    let scratch = tempfile::tempdir().unwrap();
+    let admin_git = GitClient::new(&sshd, &sshd.key, false);
+    let ci_git = GitClient::new(&sshd, &ci, false);
+    let work = new_work(&admin_git, scratch.path());
+    commit(&admin_git, &work, "r1: confined");
+    ok(&push(&admin_git, &sshd, &work, &own), "r1");
+    let port = crate::support::free_port();
+    std::fs::write(
+        work.join("kata-compose.yaml"),
+        format!(
+            "{}    ports: ['127.0.0.1:{port}:80']\n",
+            compose_yaml().replace("x-kata-mode: compose\n", "")
+        ) + "x-kata-mode: compose\n",
+    )
+    .unwrap();
+    commit(&admin_git, &work, "r2: publishes a host port");
+    ok(&push(&admin_git, &sshd, &work, &own), "r2");
+
+    for c in [format!("deploy {own}"), format!("config:set {own} A=1")] {
+        refused(&sshd, &ci, &c, "release 2 of");
+    }
+    std::fs::write(work.join("kata-compose.yaml"), compose_yaml()).unwrap();
+    commit(&ci_git, &work, "r3: confined again");
+    ok(&push(&ci_git, &sshd, &work, &own), "r3 by the deploy key");
+    // `rollback` would go to release 2
+    refused(&sshd, &ci, &format!("rollback {own}"), "release 2 of");
+    refused(
+        &sshd,
+        &ci,
+        &format!("rollback {own} 2"),
+        "`services.web.ports`",
+    );
+    let o = sshd.ssh(&ci, Some(&format!("rollback {own} 1")));
+    ok(&o, "rollback to release 1");
+    ok(
+        &sshd.ssh(&ci, Some(&format!("deploy {own}"))),
+        "deploy of release 1's copy",
+    );
+    // an admin may still roll back to it
+    ok(
+        &sshd.ssh(&sshd.key, Some(&format!("rollback {own} 2"))),
+        "admin rollback",
+    );
+    let events = audit_events(&sshd, &[&own]);
+    let refusals = events
+        .iter()
+        .filter(|e| e["key"] == "ci" && e["refused"].is_string())
+        .count();
+    assert_eq!(refusals, 4, "{events:?}");
+}
