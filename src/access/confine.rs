@@ -42,7 +42,7 @@ pub const SERVICE_KEYS: &[(&str, Rule)] = &[
     ("healthcheck", Free),
     ("instances", Free),
     // compose keys
-    ("annotations", Free),
+    ("annotations", Refused), // read by the container runtime and its hooks
     ("attach", Free),
     ("blkio_config", Free), // throttles, grants no access
     ("build", Checked),
@@ -51,14 +51,14 @@ pub const SERVICE_KEYS: &[(&str, Rule)] = &[
     ("cgroup", Checked),
     ("cgroup_parent", Refused),
     ("command", Free),
-    ("configs", Free), // references; top-level `configs` is checked
-    ("container_name", Free),
+    ("configs", Free),           // references; top-level `configs` is checked
+    ("container_name", Refused), // could take another app's container name
     ("cpu_count", Free),
     ("cpu_percent", Free),
     ("cpu_period", Free),
     ("cpu_quota", Free),
-    ("cpu_rt_period", Free),
-    ("cpu_rt_runtime", Free),
+    ("cpu_rt_period", Refused), // realtime scheduling over host processes
+    ("cpu_rt_runtime", Refused),
     ("cpu_shares", Free),
     ("cpus", Free),
     ("cpuset", Free),
@@ -117,7 +117,7 @@ pub const SERVICE_KEYS: &[(&str, Rule)] = &[
     ("sysctls", Free), // Docker allows only namespaced sysctls
     ("tmpfs", Free),
     ("tty", Free),
-    ("ulimits", Free),
+    ("ulimits", Checked),
     ("user", Free), // root in a container without host mounts or caps stays in it
     ("userns_mode", Checked),
     ("uts", Checked),
@@ -281,6 +281,17 @@ pub fn check(root: &Node, app: &str) -> Vec<Diag> {
         };
         for (name, item) in items {
             let path = format!("{section}.{name}");
+            // compose names them `<app>_<name>`: with a `_` in either, the
+            // result can be another app's (`shop` + `web_data`, `shop_web` + `data`)
+            if matches!(section.as_str(), "volumes" | "networks")
+                && (name.contains('_') || cx.app.contains('_'))
+            {
+                cx.refuse(
+                    item,
+                    &path,
+                    format!("compose names it {}_{name}, which another app's {section} can be called too (use names without `_`, in an app whose name has none)", cx.app),
+                );
+            }
             if item.as_map().is_none() && !matches!(item.value, Value::Null) {
                 map_of(&mut cx, &path, item);
                 continue;
@@ -357,6 +368,17 @@ fn map_of<'a>(cx: &mut Check, path: &str, v: &'a Node) -> Option<&'a IndexMap<St
 
 fn service_key(cx: &mut Check, key: &str, path: &str, v: &Node) {
     match key {
+        "ulimits" => {
+            for (k, n) in map_of(cx, path, v).into_iter().flatten() {
+                if matches!(k.as_str(), "rtprio" | "nice") {
+                    cx.refuse(
+                        n,
+                        &format!("{path}.{k}"),
+                        "lets the container's processes take the CPU from host processes",
+                    );
+                }
+            }
+        }
         "ports" => {
             if !matches!(&v.value, Value::Null) && v.as_seq().is_none_or(|s| !s.is_empty()) {
                 cx.refuse(
@@ -535,11 +557,11 @@ fn service_volume(cx: &mut Check, path: &str, v: &Node) {
                 None => Some("volume".into()),
             };
             match ty_s.as_deref() {
-                Some("volume") | Some("tmpfs") | Some("image") | None => {}
+                Some("volume") | Some("tmpfs") | None => {}
                 Some(other) => cx.refuse(
                     ty.unwrap_or(v),
                     &format!("{path}.type"),
-                    format!("a `{other}` mount reaches the host (allowed: volume, tmpfs, image)"),
+                    format!("a `{other}` mount reaches the host or another image's files (allowed: volume, tmpfs)"),
                 ),
             }
             if let Some(src) = m.get("source") {
@@ -944,6 +966,15 @@ mod tests {
     #[test]
     fn wrong_shapes_and_late_values_fail_closed() {
         let cases: &[(&str, &str)] = &[
+            ("    container_name: other-web-1\n", "container_name"),
+            ("    annotations: {com.example: x}\n", "annotations"),
+            ("    cpu_rt_runtime: 950000\n", "cpu_rt_runtime"),
+            ("    ulimits: {rtprio: 99}\n", "ulimits.rtprio"),
+            ("    ulimits: nofile\n", "ulimits`: must be a mapping"),
+            (
+                "    volumes: [{type: image, source: other-web, target: /o}]\n",
+                "`image` mount",
+            ),
             (
                 "    privileged: \"true\"\n",
                 "4:17: `services.web.privileged`",
@@ -1048,6 +1079,11 @@ mod tests {
             assert!(f[0].contains("not allowed for deploy keys"), "{f:?}");
         }
         let whole: &[(&str, &str)] = &[
+            ("services: {}\nvolumes:\n  web_data: {}\n", "shop_web_data"),
+            (
+                "services: {}\nnetworks:\n  web_default: {}\n",
+                "shop_web_default",
+            ),
             ("- services\n", "1:1: `(the file)`: must be a mapping"),
             ("services: [web]\n", "`services`: must be a mapping"),
             (
@@ -1116,6 +1152,13 @@ mod tests {
                 "{text}: {f:?} lacks {want}"
             );
         }
+        // in an app named with `_`, any volume or network name can meet another app's
+        let root = crate::yaml::parse("services: {}\nvolumes:\n  data: {}\n").unwrap();
+        let f = check(&root, "shop_web");
+        assert!(
+            f.len() == 1 && f[0].message.contains("shop_web_data"),
+            "{f:?}"
+        );
         // still fine: Caddy's shared ports, high ports, a regex's `$`
         let ok = "services: {web: {image: x}}\ncaddy:\n  listen: [':80', ':443', '127.0.0.1:8080', ':9000-9010']\n  routes: [{match: [{path_regexp: {pattern: '^/a$'}}], handle: [{handler: reverse_proxy, upstreams: [{dial: 'web:80'}]}]}]\n";
         assert_eq!(findings(ok), Vec::<String>::new());
