@@ -283,8 +283,11 @@ pub fn check(root: &Node, app: &str) -> Vec<Diag> {
             let path = format!("{section}.{name}");
             // compose names them `<app>_<name>`: with a `_` in either, the
             // result can be another app's (`shop` + `web_data`, `shop_web` + `data`)
-            if matches!(section.as_str(), "volumes" | "networks")
-                && (name.contains('_') || cx.app.contains('_'))
+            // (swarm names secrets and configs `<app>_<name>` too)
+            if matches!(
+                section.as_str(),
+                "volumes" | "networks" | "secrets" | "configs"
+            ) && (name.contains('_') || cx.app.contains('_'))
             {
                 cx.refuse(
                     item,
@@ -766,6 +769,10 @@ fn caddy(cx: &mut Check, path: &str, n: &Node) {
                     cx.refuse(v, &p, "reaches files or addresses on the host");
                     continue;
                 }
+                if k == "@id" {
+                    cx.refuse(v, &p, "Caddy's ids are global: kata sets the app's own, and another app's would clash with it");
+                    continue;
+                }
                 if has_var(k) {
                     cx.refuse(v, &p, "variables are expanded from the app's config, which can change after the push");
                     continue;
@@ -1079,6 +1086,14 @@ mod tests {
             assert!(f[0].contains("not allowed for deploy keys"), "{f:?}");
         }
         let whole: &[(&str, &str)] = &[
+            (
+                "services: {}\nsecrets:\n  web_token: {file: t}\n",
+                "shop_web_token",
+            ),
+            (
+                "services: {web: {image: x}}\ncaddy:\n  routes: [{'@id': kata.victim, handle: [{handler: static_response}]}]\n",
+                "Caddy's ids are global",
+            ),
             ("services: {}\nvolumes:\n  web_data: {}\n", "shop_web_data"),
             (
                 "services: {}\nnetworks:\n  web_default: {}\n",
