@@ -3,6 +3,7 @@
 //! in, a decision out; the SSH shell (`cmd::ssh`) enforces it.
 
 pub mod confine;
+pub mod pin;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

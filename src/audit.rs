@@ -117,6 +117,46 @@ pub struct Event {
     pub refused: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<u64>,
+    /// The client was gone before the command ended (its connection closed,
+    /// or sshd hung up): it never saw `status`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disconnected: bool,
+}
+
+static HUNG_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_hangup(_: libc::c_int) {
+    // async-signal-safe: one atomic store
+    HUNG_UP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Keeps this process alive through a SIGHUP (sshd hanging up on a gone
+/// client), so it still records its event. Children start with the default
+/// disposition again (a handler does not survive `exec`).
+pub fn survive_hangup() {
+    // SAFETY: installs a handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGHUP, on_hangup as *const () as libc::sighandler_t);
+    }
+}
+
+/// Whether the client is gone: a SIGHUP came, or stdout or stderr is a
+/// pipe or socket whose other end closed.
+pub fn client_gone() -> bool {
+    if HUNG_UP.load(std::sync::atomic::Ordering::SeqCst) {
+        return true;
+    }
+    let mut fds = [1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    });
+    // SAFETY: polls two pollfd structs we own, without waiting.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+    n > 0
+        && fds
+            .iter()
+            .any(|f| f.revents & (libc::POLLERR | libc::POLLHUP) != 0)
 }
 
 /// Command words as they may be kept: `K=V` values of `config:set` and
@@ -206,6 +246,9 @@ pub fn table(events: &[&Event]) -> String {
         }
         if let Some(r) = &e.refused {
             what = format!("{what}  (refused: {r})");
+        }
+        if e.disconnected {
+            what = format!("{what}  (client disconnected)");
         }
         out.push_str(&format!(
             "{:<21} {:<16} {:<7} {:<16} {:<7} {:<8} {}\n",
@@ -324,6 +367,7 @@ mod tests {
             status: 0,
             refused: None,
             release: None,
+            disconnected: false,
         }
     }
 

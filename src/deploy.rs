@@ -716,12 +716,22 @@ fn run(
         std::fs::create_dir_all(d)?;
     }
 
-    seed_data_dirs(&src, &out.seeds)?;
+    seed_data_dirs(&src, &paths.data(app), &out.seeds)?;
     rec.step(Step::Build, || {
         build_runtimes(paths, settings, app, &spec, &out, &src, rec)
     })?;
     // again: the build step ran untrusted code with the code dir mounted
     check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
+    // what Docker and compose read on their own, out of containers' reach
+    crate::access::pin::pin_release(
+        paths,
+        app,
+        &release::dir(paths, app, n),
+        &src,
+        &mut out.compose,
+    )
+    .map_err(fail)?;
+    crate::fsutil::write_atomic(&compose_file, out.yaml().as_bytes())?;
 
     let previous = release::list(paths, app)?
         .into_iter()
@@ -759,8 +769,15 @@ fn run(
 /// would create it owned by root). A path that passes through a symlink is
 /// not followed: the checkout's symlinks must not copy host files into the
 /// app's data.
-fn seed_data_dirs(src: &Path, seeds: &[(String, PathBuf)]) -> Result<(), DeployError> {
+fn seed_data_dirs(src: &Path, data: &Path, seeds: &[(String, PathBuf)]) -> Result<(), DeployError> {
     for (rel, dir) in seeds {
+        if crate::access::pin::adopt_old_mount(data, rel, dir)? {
+            ui::info(format!(
+                "{rel}: moved {} to {}",
+                data.join(rel).display(),
+                dir.display()
+            ));
+        }
         if dir.symlink_metadata().is_ok() {
             continue;
         }
@@ -1052,7 +1069,7 @@ mod tests {
             ("missing".to_owned(), data.join("missing")),
             ("Caddyfile".to_owned(), data.join("Caddyfile")),
         ];
-        seed_data_dirs(&src, &seeds).unwrap();
+        seed_data_dirs(&src, &d.path().join("old-data"), &seeds).unwrap();
         assert_eq!(
             std::fs::read_to_string(data.join("state/seed")).unwrap(),
             "pushed"
@@ -1072,7 +1089,7 @@ mod tests {
         );
         // An existing data directory is the app's: never seeded again.
         std::fs::write(src.join("state/seed"), "pushed again").unwrap();
-        seed_data_dirs(&src, &seeds).unwrap();
+        seed_data_dirs(&src, &d.path().join("old-data"), &seeds).unwrap();
         assert_eq!(
             std::fs::read_to_string(data.join("state/seed")).unwrap(),
             "pushed"

@@ -104,9 +104,9 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
             std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dest)?;
         } else if kind.is_dir() {
             copy_tree(&src, &dest)?;
-        } else {
+        } else if kind.is_file() {
             std::fs::copy(&src, &dest)?;
-        }
+        } // a FIFO or a device (a build step can make one) is not copied
     }
     Ok(())
 }

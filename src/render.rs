@@ -628,13 +628,27 @@ fn relative_bind(cx: &Context, name: &str, i: usize, v: &mut Json, notes: &mut N
         );
         return;
     }
-    let dir = cx.paths.data(cx.app).join(rel.join("/"));
+    // Not inside `data/<app>`: runtime services mount that writable, and a
+    // container could replace the directory with a symlink Docker follows.
+    let dir = crate::access::pin::mounts_dir(cx.paths.root(), cx.app).join(rel.join("/"));
     let host = crate::expand::escape(&dir.display().to_string());
     notes.warn(
         &at,
-        format!("`{source}` is mounted writable: kata keeps it in the app's data directory ({host}) so it survives deploys, starting from the pushed files the first time; add `:ro` to mount the pushed files of each release instead"),
+        format!("`{source}` is mounted writable: kata keeps it in {host} so it survives deploys, starting from the pushed files the first time; add `:ro` to mount the pushed files of each release instead"),
     );
     let seed = (rel.join("/"), dir);
+    // A writable mount inside another: a container writing the outer one
+    // could replace the inner one by a symlink, which Docker would follow.
+    if let Some((other, _)) = notes.seeds.iter().find(|(o, _)| {
+        o != &seed.0
+            && (seed.0.starts_with(&format!("{o}/")) || o.starts_with(&format!("{}/", seed.0)))
+    }) {
+        let msg = format!(
+            "`{source}` and `./{other}` are both mounted writable and one holds the other: a container writing the outer one could replace the inner one; mount one of them `:ro` or use directories side by side"
+        );
+        notes.err(&at, msg);
+        return;
+    }
     if !notes.seeds.contains(&seed) {
         notes.seeds.push(seed);
     }
@@ -974,16 +988,16 @@ mod tests {
     }
 
     #[test]
-    fn writable_relative_directories_move_to_the_data_directory() {
+    fn writable_relative_directories_live_beside_the_data_directory() {
         let text = "services:\n  web:\n    image: x\n    restart: always\n    volumes:\n      - ./data:/d\n      - ./conf:/c:ro\n      - ./.htpasswd:/etc/htpasswd\n      - ./a/../b/./c:/e\n      - .:/src\n";
         let (out, _) = render_fixture(text, "demo", Target::V2);
         assert_eq!(
             out.compose["services"]["web"]["volumes"],
             json!([
-                "/home/kata/data/demo/data:/d",
+                "/home/kata/data/.mounts/demo/data:/d",
                 "./conf:/c:ro",
                 "./.htpasswd:/etc/htpasswd",
-                "/home/kata/data/demo/b/c:/e",
+                "/home/kata/data/.mounts/demo/b/c:/e",
                 ".:/src"
             ])
         );
@@ -992,9 +1006,22 @@ mod tests {
         assert_eq!(
             out.seeds,
             vec![
-                ("data".to_owned(), "/home/kata/data/demo/data".into()),
-                ("b/c".to_owned(), "/home/kata/data/demo/b/c".into())
+                (
+                    "data".to_owned(),
+                    "/home/kata/data/.mounts/demo/data".into()
+                ),
+                ("b/c".to_owned(), "/home/kata/data/.mounts/demo/b/c".into())
             ]
+        );
+        // one writable mount inside another is refused
+        let text = "services:\n  web:\n    image: x\n    restart: always\n    volumes:\n      - ./a:/a\n      - ./b:/b\n  w2:\n    image: x\n    restart: always\n    volumes:\n      - ./a/b:/ab\n";
+        let (out, _) = render_fixture(text, "demo", Target::V2);
+        assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+        assert_eq!(out.errors[0].pos.unwrap().line, 12);
+        assert!(
+            out.errors[0].message.contains("one holds the other"),
+            "{:?}",
+            out.errors
         );
     }
 

@@ -35,15 +35,19 @@ pub fn ensure(rt: Runtime, base_image: &str) -> Result<bool, DockerError> {
             "base image {base_image} is not available on this host (set another with `kata setup --base-image IMAGE`): {e}"
         )))?;
     let want = fingerprint(rt, base_image, base_id.trim());
-    let have = docker::docker(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{ index .Config.Labels \"kata.runtime.hash\" }}",
-        &rt.image(),
-    ])
-    .unwrap_or_default();
-    if have.trim() == want {
+    // Trusted is the image kata built and recorded, never a label: a label
+    // can be inherited (`FROM kata/python`) by an image someone else tagged.
+    let record = crate::paths::Paths::from_env()
+        .root()
+        .join("state/runtimes")
+        .join(rt.as_str());
+    let tagged = || {
+        docker::docker(&["image", "inspect", "--format", "{{.Id}}", &rt.image()])
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let recorded = std::fs::read_to_string(&record).unwrap_or_default();
+    if is_recorded(&recorded, &want, &tagged()) {
         return Ok(false);
     }
     let dir = tempfile::tempdir().map_err(|e| DockerError::Other(format!("temp dir: {e}")))?;
@@ -68,7 +72,19 @@ pub fn ensure(rt: Runtime, base_image: &str) -> Result<bool, DockerError> {
         ],
         &[("DOCKER_BUILDKIT", "0")],
     )?;
+    let id = tagged();
+    if let Some(dir) = record.parent() {
+        let _ = crate::fsutil::private_dir(dir);
+    }
+    crate::fsutil::write_atomic(&record, format!("{want} {id}\n").as_bytes())
+        .map_err(|e| DockerError::Other(format!("recording {}: {e}", rt.image())))?;
     Ok(true)
+}
+
+/// Whether the image now tagged (`tagged`, its ID) is the one kata recorded
+/// building for fingerprint `want`. Pure.
+fn is_recorded(recorded: &str, want: &str, tagged: &str) -> bool {
+    !tagged.is_empty() && recorded.trim() == format!("{want} {tagged}")
 }
 
 /// Removes runtime images that a rebuild untagged and no container uses any
@@ -87,6 +103,16 @@ pub fn prune_replaced() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_image_kata_recorded_is_up_to_date() {
+        assert!(is_recorded("fp sha256:a\n", "fp", "sha256:a"));
+        // another image under the tag, even with kata's label inherited
+        assert!(!is_recorded("fp sha256:a\n", "fp", "sha256:b"));
+        assert!(!is_recorded("old sha256:a\n", "fp", "sha256:a"));
+        assert!(!is_recorded("", "fp", "sha256:a"));
+        assert!(!is_recorded("fp \n", "fp", ""));
+    }
 
     #[test]
     fn fingerprint_changes_with_inputs() {

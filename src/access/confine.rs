@@ -42,7 +42,7 @@ pub const SERVICE_KEYS: &[(&str, Rule)] = &[
     ("healthcheck", Free),
     ("instances", Free),
     // compose keys
-    ("annotations", Free),
+    ("annotations", Refused), // read by the container runtime and its hooks
     ("attach", Free),
     ("blkio_config", Free), // throttles, grants no access
     ("build", Checked),
@@ -51,14 +51,14 @@ pub const SERVICE_KEYS: &[(&str, Rule)] = &[
     ("cgroup", Checked),
     ("cgroup_parent", Refused),
     ("command", Free),
-    ("configs", Free), // references; top-level `configs` is checked
-    ("container_name", Free),
+    ("configs", Free),           // references; top-level `configs` is checked
+    ("container_name", Refused), // could take another app's container name
     ("cpu_count", Free),
     ("cpu_percent", Free),
     ("cpu_period", Free),
     ("cpu_quota", Free),
-    ("cpu_rt_period", Free),
-    ("cpu_rt_runtime", Free),
+    ("cpu_rt_period", Refused), // realtime scheduling over host processes
+    ("cpu_rt_runtime", Refused),
     ("cpu_shares", Free),
     ("cpus", Free),
     ("cpuset", Free),
@@ -98,7 +98,7 @@ pub const SERVICE_KEYS: &[(&str, Rule)] = &[
     ("pid", Checked),
     ("pids_limit", Free),
     ("platform", Free),
-    ("ports", Free),
+    ("ports", Checked),
     ("post_start", Checked),
     ("pre_stop", Checked),
     ("privileged", Checked),
@@ -117,7 +117,7 @@ pub const SERVICE_KEYS: &[(&str, Rule)] = &[
     ("sysctls", Free), // Docker allows only namespaced sysctls
     ("tmpfs", Free),
     ("tty", Free),
-    ("ulimits", Free),
+    ("ulimits", Checked),
     ("user", Free), // root in a container without host mounts or caps stays in it
     ("userns_mode", Checked),
     ("uts", Checked),
@@ -136,12 +136,13 @@ pub fn rule(key: &str) -> Option<Rule> {
         .map(|(_, r)| *r)
 }
 
-struct Check {
+struct Check<'a> {
     out: Vec<Diag>,
     services: Vec<String>,
+    app: &'a str,
 }
 
-impl Check {
+impl Check<'_> {
     fn refuse(&mut self, n: &Node, path: &str, why: impl std::fmt::Display) {
         self.out.push(Diag {
             pos: Some(n.pos),
@@ -151,7 +152,10 @@ impl Check {
 
     /// A literal string at a checked place, or a finding.
     fn literal(&mut self, n: &Node, path: &str) -> Option<String> {
-        let s = n.scalar_string()?;
+        let Some(s) = n.scalar_string() else {
+            self.refuse(n, path, format!("must be a single value, not {}", n.kind()));
+            return None;
+        };
         if s.contains('$') {
             self.refuse(
                 n,
@@ -242,39 +246,63 @@ pub fn symlink_escapes(path: &str, target: &str) -> bool {
     false
 }
 
-/// Findings for a deploy key's kata-compose.yaml; empty when it stays
-/// confined. `root` is the parsed document (see [`crate::yaml::parse`]).
-pub fn check(root: &Node) -> Vec<Diag> {
-    let Some(top) = root.as_map() else {
-        return vec![];
-    };
-    let services: Vec<String> = top
-        .get("services")
-        .and_then(Node::as_map)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
+/// Findings for a deploy key's kata-compose.yaml for `app`; empty when it
+/// stays confined. `root` is the parsed document (see [`crate::yaml::parse`]).
+/// Every shape it does not expect is a finding: it fails closed.
+pub fn check(root: &Node, app: &str) -> Vec<Diag> {
     let mut cx = Check {
         out: vec![],
-        services,
+        services: vec![],
+        app,
     };
-    if let Some(m) = top.get("services").and_then(Node::as_map) {
+    let Some(top) = map_of(&mut cx, "(the file)", root) else {
+        return cx.out;
+    };
+    if let Some(m) = top
+        .get("services")
+        .and_then(|s| map_of(&mut cx, "services", s))
+    {
+        cx.services = m.keys().cloned().collect();
         for (name, svc) in m {
-            if let Some(keys) = svc.as_map() {
+            if let Some(keys) = map_of(&mut cx, &format!("services.{name}"), svc) {
                 service(&mut cx, name, keys);
             }
         }
     }
     for (section, node) in top {
-        let Some(items) = node.as_map() else {
+        if !matches!(
+            section.as_str(),
+            "volumes" | "networks" | "secrets" | "configs"
+        ) {
+            continue;
+        }
+        let Some(items) = map_of(&mut cx, section, node) else {
             continue;
         };
         for (name, item) in items {
             let path = format!("{section}.{name}");
+            // compose names them `<app>_<name>`: with a `_` in either, the
+            // result can be another app's (`shop` + `web_data`, `shop_web` + `data`)
+            // (swarm names secrets and configs `<app>_<name>` too)
+            if matches!(
+                section.as_str(),
+                "volumes" | "networks" | "secrets" | "configs"
+            ) && (name.contains('_') || cx.app.contains('_'))
+            {
+                cx.refuse(
+                    item,
+                    &path,
+                    format!("compose names it {}_{name}, which another app's {section} can be called too (use names without `_`, in an app whose name has none)", cx.app),
+                );
+            }
+            if item.as_map().is_none() && !matches!(item.value, Value::Null) {
+                map_of(&mut cx, &path, item);
+                continue;
+            }
             match section.as_str() {
                 "volumes" => top_volume(&mut cx, &path, item),
                 "networks" => top_network(&mut cx, &path, item),
-                "secrets" | "configs" => top_file_object(&mut cx, &path, item),
-                _ => {}
+                _ => top_file_object(&mut cx, &path, item),
             }
         }
     }
@@ -284,19 +312,85 @@ pub fn check(root: &Node) -> Vec<Diag> {
     cx.out
 }
 
-fn service(cx: &mut Check, name: &str, keys: &IndexMap<String, Node>) {
+fn service(cx: &mut Check<'_>, name: &str, keys: &IndexMap<String, Node>) {
+    if keys.contains_key("build") {
+        if let Some(img) = keys.get("image") {
+            cx.refuse(
+                img,
+                &format!("services.{name}.image"),
+                "kata names the images it builds for the app; an `image:` beside `build:` would tag over another image on the host (kata's runtime images, another app's)",
+            );
+        }
+    } else if let Some(img) = keys.get("image")
+        && let Some(s) = cx.literal(img, &format!("services.{name}.image"))
+        && s.starts_with(crate::access::pin::BUILT_PREFIX)
+        && s.split([':', '@']).next() != Some(&crate::access::pin::built_repo(cx.app))
+    {
+        cx.refuse(
+            img,
+            &format!("services.{name}.image"),
+            "another app's built image",
+        );
+    }
     for (key, v) in keys {
         let path = format!("services.{name}.{key}");
         match rule(key) {
-            None | Some(Free) => {}
+            Some(Free) => {}
+            // `<<` (a merge key kata does not resolve), a typo: fail closed
+            None => cx.refuse(v, &path, "kata does not know this service key"),
             Some(Refused) => cx.refuse(v, &path, "gives the container host resources"),
             Some(Checked) => service_key(cx, key, &path, v),
         }
     }
 }
 
+/// A list, or nothing; anything else (a string, a mapping) is refused: a
+/// shape the check does not expect is never taken for a harmless one.
+fn seq_of<'a>(cx: &mut Check, path: &str, v: &'a Node) -> &'a [Node] {
+    match &v.value {
+        Value::Seq(items) => items,
+        Value::Null => &[],
+        _ => {
+            cx.refuse(v, path, format!("must be a list, not {}", v.kind()));
+            &[]
+        }
+    }
+}
+
+/// A mapping, or nothing; anything else is refused.
+fn map_of<'a>(cx: &mut Check, path: &str, v: &'a Node) -> Option<&'a IndexMap<String, Node>> {
+    match &v.value {
+        Value::Map(m) => Some(m),
+        Value::Null => None,
+        _ => {
+            cx.refuse(v, path, format!("must be a mapping, not {}", v.kind()));
+            None
+        }
+    }
+}
+
 fn service_key(cx: &mut Check, key: &str, path: &str, v: &Node) {
     match key {
+        "ulimits" => {
+            for (k, n) in map_of(cx, path, v).into_iter().flatten() {
+                if matches!(k.as_str(), "rtprio" | "nice") {
+                    cx.refuse(
+                        n,
+                        &format!("{path}.{k}"),
+                        "lets the container's processes take the CPU from host processes",
+                    );
+                }
+            }
+        }
+        "ports" => {
+            if !matches!(&v.value, Value::Null) && v.as_seq().is_none_or(|s| !s.is_empty()) {
+                cx.refuse(
+                    v,
+                    path,
+                    "publishes the container on the host's addresses, where it could take a port the host or another app needs (22, 80, Caddy's admin port, ports kata hands out); Caddy reaches the app's containers without a host port: route with `caddy:`",
+                );
+            }
+        }
         "privileged" => cx.not_true(v, path, "a privileged container is root on the host"),
         "oom_kill_disable" => cx.not_true(
             v,
@@ -318,7 +412,7 @@ fn service_key(cx: &mut Check, key: &str, path: &str, v: &Node) {
         "uts" | "userns_mode" => cx.namespace(v, path, &[]),
         "cgroup" => cx.namespace(v, path, &["private"]),
         "security_opt" => {
-            for (i, o) in v.as_seq().unwrap_or_default().iter().enumerate() {
+            for (i, o) in seq_of(cx, path, v).iter().enumerate() {
                 let p = format!("{path}[{i}]");
                 if let Some(s) = cx.literal(o, &p)
                     && !matches!(
@@ -333,17 +427,14 @@ fn service_key(cx: &mut Check, key: &str, path: &str, v: &Node) {
                     );
                 }
             }
-            if v.as_seq().is_none() && !matches!(v.value, Value::Null) {
-                cx.refuse(v, path, "must be a list");
-            }
         }
         "volumes" => {
-            for (i, vol) in v.as_seq().unwrap_or_default().iter().enumerate() {
+            for (i, vol) in seq_of(cx, path, v).iter().enumerate() {
                 service_volume(cx, &format!("{path}[{i}]"), vol);
             }
         }
         "volumes_from" => {
-            for (i, f) in v.as_seq().unwrap_or_default().iter().enumerate() {
+            for (i, f) in seq_of(cx, path, v).iter().enumerate() {
                 let p = format!("{path}[{i}]");
                 if let Some(s) = cx.literal(f, &p) {
                     let svc = s.strip_prefix("service:").unwrap_or(&s);
@@ -377,7 +468,7 @@ fn service_key(cx: &mut Check, key: &str, path: &str, v: &Node) {
         }
         "labels" => labels(cx, path, v),
         "logging" => {
-            if let Some(d) = v.as_map().and_then(|m| m.get("driver")) {
+            if let Some(d) = map_of(cx, path, v).and_then(|m| m.get("driver")) {
                 let p = format!("{path}.driver");
                 if let Some(s) = cx.literal(d, &p)
                     && !matches!(s.as_str(), "json-file" | "local" | "none")
@@ -392,6 +483,7 @@ fn service_key(cx: &mut Check, key: &str, path: &str, v: &Node) {
         }
         "build" => build(cx, path, v),
         "deploy" => {
+            map_of(cx, path, v);
             let devices = v
                 .as_map()
                 .and_then(|m| m.get("resources"))
@@ -411,11 +503,10 @@ fn service_key(cx: &mut Check, key: &str, path: &str, v: &Node) {
             }
         }
         "develop" => {
-            let watches = v
-                .as_map()
-                .and_then(|m| m.get("watch"))
-                .and_then(Node::as_seq)
-                .unwrap_or_default();
+            let watches = match map_of(cx, path, v).and_then(|m| m.get("watch")) {
+                Some(w) => seq_of(cx, &format!("{path}.watch"), w),
+                None => &[],
+            };
             for (i, w) in watches.iter().enumerate() {
                 if let Some(p) = w.as_map().and_then(|m| m.get("path")) {
                     cx.path_in_app(p, &format!("{path}.watch[{i}].path"));
@@ -423,7 +514,7 @@ fn service_key(cx: &mut Check, key: &str, path: &str, v: &Node) {
             }
         }
         "post_start" | "pre_stop" => {
-            for (i, h) in v.as_seq().unwrap_or_default().iter().enumerate() {
+            for (i, h) in seq_of(cx, path, v).iter().enumerate() {
                 if let Some(p) = h.as_map().and_then(|m| m.get("privileged")) {
                     cx.not_true(
                         p,
@@ -469,11 +560,11 @@ fn service_volume(cx: &mut Check, path: &str, v: &Node) {
                 None => Some("volume".into()),
             };
             match ty_s.as_deref() {
-                Some("volume") | Some("tmpfs") | Some("image") | None => {}
+                Some("volume") | Some("tmpfs") | None => {}
                 Some(other) => cx.refuse(
                     ty.unwrap_or(v),
                     &format!("{path}.type"),
-                    format!("a `{other}` mount reaches the host (allowed: volume, tmpfs, image)"),
+                    format!("a `{other}` mount reaches the host or another image's files (allowed: volume, tmpfs)"),
                 ),
             }
             if let Some(src) = m.get("source") {
@@ -485,11 +576,31 @@ fn service_volume(cx: &mut Check, path: &str, v: &Node) {
                     cx.refuse(src, &p, format!("{s:?} is a host path, not a volume name"));
                 }
             }
-            if let Some(b) = m.get("bind") {
-                cx.refuse(b, &format!("{path}.bind"), "bind options need a bind mount");
+            for (k, n) in m {
+                let p = format!("{path}.{k}");
+                match k.as_str() {
+                    "type" | "source" | "target" | "read_only" | "consistency" => {}
+                    "bind" => cx.refuse(n, &p, "bind options need a bind mount"),
+                    "volume" | "tmpfs" => {
+                        for (o, on) in map_of(cx, &p, n).into_iter().flatten() {
+                            if !matches!(o.as_str(), "nocopy" | "size" | "mode") {
+                                cx.refuse(
+                                    on,
+                                    &format!("{p}.{o}"),
+                                    "kata does not know this mount option",
+                                );
+                            }
+                        }
+                    }
+                    _ => cx.refuse(n, &p, "kata does not know this mount option"),
+                }
             }
         }
-        _ => {}
+        _ => cx.refuse(
+            v,
+            path,
+            format!("a mount is a string or a mapping, not {}", v.kind()),
+        ),
     }
 }
 
@@ -505,13 +616,19 @@ fn labels(cx: &mut Check, path: &str, v: &Node) {
     match &v.value {
         Value::Map(m) => keyed.extend(m.iter().map(|(k, n)| (k.clone(), n))),
         Value::Seq(items) => {
-            for it in items {
-                if let Some(s) = it.as_str() {
-                    keyed.push((s.split('=').next().unwrap_or(s).to_owned(), it));
+            for (i, it) in items.iter().enumerate() {
+                match it.as_str() {
+                    Some(s) => keyed.push((s.split('=').next().unwrap_or(s).to_owned(), it)),
+                    None => cx.refuse(it, &format!("{path}[{i}]"), "a label is `KEY=VALUE`"),
                 }
             }
         }
-        _ => {}
+        Value::Null => {}
+        _ => cx.refuse(
+            v,
+            path,
+            format!("must be a mapping or a list, not {}", v.kind()),
+        ),
     }
     for (k, n) in keyed {
         if k.starts_with("kata.") || k.starts_with("com.docker.") || k.contains('$') {
@@ -539,6 +656,14 @@ fn build(cx: &mut Check, path: &str, v: &Node) {
                 }
             }
             "ssh" => cx.refuse(n, &p, "hands the build the host's SSH agent or keys"),
+            "labels" => labels(cx, &p, n),
+            "tags" => cx.refuse(
+                n,
+                &p,
+                "would tag over another image on the host (kata's runtime images, another app's)",
+            ),
+            "args" | "dockerfile_inline" | "extra_hosts" | "isolation" | "no_cache" | "pull"
+            | "shm_size" | "target" | "secrets" | "ulimits" | "platforms" => {}
             "entitlements" => cx.refuse(n, &p, "grants the build host privileges"),
             "privileged" => cx.not_true(n, &p, "a privileged build is root on the host"),
             "network" => {
@@ -564,7 +689,7 @@ fn build(cx: &mut Check, path: &str, v: &Node) {
                     }
                 }
             }
-            _ => {}
+            _ => cx.refuse(n, &p, "kata does not know this build key"),
         }
     }
 }
@@ -644,6 +769,18 @@ fn caddy(cx: &mut Check, path: &str, n: &Node) {
                     cx.refuse(v, &p, "reaches files or addresses on the host");
                     continue;
                 }
+                if k == "@id" {
+                    cx.refuse(v, &p, "Caddy's ids are global: kata sets the app's own, and another app's would clash with it");
+                    continue;
+                }
+                if has_var(k) {
+                    cx.refuse(v, &p, "variables are expanded from the app's config, which can change after the push");
+                    continue;
+                }
+                if matches!(k.as_str(), "handler" | "dial" | "protocol") && v.as_str().is_none() {
+                    cx.refuse(v, &p, format!("must be a string, not {}", v.kind()));
+                    continue;
+                }
                 match (k.as_str(), v.as_str()) {
                     (
                         "handler",
@@ -652,7 +789,7 @@ fn caddy(cx: &mut Check, path: &str, n: &Node) {
                         cx.refuse(v, &p, format!("`{h}` reads files on the host"));
                     }
                     // an active health check's own address, beside the dials
-                    ("upstream", Some(_)) => {
+                    ("upstream", _) => {
                         cx.refuse(v, &p, "health checks go to the app's own upstreams");
                     }
                     ("listen", _) => caddy_listen(cx, &p, v),
@@ -696,6 +833,14 @@ fn caddy(cx: &mut Check, path: &str, n: &Node) {
                 "a `{file.*}` or `{env.*}` placeholder reads the host",
             );
         }
+        // kata expands `$VAR` in the server from the app's config, after the push
+        Value::Str(s) if has_var(s) => {
+            cx.refuse(
+                n,
+                path,
+                "variables are expanded from the app's config, which can change after the push",
+            );
+        }
         _ => {}
     }
 }
@@ -717,7 +862,15 @@ fn each_string<'a>(path: &str, n: &'a Node) -> Vec<(String, &'a Node)> {
 fn caddy_listen(cx: &mut Check, path: &str, n: &Node) {
     for (p, it) in each_string(path, n) {
         match it.as_str() {
-            Some(a) if !(a.starts_with("unix") || a.starts_with("fd") || a.contains('{')) => {}
+            Some(a) if a.starts_with("unix") || a.starts_with("fd") || a.contains(['{', '$']) => {
+                cx.refuse(it, &p, "listen on a TCP address such as `:80` or `127.0.0.1:8080`")
+            }
+            Some(a) if !listen_port_ok(a) => cx.refuse(
+                it,
+                &p,
+                "a port below 1024 other than 80 and 443 belongs to the host's services (ssh, mail, DNS)",
+            ),
+            Some(_) => {}
             _ => cx.refuse(
                 it,
                 &p,
@@ -725,6 +878,34 @@ fn caddy_listen(cx: &mut Check, path: &str, n: &Node) {
             ),
         }
     }
+}
+
+/// Whether a Caddy listen address's port (or port range) is one a deploy
+/// key may take: 80, 443, or 1024 and up.
+fn listen_port_ok(a: &str) -> bool {
+    let a = a
+        .strip_prefix("tcp/")
+        .or(a.strip_prefix("tcp4/"))
+        .or(a.strip_prefix("tcp6/"))
+        .unwrap_or(a);
+    let Some((_, ports)) = a.rsplit_once(':') else {
+        return false;
+    };
+    let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+    match (lo.parse::<u32>(), hi.parse::<u32>()) {
+        (Ok(lo), Ok(hi)) if lo <= hi && hi <= 65535 => {
+            (lo == hi && (lo == 80 || lo == 443)) || lo >= 1024
+        }
+        _ => false,
+    }
+}
+
+/// `$NAME` or `${…}`: what kata's expansion would replace (a lone `$`, as
+/// in a regular expression's end anchor, stays as it is).
+fn has_var(s: &str) -> bool {
+    s.as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'$' && (w[1] == b'{' || w[1] == b'_' || w[1].is_ascii_alphabetic()))
 }
 
 /// Host matchers are literal names; a placeholder would match every host
@@ -753,14 +934,20 @@ mod tests {
 
     fn findings(text: &str) -> Vec<String> {
         let root = crate::yaml::parse(text).unwrap();
-        check(&root)
+        check(&root, "shop")
             .iter()
             .map(|d| d.display("kata-compose.yaml").to_string())
             .collect()
     }
 
     fn svc(body: &str) -> Vec<String> {
-        findings(&format!("services:\n  web:\n    image: x\n{body}"))
+        // a built service names no image (kata names it)
+        let image = if body.starts_with("    build:") || body.starts_with("    image:") {
+            ""
+        } else {
+            "    image: x\n"
+        };
+        findings(&format!("services:\n  web:\n{image}{body}"))
     }
 
     #[test]
@@ -781,6 +968,221 @@ mod tests {
         }
     }
 
+    /// A value of a shape the check does not expect is refused, never taken
+    /// for a harmless one, and so is anything kata would fill in later.
+    #[test]
+    fn wrong_shapes_and_late_values_fail_closed() {
+        let cases: &[(&str, &str)] = &[
+            ("    container_name: other-web-1\n", "container_name"),
+            ("    annotations: {com.example: x}\n", "annotations"),
+            ("    cpu_rt_runtime: 950000\n", "cpu_rt_runtime"),
+            ("    ulimits: {rtprio: 99}\n", "ulimits.rtprio"),
+            ("    ulimits: nofile\n", "ulimits`: must be a mapping"),
+            (
+                "    volumes: [{type: image, source: other-web, target: /o}]\n",
+                "`image` mount",
+            ),
+            (
+                "    privileged: \"true\"\n",
+                "4:17: `services.web.privileged`",
+            ),
+            ("    privileged: 1\n", "privileged"),
+            ("    privileged: [true]\n", "privileged"),
+            ("    cap_add: ALL\n", "4:14: `services.web.cap_add`"),
+            (
+                "    volumes: {a: '/:/h'}\n",
+                "4:14: `services.web.volumes`: must be a list",
+            ),
+            ("    volumes: '/:/h'\n", "must be a list"),
+            (
+                "    volumes: [['/:/h']]\n",
+                "`services.web.volumes[0]`: a mount is a string or a mapping",
+            ),
+            (
+                "    volumes: [{type: [bind], source: /, target: /h}]\n",
+                "volumes[0].type`: must be a single value",
+            ),
+            (
+                "    volumes: [{type: volume, source: {a: /}, target: /h}]\n",
+                "volumes[0].source`: must be a single value",
+            ),
+            (
+                "    volumes: [{type: volume, source: v, target: /h, volume: {subpath: ../..}}]\n",
+                "volume.subpath",
+            ),
+            (
+                "    volumes: [{type: volume, source: v, target: /h, propagation: shared}]\n",
+                "propagation",
+            ),
+            ("    security_opt: seccomp=unconfined\n", "must be a list"),
+            (
+                "    security_opt: [[seccomp=unconfined]]\n",
+                "security_opt[0]`: must be a single value",
+            ),
+            (
+                "    network_mode: [host]\n",
+                "network_mode`: must be a single value",
+            ),
+            ("    network_mode: {host: 1}\n", "network_mode"),
+            ("    pid: true\n", "pid"),
+            ("    ipc: ${IPC}\n", "variables"),
+            ("    userns_mode: \"${MODE:-host}\"\n", "variables"),
+            ("    volumes_from: other\n", "must be a list"),
+            (
+                "    labels: kata.app=other\n",
+                "labels`: must be a mapping or a list",
+            ),
+            ("    labels: [{kata.app: other}]\n", "labels[0]"),
+            ("    logging: syslog\n", "logging`: must be a mapping"),
+            ("    logging: {driver: [syslog]}\n", "logging.driver"),
+            (
+                "    env_file: {path: /etc/shadow}\n",
+                "env_file`: must be a single value",
+            ),
+            ("    env_file: [[/etc/shadow]]\n", "env_file[0]"),
+            (
+                "    post_start: {command: id, privileged: true}\n",
+                "post_start`: must be a list",
+            ),
+            ("    deploy: [x]\n", "deploy`: must be a mapping"),
+            (
+                "    develop: {watch: {path: /etc}}\n",
+                "develop.watch`: must be a list",
+            ),
+            (
+                "    '<<': {privileged: true}\n",
+                "kata does not know this service key",
+            ),
+            ("    privilegd: true\n", "kata does not know"),
+            (
+                "    build: {context: ., tags: ['kata/python:latest']}\n",
+                "build.tags",
+            ),
+            (
+                "    build: {context: ., labels: {kata.runtime.hash: x}}\n",
+                "build.labels.kata.runtime.hash",
+            ),
+            (
+                "    build: {context: ., frobnicate: 1}\n",
+                "build.frobnicate",
+            ),
+            (
+                "    image: kata-build/other:web\n",
+                "another app's built image",
+            ),
+            (
+                "    ports: ['0.0.0.0:22:22']\n",
+                "4:12: `services.web.ports`",
+            ),
+            ("    ports: ['127.0.0.1:8080:80']\n", "ports"),
+            ("    ports: ['8000']\n", "ports"),
+            ("    ports: [{target: 80, published: 80}]\n", "ports"),
+            ("    ports: '80:80'\n", "ports"),
+        ];
+        for (body, want) in cases {
+            let f = svc(body);
+            assert_eq!(f.len(), 1, "{body}: {f:?}");
+            assert!(f[0].contains(want), "{body}: {f:?} lacks {want}");
+            assert!(f[0].contains("not allowed for deploy keys"), "{f:?}");
+        }
+        let whole: &[(&str, &str)] = &[
+            (
+                "services: {}\nsecrets:\n  web_token: {file: t}\n",
+                "shop_web_token",
+            ),
+            (
+                "services: {web: {image: x}}\ncaddy:\n  routes: [{'@id': kata.victim, handle: [{handler: static_response}]}]\n",
+                "Caddy's ids are global",
+            ),
+            ("services: {}\nvolumes:\n  web_data: {}\n", "shop_web_data"),
+            (
+                "services: {}\nnetworks:\n  web_default: {}\n",
+                "shop_web_default",
+            ),
+            ("- services\n", "1:1: `(the file)`: must be a mapping"),
+            ("services: [web]\n", "`services`: must be a mapping"),
+            (
+                "services:\n  web: busybox\n",
+                "`services.web`: must be a mapping",
+            ),
+            (
+                "services: {}\nvolumes: [v]\n",
+                "`volumes`: must be a mapping",
+            ),
+            (
+                "services: {}\nvolumes:\n  v: local\n",
+                "`volumes.v`: must be a mapping",
+            ),
+            (
+                "services: {}\nnetworks:\n  n: {driver: [macvlan]}\n",
+                "networks.n.driver",
+            ),
+            (
+                "services: {}\nsecrets:\n  s: {file: [/etc/shadow]}\n",
+                "secrets.s.file",
+            ),
+            // anchors are resolved by the parser: the merged value is checked
+            (
+                "x-base: &b {privileged: true}\nservices:\n  web:\n    image: x\n    <<: *b\n",
+                "privileged",
+            ),
+            (
+                "x-v: &v ['/:/h']\nservices:\n  web:\n    image: x\n    volumes: *v\n",
+                "bind-mounts",
+            ),
+            // Caddy: late values, wrong shapes, the host's low ports
+            (
+                "services: {web: {image: x}}\ncaddy:\n  routes: [{handle: [{handler: '${H}'}]}]\n",
+                "variables",
+            ),
+            (
+                "services: {web: {image: x}}\ncaddy:\n  routes: [{handle: [{handler: [file_server]}]}]\n",
+                "handler`: must be a string",
+            ),
+            (
+                "services: {web: {image: x}}\ncaddy:\n  routes: [{handle: [{handler: reverse_proxy, upstreams: [{dial: [localhost:22]}]}]}]\n",
+                "dial`: must be a string",
+            ),
+            (
+                "services: {web: {image: x}}\ncaddy:\n  listen: [':22']\n",
+                "below 1024",
+            ),
+            (
+                "services: {web: {image: x}}\ncaddy:\n  listen: ['127.0.0.1:25']\n",
+                "below 1024",
+            ),
+            (
+                "services: {web: {image: x}}\ncaddy:\n  listen: [':${PORT}']\n",
+                "TCP address",
+            ),
+            (
+                "services: {web: {image: x}}\ncaddy:\n  listen: [':1-2000']\n",
+                "below 1024",
+            ),
+        ];
+        for (text, want) in whole {
+            let f = findings(text);
+            assert!(
+                !f.is_empty() && f.iter().any(|x| x.contains(want)),
+                "{text}: {f:?} lacks {want}"
+            );
+        }
+        // in an app named with `_`, any volume or network name can meet another app's
+        let root = crate::yaml::parse("services: {}\nvolumes:\n  data: {}\n").unwrap();
+        let f = check(&root, "shop_web");
+        assert!(
+            f.len() == 1 && f[0].message.contains("shop_web_data"),
+            "{f:?}"
+        );
+        // still fine: Caddy's shared ports, high ports, a regex's `$`
+        let ok = "services: {web: {image: x}}\ncaddy:\n  listen: [':80', ':443', '127.0.0.1:8080', ':9000-9010']\n  routes: [{match: [{path_regexp: {pattern: '^/a$'}}], handle: [{handler: reverse_proxy, upstreams: [{dial: 'web:80'}]}]}]\n";
+        assert_eq!(findings(ok), Vec::<String>::new());
+        assert_eq!(
+            findings("services:\n  web:\n    image: kata-build/shop:web\n"),
+            Vec::<String>::new()
+        );
+    }
+
     #[test]
     fn every_key_kata_passes_on_has_a_rule() {
         for k in crate::spec::COMPOSE_SERVICE_KEYS {
@@ -793,14 +1195,14 @@ mod tests {
                     "services:\n  web:\n    image: x\n    {k}: null\n"
                 ))
                 .unwrap();
-                let _ = check(&root);
+                let _ = check(&root, "shop");
             }
         }
     }
 
     #[test]
     fn a_plain_app_is_fine() {
-        let text = "services:\n  web:\n    runtime: python\n    command: python app.py\n    ports: ['8000:8000']\n    volumes: ['data:/data', 'app:/srv', 'cache:/cache', '/tmp/anon']\n    user: root\n    cap_drop: [ALL]\n    security_opt: [no-new-privileges:true]\n    network_mode: none\n    privileged: false\n    labels: {team: a}\n    build: {context: ., dockerfile: sub/Dockerfile}\n    env_file: [.env, {path: conf/x.env}]\n    volumes_from: [db]\n    ipc: service:db\n  db:\n    image: postgres\n    volumes: [{type: volume, source: pg, target: /var/lib/pg}, {type: tmpfs, target: /tmp}]\nvolumes:\n  cache: {}\n  pg: {driver: local, labels: {a: b}}\nnetworks:\n  back: {driver: bridge, internal: true}\nsecrets:\n  s: {file: ./secret.txt}\nconfigs:\n  c: {content: hi}\ncaddy:\n  listen: [':80']\n  routes:\n    - handle:\n        - handler: reverse_proxy\n          upstreams: [{dial: 'web:8000'}]\n";
+        let text = "services:\n  web:\n    runtime: python\n    command: python app.py\n    expose: ['8000']\n    volumes: ['data:/data', 'app:/srv', 'cache:/cache', '/tmp/anon']\n    user: root\n    cap_drop: [ALL]\n    security_opt: [no-new-privileges:true]\n    network_mode: none\n    privileged: false\n    labels: {team: a}\n    build: {context: ., dockerfile: sub/Dockerfile}\n    env_file: [.env, {path: conf/x.env}]\n    volumes_from: [db]\n    ipc: service:db\n  db:\n    image: postgres\n    volumes: [{type: volume, source: pg, target: /var/lib/pg}, {type: tmpfs, target: /tmp}]\nvolumes:\n  cache: {}\n  pg: {driver: local, labels: {a: b}}\nnetworks:\n  back: {driver: bridge, internal: true}\nsecrets:\n  s: {file: ./secret.txt}\nconfigs:\n  c: {content: hi}\ncaddy:\n  listen: [':80']\n  routes:\n    - handle:\n        - handler: reverse_proxy\n          upstreams: [{dial: 'web:8000'}]\n";
         assert_eq!(findings(text), Vec::<String>::new());
     }
 

@@ -563,7 +563,11 @@ pub fn rm(app: &str, force: bool, wipe: bool) -> anyhow::Result<i32> {
     }
     let mut gone = vec![paths.repo(&app), paths.envs(&app), paths.logs(&app)];
     if wipe {
-        gone.extend([paths.data(&app), paths.config(&app)]);
+        gone.extend([
+            paths.data(&app),
+            crate::access::pin::mounts_dir(paths.root(), &app),
+            paths.config(&app),
+        ]);
     }
     for p in &gone {
         if p.exists() {

@@ -6,7 +6,7 @@ use crate::paths::Paths;
 use crate::ssh::{self, Added, Route};
 use crate::{audit, lock, settings, state, ui};
 use anyhow::Context;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -243,7 +243,8 @@ impl Outcome {
     }
     fn refused(msg: impl std::fmt::Display) -> Outcome {
         let msg = msg.to_string();
-        eprintln!("error: {msg}");
+        // a gone client must not keep the refusal out of the audit log
+        let _ = writeln!(std::io::stderr(), "error: {msg}");
         Outcome {
             status: 1,
             release: None,
@@ -274,6 +275,7 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
         grant: grant.clone(),
     };
     audit::set_caller(caller.clone());
+    audit::survive_hangup();
     let paths = Paths::from_env();
     let original = std::env::var_os("SSH_ORIGINAL_COMMAND")
         .map(|s| s.into_string())
@@ -295,17 +297,23 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
                 }
                 Ok(route) => {
                     let (command, app) = ssh::target(&route);
+                    let to = rollback_release(&route);
                     let allowed = access::allowed(&grant, &command, app.as_deref())
                         .map_err(|r| r.to_string())
                         .and_then(|()| match (&app, grant.role) {
-                            (Some(a), Role::Deploy) => redeploy_confined(&paths, &command, a),
+                            (Some(a), Role::Deploy) => redeploy_confined(&paths, &command, a, to),
                             _ => Ok(()),
                         });
                     let outcome = match allowed {
                         Err(refusal) => Outcome::refused(refusal),
-                        // a failure is recorded too, like any other outcome
-                        Ok(()) => run_route(&paths, route, &caller).unwrap_or_else(|e| {
-                            eprintln!("error: {e:#}");
+                        // a failure is recorded too, like any other outcome;
+                        // so is a panic (printing to a client that is gone)
+                        Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run_route(&paths, route, &caller)
+                        }))
+                        .unwrap_or_else(|_| Ok(Outcome::code(1)))
+                        .unwrap_or_else(|e| {
+                            let _ = writeln!(std::io::stderr(), "error: {e:#}");
                             Outcome::code(1)
                         }),
                     };
@@ -327,6 +335,7 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
             status: outcome.status,
             refused: outcome.refused,
             release: outcome.release,
+            disconnected: audit::client_gone(),
         },
     );
     Ok(outcome.status)
@@ -338,18 +347,29 @@ pub fn serve(key: &str, name: &str, role: Role, apps: Option<&str>) -> anyhow::R
 /// (`volumes: ["${DIR}:/x"]` with `DIR=/`), and `rollback` may pick any kept
 /// release. The files are read from the bare repository, which no container
 /// mounts.
-fn redeploy_confined(paths: &Paths, command: &str, app: &str) -> Result<(), String> {
+fn redeploy_confined(
+    paths: &Paths,
+    command: &str,
+    app: &str,
+    to: Option<u64>,
+) -> Result<(), String> {
     let all = crate::release::list(paths, app).unwrap_or_default();
     let releases: Vec<&crate::release::Release> = match command {
         "deploy" | "config:set" | "config:unset" => crate::release::live(&all)
             .or(all.last())
             .into_iter()
             .collect(),
-        "rollback" => all.iter().collect(),
+        // the release it would deploy, judged by today's rules (a file
+        // pushed before a rule existed is refused like a new one)
+        "rollback" => {
+            let to = to.or_else(|| crate::deploy::rollback_target(&all));
+            all.iter().filter(|r| Some(r.number) == to).collect()
+        }
         _ => return Ok(()),
     };
     for r in releases {
-        let findings = confinement_of(&paths.repo(app), &r.commit).map_err(|e| e.to_string())?;
+        let findings =
+            confinement_of(&paths.repo(app), app, &r.commit).map_err(|e| e.to_string())?;
         if !findings.is_empty() {
             return Err(format!(
                 "release {} of {app} reaches outside the app (an admin key pushed it); \
@@ -360,6 +380,20 @@ fn redeploy_confined(paths: &Paths, command: &str, app: &str) -> Result<(), Stri
         }
     }
     Ok(())
+}
+
+/// The release `rollback APP N` names, if the request is one.
+fn rollback_release(route: &Route) -> Option<u64> {
+    use clap::CommandFactory;
+    let Route::Kata { args } = route else {
+        return None;
+    };
+    let argv = std::iter::once("kata").chain(args.iter().map(String::as_str));
+    let m = crate::cli::Cli::command().try_get_matches_from(argv).ok()?;
+    match m.subcommand()? {
+        ("rollback", a) => a.try_get_one::<u64>("release").ok().flatten().copied(),
+        _ => None,
+    }
 }
 
 fn run_route(paths: &Paths, route: Route, caller: &audit::Caller) -> anyhow::Result<Outcome> {
@@ -545,6 +579,7 @@ pub fn git_hook(app: &str, pre_receive: bool) -> anyhow::Result<i32> {
                     Ok(HookDone::Deployed(n)) => Some(n),
                     _ => None,
                 },
+                disconnected: false,
             },
         );
     }
@@ -588,7 +623,7 @@ fn check_push(app: &str) -> anyhow::Result<i32> {
         if update.is_delete() {
             continue;
         }
-        let findings = confinement_of(&repo, &update.new)?;
+        let findings = confinement_of(&repo, &app, &update.new)?;
         if !findings.is_empty() {
             let short = &update.new[..update.new.len().min(7)];
             return refuse(format!(
@@ -604,7 +639,7 @@ fn check_push(app: &str) -> anyhow::Result<i32> {
 
 /// The confinement findings for `commit`'s kata-compose.yaml, read from the
 /// objects git is receiving (the hook's quarantine environment is kept).
-fn confinement_of(repo: &Path, commit: &str) -> anyhow::Result<Vec<String>> {
+fn confinement_of(repo: &Path, app: &str, commit: &str) -> anyhow::Result<Vec<String>> {
     let git = |args: &[&str]| -> anyhow::Result<String> {
         let o = Command::new("git")
             .arg("--git-dir")
@@ -650,13 +685,17 @@ fn confinement_of(repo: &Path, commit: &str) -> anyhow::Result<Vec<String>> {
         return Ok(findings);
     }
     let text = git(&["cat-file", "blob", blob])?;
-    // a syntax error is left for the deploy, which reports it with its position
-    if let Ok(root) = crate::yaml::parse(&text) {
-        findings.extend(
-            access::confine::check(&root)
+    // a file the check cannot read is refused (with the parser's position)
+    match crate::yaml::parse(&text) {
+        Ok(root) => findings.extend(
+            access::confine::check(&root, app)
                 .iter()
                 .map(|d| d.display("kata-compose.yaml").to_string()),
-        );
+        ),
+        Err(e) => findings.push(match e.pos {
+            Some(p) => format!("kata-compose.yaml:{}:{}: {}", p.line, p.column, e.message),
+            None => format!("kata-compose.yaml: {}", e.message),
+        }),
     }
     Ok(findings)
 }

@@ -71,7 +71,7 @@ fn one_shot_migration_runs_once_per_deploy(compose: &str) {
         wait_answer(&name, "web", 8080, "/", 60).trim(),
         "hello-from-config 2"
     );
-    let log = kata.path(format!("data/{name}/state/migrations.log"));
+    let log = kata.path(format!("data/.mounts/{name}/state/migrations.log"));
     // The job stays done: give a looping restart policy time to show itself.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "seeded\nmigrated\n");
@@ -134,7 +134,7 @@ fn one_shot_job_completes_once_in_swarm_mode() {
         "{}",
         out.stderr
     );
-    let log = kata.path(format!("data/{name}/state/migrations.log"));
+    let log = kata.path(format!("data/.mounts/{name}/state/migrations.log"));
     wait_for("the migration", Duration::from_secs(60), || {
         std::fs::read_to_string(&log).unwrap_or_default() == "seeded\nmigrated\n"
     });

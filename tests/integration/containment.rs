@@ -223,7 +223,8 @@ fn an_attacker_in_the_container_changes_nothing_kata_runs() {
     service_names_are_checked(&kata, &name);
 
     // A bind mount source in the code dir swapped for a symlink to the
-    // host's root: recreating the containers from this release is refused.
+    // host's root: the containers mount the release record's copy, so
+    // creating them again from this release is fine and sees the pushed files.
     kata.args([
         "run",
         &name,
@@ -237,14 +238,7 @@ fn an_attacker_in_the_container_changes_nothing_kata_runs() {
     for id in crate::support::push::container_ids(&name, "web") {
         crate::support::docker_ok(["rm", "-f", &id]);
     }
-    let o = kata.args(["start", &name]).failure();
-    assert!(
-        o.stderr.contains("changed from inside a container") && o.stderr.contains("symlink"),
-        "{}",
-        o.stderr
-    );
-    assert!(crate::support::push::container_ids(&name, "web").is_empty());
-    kata.args(["deploy", &name]).success();
+    kata.args(["start", &name]).success();
     live("v1\n");
     let o = kata
         .args(["run", &name, "web", "cat", "/conf/app.conf"])
@@ -436,4 +430,226 @@ fn parallel_config_writers_before_the_first_push_keep_every_key() {
     assert_eq!(keys, 90, "{}", o.stdout);
     let o = kata.args(["ls", "--json"]).success();
     assert!(!o.stdout.contains(&name), "{}", o.stdout);
+}
+
+/// Docker resolves bind mount sources each time it starts a container, and
+/// compose reads env and secret files each time it creates one, following
+/// symlinks. A running container swaps every such path it can reach (the
+/// code under `/app`, the data under `/data`) for a symlink to a host
+/// directory; then Docker restarts it on its own, kata restarts it, compose
+/// creates it again, and a push follows. Nothing it planted is followed.
+#[test]
+fn paths_a_container_swaps_for_symlinks_are_never_followed() {
+    use crate::support::push::container_ids;
+    use crate::support::{docker, docker_ok};
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let kata = Kata::setup();
+    let host = tempfile::Builder::new()
+        .prefix("kata-host-")
+        .tempdir()
+        .unwrap();
+    std::fs::write(host.path().join("app.conf"), "HOST FILE\n").unwrap();
+    std::fs::write(host.path().join("secret"), "LEAK=host\n").unwrap();
+    let name = unique("swap");
+    let app = LocalApp::new(&kata, &name);
+    let spec = format!(
+        r#"services:
+  web:
+    image: {BUSYBOX}
+    command: sh -c 'rm -f /tmp/die; while [ ! -f /tmp/die ]; do sleep 1; done'
+    restart: always
+    env_file: app.env
+    secrets: [tok]
+    volumes:
+      - app:/app
+      - data:/data
+      - ./conf:/conf:ro
+      - ./nginx.conf:/etc/nginx.conf
+      - ./uploads:/uploads
+secrets:
+  tok:
+    file: ./tok.txt
+"#
+    );
+    app.write("kata-compose.yaml", &spec)
+        .write("app.env", "FROM_ENV_FILE=pushed\n")
+        .write("tok.txt", "token\n")
+        .write("nginx.conf", "pushed nginx\n")
+        .write("conf/app.conf", "pushed conf\n")
+        .write("uploads/u.txt", "pushed upload\n")
+        .commit("v1");
+    app.push_ok();
+    let web = || {
+        let ids = container_ids(&name, "web");
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        ids[0].clone()
+    };
+    let h = host.path().display();
+    let plant = format!(
+        "set -e
+         rm -rf /app/conf && ln -s {h} /app/conf
+         rm -f /app/app.env && ln -s {h}/secret /app/app.env
+         rm -f /app/tok.txt && ln -s {h}/secret /app/tok.txt
+         rm -f /app/nginx.conf && ln -s {h}/app.conf /app/nginx.conf
+         rm -rf /data/uploads && ln -s {h} /data/uploads
+         echo planted"
+    );
+    let sees_only_its_own = |step: &str| {
+        let id = web();
+        wait_for(
+            &format!("web to run after {step}"),
+            Duration::from_secs(60),
+            || docker(["exec", &id, "true"]).status.success(),
+        );
+        let read = |path: &str| docker(["exec", &id, "cat", path]).stdout;
+        assert_eq!(read("/conf/app.conf"), "pushed conf\n", "after {step}");
+        assert_eq!(read("/etc/nginx.conf"), "pushed nginx\n", "after {step}");
+        assert_eq!(read("/run/secrets/tok"), "token\n", "after {step}");
+        let env = docker(["exec", &id, "sh", "-c", "echo $FROM_ENV_FILE"]).stdout;
+        assert_eq!(env, "pushed\n", "after {step}");
+        assert!(
+            read("/conf/secret").is_empty(),
+            "after {step}: host dir at /conf"
+        );
+        // the writable mount is the app's kept directory, not the host's
+        docker_ok(["exec", &id, "sh", "-c", "echo w > /uploads/written"]);
+        assert!(
+            !host.path().join("written").exists(),
+            "after {step}: the host dir was mounted at /uploads"
+        );
+        let kept = kata.path(format!("data/.mounts/{name}/uploads"));
+        assert_eq!(
+            std::fs::read_to_string(kept.join("u.txt")).unwrap(),
+            "pushed upload\n"
+        );
+        assert!(kept.join("written").is_file(), "after {step}");
+        let mut listed: Vec<String> = std::fs::read_dir(host.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        listed.sort();
+        assert_eq!(listed, ["app.conf", "secret"], "after {step}");
+        docker_ok(["exec", &id, "sh", "-c", &plant]);
+    };
+    sees_only_its_own("the push");
+
+    // Docker's own restart (a restart policy or an engine restart do the same)
+    docker_ok(["restart", &web()]);
+    sees_only_its_own("docker restart");
+    // its process exits: the restart policy starts it again
+    let before = crate::support::push::inspect(&web(), "{{.RestartCount}}");
+    docker_ok(["exec", &web(), "touch", "/tmp/die"]);
+    wait_for("the restart policy", Duration::from_secs(60), || {
+        crate::support::push::inspect(&web(), "{{.RestartCount}}") != before
+    });
+    sees_only_its_own("a restart by its policy");
+    kata.args(["restart", &name]).success();
+    sees_only_its_own("kata restart");
+    kata.args(["stop", &name]).success();
+    for id in container_ids(&name, "web") {
+        docker_ok(["rm", "-f", &id]);
+    }
+    kata.args(["start", &name]).success();
+    sees_only_its_own("kata start (compose creates it again)");
+    app.write("nginx.conf", "pushed nginx\n").commit("v2");
+    app.push_ok();
+    sees_only_its_own("a push");
+}
+
+/// Labels baked into an image decide nothing: an image tagged `kata/static`
+/// by someone else, with kata's own `kata.runtime.hash` label inherited
+/// (`FROM kata/static`), is rebuilt before any app runs on it; an image an
+/// app builds gets a name of the app's own, and its `LABEL kata.*` lines do
+/// not make its containers another app's.
+#[test]
+fn labels_inherited_by_images_are_not_trusted() {
+    use crate::support::push::{container_ids, inspect};
+    use crate::support::{docker, docker_ok};
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let kata = Kata::setup();
+    kata.args(["setup", "--base-image", BUSYBOX]).success();
+    let name = unique("label");
+    let app = LocalApp::new(&kata, &name);
+    app.write(
+        "kata-compose.yaml",
+        "services:\n  web:\n    runtime: static\n    root: public\n    environment:\n      PORT: \"8000\"\n  built:\n    build: .\n    command: sleep 100000\n",
+    )
+    .write("public/index.html", "v1\n")
+    .write(
+        "Dockerfile",
+        &format!("FROM {BUSYBOX}\nLABEL kata.app=victim kata.release=99 kata.service=web\n"),
+    )
+    .commit("v1");
+    app.push_ok();
+    let web = container_ids(&name, "web");
+    assert_eq!(web.len(), 1, "{web:?}");
+    // the built image is the app's own name, and its labels do not win
+    let built = container_ids(&name, "built");
+    assert_eq!(built.len(), 1, "{built:?}");
+    assert_eq!(
+        inspect(&built[0], "{{.Config.Image}}"),
+        format!("kata-build/{name}:built")
+    );
+    assert_eq!(
+        inspect(&built[0], "{{index .Config.Labels \"kata.app\"}}"),
+        name
+    );
+    assert_eq!(
+        inspect(&built[0], "{{index .Config.Labels \"kata.service\"}}"),
+        "built"
+    );
+    let o = kata.args(["ps", &name, "--json"]).success();
+    assert!(!o.stdout.contains("victim"), "{}", o.stdout);
+
+    // kata/static replaced by a look-alike that inherits kata's label
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM kata/static\nRUN echo planted > /planted\n",
+    )
+    .unwrap();
+    let tag = format!("kata-test/lookalike-{name}");
+    docker_ok(["build", "-q", "-t", &tag, &ctx.path().display().to_string()]);
+    let _untag = crate::support::Cleanup::new({
+        let tag = tag.clone();
+        move || {
+            let _ = docker(["rmi", "-f", &tag]);
+        }
+    });
+    assert_eq!(
+        docker_ok([
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"kata.runtime.hash\"}}",
+            &tag
+        ]),
+        docker_ok([
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"kata.runtime.hash\"}}",
+            "kata/static"
+        ]),
+        "the look-alike carries kata's label"
+    );
+    docker_ok(["tag", &tag, "kata/static"]);
+    app.write("public/index.html", "v2\n").commit("v2");
+    let out = app.push_ok();
+    assert!(
+        out.stderr.contains("remote:        built kata/static"),
+        "the look-alike was taken for kata's image: {}",
+        out.stderr
+    );
+    let web = container_ids(&name, "web");
+    assert_eq!(web.len(), 1, "{web:?}");
+    let o = docker(["exec", &web[0], "cat", "/planted"]);
+    assert!(!o.status.success(), "the app runs on the look-alike");
+    let now = docker_ok(["image", "inspect", "--format", "{{.Id}}", "kata/static"]);
+    assert_ne!(
+        now,
+        docker_ok(["image", "inspect", "--format", "{{.Id}}", &tag])
+    );
 }

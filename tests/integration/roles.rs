@@ -338,6 +338,31 @@ fn a_deploy_key_push_that_reaches_the_host_is_refused_before_anything_is_stored(
             "    volumes: [hostroot:/h]\nvolumes:\n  hostroot:\n    driver_opts: {type: none, o: bind, device: /}\n",
             "volumes.hostroot.driver_opts",
         ),
+        // host ports: any address, any port
+        (
+            "    ports: ['0.0.0.0:22:22']\n",
+            ":5:12: `services.web.ports`",
+        ),
+        ("    ports: ['127.0.0.1:2019:80']\n", "`services.web.ports`"),
+        // shapes the check does not expect fail closed
+        (
+            "    privileged: \"true\"\n",
+            ":5:17: `services.web.privileged`",
+        ),
+        (
+            "    volumes: {h: '/:/h'}\n",
+            "`services.web.volumes`: must be a list",
+        ),
+        ("    network_mode: [host]\n", "must be a single value"),
+        ("    security_opt: seccomp=unconfined\n", "must be a list"),
+        // an image built here may not take another image's name
+        ("    build: .\n", "`services.web.image`"),
+        ("    logging: {driver: '${LOG_DRIVER}'}\n", "variables"),
+        // a file the check cannot parse is refused, with the parser's position
+        (
+            "    logging: {driver: ${LOG_DRIVER}}\n",
+            "kata-compose.yaml:5:24:",
+        ),
     ];
     for (extra, want) in cases {
         std::fs::write(work.join("kata-compose.yaml"), format!("{head}{extra}")).unwrap();
@@ -590,4 +615,150 @@ fn caddy_ls_shows_a_deploy_key_only_its_apps() {
     for n in &all {
         assert!(admin_sees.contains(n), "{n} not in {admin_sees:?}");
     }
+}
+
+/// A client that goes away mid-command (its connection drops while `logs
+/// -f` streams) still leaves the command's audit record, marked as
+/// disconnected; so does a command whose own output finds the client gone.
+#[test]
+fn a_client_that_disconnects_mid_command_is_still_audited() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    ensure_test_images();
+    let _engine = engine_shared();
+    let sshd = Sshd::start();
+    let app = unique("gone");
+    let _docker = DockerGuard::project(&app);
+    let admin = &sshd.key;
+    let scratch = tempfile::tempdir().unwrap();
+    let git = GitClient::new(&sshd, admin, false);
+    let work = new_work(&git, scratch.path());
+    std::fs::write(
+        work.join("kata-compose.yaml"),
+        format!("services:\n  web:\n    image: {BUSYBOX}\n    command: sh -c 'while true; do echo tick; sleep 0.2; done'\nx-kata-mode: compose\n"),
+    )
+    .unwrap();
+    commit(&git, &work, "ticks");
+    ok(&push(&git, &sshd, &work, &app), "push");
+
+    let mut client = sshd
+        .ssh_command(admin, Some(&format!("logs {app} web -f")))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a log line").unwrap();
+    assert!(first.contains("tick"), "{first}");
+    // the connection drops: the client dies without a word to the server
+    client.kill().unwrap();
+    client.wait().unwrap();
+    drop(lines);
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let logs = loop {
+        let events = audit_events(&sshd, &[&app]);
+        if let Some(e) = events.iter().find(|e| e["command"] == "logs") {
+            break e.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no audit record for the dropped `logs -f`: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(logs["disconnected"], true, "{logs}");
+    assert_eq!(logs["key"], "tester@laptop", "{logs}");
+    assert!(logs["status"].is_i64(), "{logs}");
+}
+
+/// kata's own output to a client that is gone (a broken pipe) neither kills
+/// it before the audit record nor loses the record.
+#[test]
+fn a_broken_pipe_on_output_still_leaves_the_audit_record() {
+    let kata = crate::support::Kata::setup();
+    for command in ["help", "ls", "audit"] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // the client is gone before kata writes a byte
+        let status = kata
+            .cmd()
+            .args(["ssh-serve", "--key", "SHA256:gone", "--name", "gone"])
+            .env("SSH_ORIGINAL_COMMAND", command)
+            .command()
+            .stdout(writer)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "{command}: {status:?}");
+        let log = std::fs::read_to_string(kata.path("state/audit.log")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(last["command"], command, "{log}");
+        assert_eq!(last["key"], "gone", "{log}");
+        assert_eq!(last["disconnected"], true, "{log}");
+        assert_eq!(last["status"], 1, "{log}");
+    }
+}
+
+/// What a deploy key may deploy again is judged by today's rules on the
+/// release it would deploy: not a live release an admin pushed with host
+/// access (or with a file pushed before a rule existed, here `ports:`),
+/// nor a rollback to one; a rollback to a release that passes is fine.
+#[test]
+fn a_deploy_key_redeploys_and_rolls_back_only_what_passes_todays_checks() {
+    ensure_test_images();
+    let _engine = engine_shared();
+    let sshd = Sshd::start();
+    let own = unique("rb");
+    let _docker = DockerGuard::project(&own);
+    let ci = sshd.add_key("ci", &["--role", "deploy", "--apps", &own]);
+    let scratch = tempfile::tempdir().unwrap();
+    let admin_git = GitClient::new(&sshd, &sshd.key, false);
+    let ci_git = GitClient::new(&sshd, &ci, false);
+    let work = new_work(&admin_git, scratch.path());
+    commit(&admin_git, &work, "r1: confined");
+    ok(&push(&admin_git, &sshd, &work, &own), "r1");
+    let port = crate::support::free_port();
+    std::fs::write(
+        work.join("kata-compose.yaml"),
+        format!(
+            "{}    ports: ['127.0.0.1:{port}:80']\n",
+            compose_yaml().replace("x-kata-mode: compose\n", "")
+        ) + "x-kata-mode: compose\n",
+    )
+    .unwrap();
+    commit(&admin_git, &work, "r2: publishes a host port");
+    ok(&push(&admin_git, &sshd, &work, &own), "r2");
+
+    for c in [format!("deploy {own}"), format!("config:set {own} A=1")] {
+        refused(&sshd, &ci, &c, "release 2 of");
+    }
+    std::fs::write(work.join("kata-compose.yaml"), compose_yaml()).unwrap();
+    commit(&ci_git, &work, "r3: confined again");
+    ok(&push(&ci_git, &sshd, &work, &own), "r3 by the deploy key");
+    // `rollback` would go to release 2
+    refused(&sshd, &ci, &format!("rollback {own}"), "release 2 of");
+    refused(
+        &sshd,
+        &ci,
+        &format!("rollback {own} 2"),
+        "`services.web.ports`",
+    );
+    let o = sshd.ssh(&ci, Some(&format!("rollback {own} 1")));
+    ok(&o, "rollback to release 1");
+    ok(
+        &sshd.ssh(&ci, Some(&format!("deploy {own}"))),
+        "deploy of release 1's copy",
+    );
+    // an admin may still roll back to it
+    ok(
+        &sshd.ssh(&sshd.key, Some(&format!("rollback {own} 2"))),
+        "admin rollback",
+    );
+    let events = audit_events(&sshd, &[&own]);
+    let refusals = events
+        .iter()
+        .filter(|e| e["key"] == "ci" && e["refused"].is_string())
+        .count();
+    assert_eq!(refusals, 4, "{events:?}");
 }
