@@ -10,16 +10,17 @@
 //!   the service's live container addresses.
 //! - [`shared`]: many apps on one listen address: each app's part, found by
 //!   its `@id`, and the admin calls that write, replace or remove it.
-//! - [`Admin`]: targeted admin API calls (TCP via ureq, or a unix socket).
+//! - [`Admin`]: targeted admin API calls over ureq (TCP, or a unix socket
+//!   through [`unix`]'s connector).
 //! - [`summarize`]: what `caddy:ls` shows about one server.
 
 mod admin;
 mod guard;
-mod http1;
 mod listen;
 pub mod shared;
 mod shorthand;
 mod summary;
+mod unix;
 mod upstreams;
 mod validate;
 
