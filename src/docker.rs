@@ -312,16 +312,10 @@ pub fn docker(args: &[&str]) -> Result<String, DockerError> {
     capture("docker", args)
 }
 
-/// Which compose CLI this host has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ComposeCli {
-    /// `docker compose` (v2 plugin)
-    V2,
-    /// `docker-compose` 1.x
-    V1,
-}
+pub use crate::model::ComposeCli;
 
 impl ComposeCli {
+    /// Which compose CLI this host has (`KATA_COMPOSE=v1|v2` forces one).
     pub fn detect() -> Result<ComposeCli, DockerError> {
         if let Ok(v) = std::env::var("KATA_COMPOSE") {
             match v.as_str() {
@@ -338,12 +332,6 @@ impl ComposeCli {
             Err(DockerError::Other(
                 "neither `docker compose` (v2) nor `docker-compose` (v1) works on this host".into(),
             ))
-        }
-    }
-    pub fn target(self) -> crate::render::Target {
-        match self {
-            ComposeCli::V2 => crate::render::Target::V2,
-            ComposeCli::V1 => crate::render::Target::V1,
         }
     }
     /// Program and leading args for `compose -p PROJECT -f FILE ...`.
