@@ -110,16 +110,18 @@ fn src_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The file of module path `suffix` (`caddy/shared.rs`), at the top of
-/// `src/` or in one of its rooms (`src/core/`, `src/shell/`, `src/cli/`).
+/// `src/` or in one of its rooms (`src/core/`, `src/shell/`, `src/cli/`),
+/// as `name.rs` or `name/mod.rs`.
 fn find(root: &Path, files: &[PathBuf], suffix: &str) -> PathBuf {
     let hits: Vec<&PathBuf> = files
         .iter()
         .filter(|p| {
             let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            rel == suffix
-                || ["core/", "shell/", "cli/"]
-                    .iter()
-                    .any(|r| rel == format!("{r}{suffix}"))
+            // `access.rs` may also be `access/mod.rs`
+            let dir_form = format!("{}/mod.rs", suffix.trim_end_matches(".rs"));
+            ["", "core/", "shell/", "cli/"]
+                .iter()
+                .any(|r| rel == format!("{r}{suffix}") || rel == format!("{r}{dir_form}"))
         })
         .collect();
     assert_eq!(hits.len(), 1, "core module {suffix}: found {hits:?}");
