@@ -14,12 +14,15 @@
 //!   through [`unix`]'s connector).
 //! - [`summarize`]: what `caddy:ls` shows about one server.
 
+#[path = "../../shell/caddy/admin.rs"]
 mod admin;
+#[path = "../../shell/caddy/guard.rs"]
 mod guard;
 mod listen;
 pub mod shared;
 mod shorthand;
 mod summary;
+#[path = "../../shell/caddy/unix.rs"]
 mod unix;
 mod upstreams;
 mod validate;

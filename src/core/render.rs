@@ -827,7 +827,7 @@ mod tests {
 
     #[test]
     fn spec_examples_render_for_every_target() {
-        insta::glob!("../tests/fixtures/spec", "*.yaml", |path| {
+        insta::glob!("../../tests/fixtures/spec", "*.yaml", |path| {
             let text = std::fs::read_to_string(path).unwrap();
             for (target, tag) in [
                 (Target::V2, "v2"),
@@ -860,7 +860,7 @@ mod tests {
     /// what each target gets, and every positioned warning and error.
     #[test]
     fn compose_fixtures_render_for_every_target() {
-        insta::glob!("../tests/fixtures/compose", "*.yaml", |path| {
+        insta::glob!("../../tests/fixtures/compose", "*.yaml", |path| {
             let text = std::fs::read_to_string(path).unwrap();
             let config = std::fs::read_to_string(path.with_extension("env"))
                 .map(|t| crate::envfile::parse(&t).unwrap())
@@ -899,7 +899,7 @@ mod tests {
 
     #[test]
     fn templates_render() {
-        insta::glob!("../templates", "*/kata-compose.yaml", |path| {
+        insta::glob!("../../templates", "*/kata-compose.yaml", |path| {
             let text = std::fs::read_to_string(path).unwrap();
             let (out, warnings) = render_fixture(&text, "demo", Target::V2);
             let mut shown = format!("# warnings: {warnings:#?}\n");
