@@ -2,7 +2,7 @@ use clap::Parser;
 
 fn main() {
     let cli = kata::cli::Cli::parse();
-    let code = match kata::cli::run(cli) {
+    let code = match kata::cmd::run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -5,36 +5,7 @@ use crate::fsutil::write_atomic;
 use crate::paths::Paths;
 use std::io;
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Compose,
-    Swarm,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Compose => "compose",
-            Mode::Swarm => "swarm",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s.trim() {
-            "compose" => Some(Mode::Compose),
-            "swarm" => Some(Mode::Swarm),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Mode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::model::Mode;
 
 fn read_opt(path: &std::path::Path) -> io::Result<Option<String>> {
     match std::fs::read_to_string(path) {

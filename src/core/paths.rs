@@ -2,7 +2,9 @@
 //!
 //! User-facing dirs follow the spec (`app data config envs logs repos`);
 //! kata's own bookkeeping (settings, releases, locks, mode) lives under
-//! `state/`, never inside a user's checkout.
+//! `state/`, never inside a user's checkout. Pure: paths are computed,
+//! never touched (`Paths::from_env` and [`crate::fsutil::secure_root`] are
+//! the shell's).
 
 use std::path::{Path, PathBuf};
 
@@ -16,16 +18,6 @@ pub struct Paths {
 impl Paths {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Paths { root: root.into() }
-    }
-
-    /// `KATA_ROOT`, else `$HOME`, else the current directory.
-    pub fn from_env() -> Self {
-        let root = std::env::var_os("KATA_ROOT")
-            .filter(|v| !v.is_empty())
-            .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()))
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
-        Paths::new(root)
     }
 
     pub fn root(&self) -> &Path {
@@ -58,6 +50,10 @@ impl Paths {
     pub fn state(&self, app: &str) -> PathBuf {
         self.root.join("state").join("apps").join(app)
     }
+    /// Release `n`'s directory (see [`crate::release`]).
+    pub fn release(&self, app: &str, n: u64) -> PathBuf {
+        self.state(app).join("releases").join(n.to_string())
+    }
     /// Host-wide settings written by `kata setup --<setting>`.
     pub fn settings_file(&self) -> PathBuf {
         self.root.join("state").join("settings.json")
@@ -84,14 +80,4 @@ impl Paths {
             ("venv", self.envs(app), "/venv"),
         ]
     }
-}
-
-/// Makes KATA_ROOT's top-level directories readable by the kata user only:
-/// they hold repos, code, data and config. Containers run as the kata user
-/// and reach their own directories through their mounts, so they still work.
-pub fn secure(paths: &Paths) -> std::io::Result<()> {
-    for d in SKELETON {
-        crate::fsutil::private_dir(&paths.root().join(d))?;
-    }
-    Ok(())
 }

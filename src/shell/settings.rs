@@ -195,6 +195,18 @@ pub fn timeouts() -> Timeouts {
     })
 }
 
+impl Paths {
+    /// `KATA_ROOT`, else `$HOME`, else the current directory.
+    pub fn from_env() -> Self {
+        let root = std::env::var_os("KATA_ROOT")
+            .filter(|v| !v.is_empty())
+            .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()))
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from("."));
+        Paths::new(root)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,16 +10,20 @@
 //!   the service's published loopback ports, or its container addresses.
 //! - [`shared`]: many apps on one listen address: each app's part, found by
 //!   its `@id`, and the admin calls that write, replace or remove it.
-//! - [`Admin`]: targeted admin API calls (TCP via ureq, or a unix socket).
+//! - [`Admin`]: targeted admin API calls over ureq (TCP, or a unix socket
+//!   through [`unix`]'s connector).
 //! - [`summarize`]: what `caddy:ls` shows about one server.
 
+#[path = "../../shell/caddy/admin.rs"]
 mod admin;
+#[path = "../../shell/caddy/guard.rs"]
 mod guard;
-mod http1;
 mod listen;
 pub mod shared;
 mod shorthand;
 mod summary;
+#[path = "../../shell/caddy/unix.rs"]
+mod unix;
 mod upstreams;
 mod validate;
 

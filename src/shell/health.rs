@@ -1,84 +1,13 @@
-//! Health gates: when a new container may take traffic. [`gate_for`] decides
-//! what to check (pure); [`wait`] checks one container from the host.
+//! Health gates from the host: [`wait`] checks one container against the
+//! gate [`crate::gate::gate_for`] chose.
 
 use crate::docker;
+use crate::gate::http_budget;
+pub use crate::gate::{Gate, STABLE, gate_for};
 use crate::settings;
-use crate::spec::{Health, HttpCheck, Service};
 use crate::ui;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-
-/// How long a container without a health check must keep running (and
-/// accepting connections on its port, when it has one) to count as started.
-pub const STABLE: Duration = Duration::from_secs(3);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gate {
-    /// kata's own `healthcheck: {path: ...}`, sent from the host.
-    Http { check: HttpCheck, port: u16 },
-    /// A compose or image HEALTHCHECK: wait for Docker to say `healthy`.
-    Docker,
-    /// Nothing declared: keeps running (and accepts TCP on `port`) for [`STABLE`].
-    Running { port: Option<u16> },
-}
-
-/// The gate for a service; `routed_port` is the port Caddy dials, if any.
-pub fn gate_for(name: &str, svc: &Service, routed_port: Option<u16>) -> Result<Gate, String> {
-    match &svc.health {
-        Some(Health::Http(check)) => {
-            let port = check.port.or(routed_port).or_else(|| exposed_port(svc));
-            match port {
-                Some(port) => Ok(Gate::Http {
-                    check: check.clone(),
-                    port,
-                }),
-                None => Err(format!(
-                    "services.{name}.healthcheck needs a `port:` (the service is not routed by Caddy and exposes no port)"
-                )),
-            }
-        }
-        Some(Health::Compose(h)) if compose_check_disabled(h) => {
-            Ok(Gate::Running { port: routed_port })
-        }
-        Some(Health::Compose(_)) => Ok(Gate::Docker),
-        None => Ok(Gate::Running { port: routed_port }),
-    }
-}
-
-fn compose_check_disabled(h: &serde_json::Value) -> bool {
-    h.get("disable").and_then(serde_json::Value::as_bool) == Some(true)
-        || h.get("test")
-            .and_then(|t| t.get(0))
-            .and_then(serde_json::Value::as_str)
-            == Some("NONE")
-}
-
-/// The container side of the first `expose:` or `ports:` entry.
-fn exposed_port(svc: &Service) -> Option<u16> {
-    for key in ["expose", "ports"] {
-        let Some(first) = svc
-            .extra
-            .get(key)
-            .and_then(serde_json::Value::as_array)
-            .and_then(|a| a.first())
-        else {
-            continue;
-        };
-        let text = match first {
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Object(o) => o.get("target").map(|t| t.to_string())?,
-            _ => continue,
-        };
-        let container = text.rsplit(':').next()?.split('/').next()?;
-        let container = container.split('-').next()?;
-        if let Ok(p) = container.trim_matches('"').parse() {
-            return Some(p);
-        }
-    }
-    None
-}
 
 /// What `docker inspect` says about a container right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,11 +128,6 @@ impl Progress {
             limit.as_secs()
         ))
     }
-}
-
-/// How long an HTTP check may keep failing: `attempts` × `interval`.
-fn http_budget(check: &HttpCheck) -> Duration {
-    Duration::from_secs(check.interval_secs.max(1)) * check.attempts.max(1)
 }
 
 /// Waits until container `id` passes `gate`; `host` is sent as the Host
@@ -337,121 +261,33 @@ fn tcp_accepts(addr: &str) -> bool {
         .is_some()
 }
 
-/// `GET path` on `addr` with `Host: host`; the response's status code.
-pub fn probe_http(addr: &str, host: &str, path: &str, timeout: Duration) -> std::io::Result<u16> {
-    let sock: SocketAddr = addr.parse().map_err(|e| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))
-    })?;
-    let mut s = TcpStream::connect_timeout(&sock, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kata-health\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut head = [0u8; 64];
-    let mut got = 0;
-    while got < 12 {
-        let n = s.read(&mut head[got..])?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    parse_status(&head[..got]).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "not an HTTP answer: {:?}",
-                String::from_utf8_lossy(&head[..got])
-            ),
-        )
-    })
-}
-
-fn parse_status(head: &[u8]) -> Option<u16> {
-    let text = std::str::from_utf8(head).ok()?;
-    let mut parts = text.split(' ');
-    parts.next().filter(|v| v.starts_with("HTTP/"))?;
-    parts.next()?.get(..3)?.parse().ok()
+/// `GET path` on `addr` with `Host: host`; the response's status code (any
+/// status is an answer: redirects are not followed).
+pub fn probe_http(
+    addr: &str,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<u16, ureq::Error> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .max_redirects(0)
+        .max_idle_connections(0)
+        .timeout_global(Some(timeout))
+        .user_agent("kata-health")
+        .build()
+        .into();
+    let resp = agent
+        .get(format!("http://{addr}{path}"))
+        .header("Host", host)
+        .call()?;
+    Ok(resp.status().as_u16())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn svc(health: Option<Health>, extra: serde_json::Value) -> Service {
-        Service {
-            health,
-            extra: extra
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            ..Service::default()
-        }
-    }
-
-    fn http(port: Option<u16>) -> Health {
-        Health::Http(HttpCheck {
-            path: "/health".into(),
-            port,
-            status: 200,
-            timeout_secs: 2,
-            interval_secs: 1,
-            attempts: 3,
-        })
-    }
-
-    #[test]
-    fn http_gate_port_comes_from_check_then_route_then_expose() {
-        let port_of = |g: Gate| match g {
-            Gate::Http { port, .. } => port,
-            other => panic!("{other:?}"),
-        };
-        let s = svc(Some(http(Some(9000))), json!({}));
-        assert_eq!(port_of(gate_for("web", &s, Some(8000)).unwrap()), 9000);
-        let s = svc(Some(http(None)), json!({}));
-        assert_eq!(port_of(gate_for("web", &s, Some(8000)).unwrap()), 8000);
-        let s = svc(Some(http(None)), json!({"expose": ["7000"]}));
-        assert_eq!(port_of(gate_for("web", &s, None).unwrap()), 7000);
-        let s = svc(
-            Some(http(None)),
-            json!({"ports": ["127.0.0.1:80:6000/tcp"]}),
-        );
-        assert_eq!(port_of(gate_for("web", &s, None).unwrap()), 6000);
-        let s = svc(Some(http(None)), json!({}));
-        assert!(
-            gate_for("web", &s, None)
-                .unwrap_err()
-                .contains("services.web.healthcheck needs a `port:`")
-        );
-    }
-
-    #[test]
-    fn compose_checks_wait_for_docker_unless_disabled() {
-        let s = svc(
-            Some(Health::Compose(json!({"test": ["CMD", "true"]}))),
-            json!({}),
-        );
-        assert_eq!(gate_for("db", &s, None).unwrap(), Gate::Docker);
-        let s = svc(Some(Health::Compose(json!({"disable": true}))), json!({}));
-        assert_eq!(
-            gate_for("db", &s, Some(1)).unwrap(),
-            Gate::Running { port: Some(1) }
-        );
-        let s = svc(Some(Health::Compose(json!({"test": ["NONE"]}))), json!({}));
-        assert_eq!(
-            gate_for("db", &s, None).unwrap(),
-            Gate::Running { port: None }
-        );
-        assert_eq!(
-            gate_for("db", &svc(None, json!({})), None).unwrap(),
-            Gate::Running { port: None }
-        );
-    }
 
     #[test]
     fn polls_fast_first_then_back_off() {
@@ -487,30 +323,66 @@ mod tests {
         assert!(at(&mut p, 17_000).is_some());
     }
 
-    #[test]
-    fn http_budget_is_attempts_times_interval() {
-        let Health::Http(mut check) = http(None) else {
-            unreachable!()
-        };
-        assert_eq!(http_budget(&check), Duration::from_secs(3));
-        check.interval_secs = 0;
-        check.attempts = 0;
-        assert_eq!(http_budget(&check), Duration::from_secs(1));
+    /// A loopback port that answers one request with `answer`; returns
+    /// the request it read.
+    fn serve_once(answer: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "request ended early");
+                req.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(answer.as_bytes()).unwrap();
+            String::from_utf8(req).unwrap()
+        });
+        (addr, t)
     }
 
     #[test]
-    fn inspect_output_and_status_lines_parse() {
+    fn probe_sends_host_and_takes_any_status() {
+        let (addr, t) =
+            serve_once("HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n");
+        let code = probe_http(&addr, "shop.example", "/health?x=1", Duration::from_secs(5));
+        assert_eq!(code.unwrap(), 302, "a redirect is an answer, not followed");
+        let req = t.join().unwrap().to_ascii_lowercase();
+        assert!(req.starts_with("get /health?x=1 http/1.1\r\n"), "{req}");
+        assert!(req.contains("\r\nhost: shop.example\r\n"), "{req}");
+        assert!(req.contains("\r\nuser-agent: kata-health\r\n"), "{req}");
+
+        let (addr, t) = serve_once("HTTP/1.0 503 Service Unavailable\r\n\r\nbusy");
+        assert_eq!(
+            probe_http(&addr, &addr, "/", Duration::from_secs(5)).unwrap(),
+            503
+        );
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn probe_fails_on_silence_and_non_http() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let e = probe_http(&addr, &addr, "/", Duration::from_millis(300)).unwrap_err();
+        assert!(e.to_string().contains("timeout"), "{e}");
+        drop(listener);
+
+        let (addr, t) = serve_once("SSH-2.0-OpenSSH_9.2\r\n\r\n");
+        assert!(probe_http(&addr, &addr, "/", Duration::from_secs(5)).is_err());
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn inspect_output_parses() {
         let st = parse_state("running\tfalse\t0\thealthy\t172.18.0.3 10.0.0.2 \n");
         assert_eq!(st.status, "running");
         assert_eq!(st.health.as_deref(), Some("healthy"));
         assert_eq!(st.ip.as_deref(), Some("172.18.0.3"));
         let st = parse_state("exited\tfalse\t137\t\t\n");
         assert_eq!((st.exit_code, st.health, st.ip), (137, None, None));
-        assert_eq!(
-            parse_status(b"HTTP/1.1 503 Service Unavailable\r\n"),
-            Some(503)
-        );
-        assert_eq!(parse_status(b"HTTP/1.0 200"), Some(200));
-        assert_eq!(parse_status(b"SSH-2.0-OpenSSH"), None);
     }
 }

@@ -111,6 +111,16 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes KATA_ROOT's top-level directories readable by the kata user only:
+/// they hold repos, code, data and config. Containers run as the kata user
+/// and reach their own directories through their mounts, so they still work.
+pub fn secure_root(paths: &crate::paths::Paths) -> io::Result<()> {
+    for d in crate::paths::SKELETON {
+        private_dir(&paths.root().join(d))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,14 +6,14 @@ use crate::docker::{self, DockerError};
 use crate::spec::Runtime;
 use sha2::{Digest, Sha256};
 
-const ENTRYPOINT: &str = include_str!("../runtimes/kata-runtime");
+const ENTRYPOINT: &str = include_str!("../../runtimes/kata-runtime");
 
 pub fn dockerfile(rt: Runtime) -> &'static str {
     match rt {
-        Runtime::Python => include_str!("../runtimes/python/Dockerfile"),
-        Runtime::Nodejs => include_str!("../runtimes/nodejs/Dockerfile"),
-        Runtime::Go => include_str!("../runtimes/go/Dockerfile"),
-        Runtime::Static => include_str!("../runtimes/static/Dockerfile"),
+        Runtime::Python => include_str!("../../runtimes/python/Dockerfile"),
+        Runtime::Nodejs => include_str!("../../runtimes/nodejs/Dockerfile"),
+        Runtime::Go => include_str!("../../runtimes/go/Dockerfile"),
+        Runtime::Static => include_str!("../../runtimes/static/Dockerfile"),
     }
 }
 

@@ -431,7 +431,7 @@ fn run_route(paths: &Paths, route: Route, caller: &audit::Caller) -> anyhow::Res
         Route::Kata { args } => {
             let argv = std::iter::once("kata".to_owned()).chain(args);
             let code = match <crate::cli::Cli as clap::Parser>::try_parse_from(argv) {
-                Ok(cli) => match crate::cli::run(cli) {
+                Ok(cli) => match crate::cmd::run(cli) {
                     Ok(code) => code,
                     Err(e) => {
                         eprintln!("error: {e:#}");

@@ -18,7 +18,7 @@ pub struct Template {
 
 macro_rules! files {
     ($dir:literal: $($file:literal),+ $(,)?) => {
-        &[$(($file, include_str!(concat!("../templates/", $dir, "/", $file)))),+]
+        &[$(($file, include_str!(concat!("../../templates/", $dir, "/", $file)))),+]
     };
 }
 

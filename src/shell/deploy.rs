@@ -50,7 +50,7 @@ pub fn deploy_commit(paths: &Paths, app: &str, commit: &str) -> Result<(), Deplo
 pub fn deploy_new_release(paths: &Paths, app: &str, commit: &str) -> Result<u64, DeployError> {
     let settings = settings::load(paths)?;
     // before any code lands on disk
-    crate::paths::secure(paths)?;
+    crate::fsutil::secure_root(paths)?;
     recover(paths, app)?;
     let n = release::next_number_on_disk(paths, app)?;
     let rec = begin(paths, app, n, commit, None)?;
@@ -502,7 +502,7 @@ pub fn rollback(paths: &Paths, app: &str, to: Option<u64>) -> Result<u64, Deploy
             short(&commit)
         ));
         deploy_release(paths, &settings, app, &rec, ConfigSource::Snapshot, || {
-            crate::paths::secure(paths)?;
+            crate::fsutil::secure_root(paths)?;
             release::copy_for_rollback(paths, app, to, n)?;
             // The code comes from git again: the old release's `src/` was
             // mounted into its containers, which could have changed it.

@@ -2,8 +2,8 @@
 //! collecting every error and warning with its line and column. Nothing here
 //! touches the disk or expands variables; `render` does the latter.
 
+use crate::model::Mode;
 use crate::names;
-use crate::state::Mode;
 use crate::yaml::{self, Node, Pos, Value};
 use indexmap::IndexMap;
 use serde_json::Value as Json;

@@ -1,4 +1,7 @@
-//! Command handlers, one file per area. `dispatch` is the only router.
+//! Command handlers, one file per area. [`run`] (the binary's entry, and
+//! the SSH router's for kata commands) and `dispatch` are the only router.
+//! This is the binary's edge, so handlers return `anyhow::Result`; the
+//! modules they call use typed errors.
 
 pub mod apps;
 pub mod caddy;
@@ -9,7 +12,21 @@ pub mod spec;
 pub mod ssh;
 pub mod templates;
 
-use crate::cli::Command;
+use crate::cli::{Cli, Command};
+
+/// Runs the command and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    if cli.verbose {
+        crate::ui::set_verbose();
+    }
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        println!();
+        return Ok(0);
+    };
+    dispatch(command)
+}
 
 pub fn dispatch(command: Command) -> anyhow::Result<i32> {
     use Command::*;

@@ -15,7 +15,6 @@
 //! writes are serialised host-wide by a lock file (see
 //! [`Admin::with_lock_file`]).
 
-use super::http1;
 use super::shared::{self, Call, Plan, Refusal};
 use super::{CaddyError, Endpoint, EndpointError};
 use crate::lock::Lock;
@@ -74,7 +73,7 @@ pub struct Admin {
     endpoint: Endpoint,
     timeout: Duration,
     lock_file: Option<PathBuf>,
-    agent: Option<ureq::Agent>,
+    agent: ureq::Agent,
     /// The kata root, to tell kata's apps from other servers in errors.
     paths: Option<Paths>,
 }
@@ -123,10 +122,7 @@ impl Admin {
     /// A client with a 30 s limit per call and no lock file.
     pub fn new(endpoint: Endpoint) -> Admin {
         let timeout = Duration::from_secs(30);
-        let agent = match endpoint {
-            Endpoint::Http { .. } => Some(Self::agent(timeout)),
-            Endpoint::Unix(_) => None,
-        };
+        let agent = Self::agent(&endpoint, timeout);
         Admin {
             endpoint,
             timeout,
@@ -146,24 +142,27 @@ impl Admin {
         Ok(admin)
     }
 
-    fn agent(timeout: Duration) -> ureq::Agent {
-        ureq::Agent::config_builder()
+    /// One request per connection (nothing kept idle: Caddy 2.6 replaces
+    /// its admin listener on every config change).
+    fn agent(endpoint: &Endpoint, timeout: Duration) -> ureq::Agent {
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .proxy(None)
             .max_redirects(0)
             .max_idle_connections(0)
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
-            .build()
-            .into()
+            .build();
+        match endpoint {
+            Endpoint::Http { .. } => config.into(),
+            Endpoint::Unix(socket) => super::unix::agent(socket.clone(), config),
+        }
     }
 
     /// Limit for each admin call (connect + send + whole answer).
     pub fn with_timeout(mut self, timeout: Duration) -> Admin {
         self.timeout = timeout;
-        if self.agent.is_some() {
-            self.agent = Some(Self::agent(timeout));
-        }
+        self.agent = Self::agent(&self.endpoint, timeout);
         self
     }
 
@@ -251,61 +250,49 @@ impl Admin {
         if_match: Option<&str>,
     ) -> Result<Reply, (Option<io::ErrorKind>, String)> {
         let fail = |e: &dyn std::fmt::Display| (None, e.to_string());
-        match &self.endpoint {
-            Endpoint::Unix(socket) => {
-                let mut headers = vec![];
-                if body.is_some() {
-                    headers.push(("Content-Type", "application/json"));
-                }
-                if let Some(tag) = if_match {
-                    headers.push(("If-Match", tag));
-                }
-                let r = http1::unix_request(socket, method, path, &headers, body, self.timeout)
-                    .map_err(|e| (Some(e.kind()), e.to_string()))?;
-                Ok(Reply {
-                    status: r.status,
-                    body: r.body,
-                    etag: r.etag,
-                })
-            }
-            Endpoint::Http { .. } => {
-                let agent = self.agent.as_ref().expect("http endpoint has an agent");
-                let url = format!("{}{path}", self.endpoint);
-                let mut req = ureq::http::Request::builder()
-                    .method(method)
-                    .uri(&url)
-                    .header("Accept", "application/json");
-                if let Some(tag) = if_match {
-                    req = req.header("If-Match", tag);
-                }
-                let result = match body {
-                    Some(b) => agent.run(
-                        req.header("Content-Type", "application/json")
-                            .body(b)
-                            .map_err(|e| fail(&e))?,
-                    ),
-                    None => agent.run(req.body(()).map_err(|e| fail(&e))?),
-                };
-                let ureq_fail = |e: ureq::Error| match e {
-                    ureq::Error::Io(io) => (Some(io.kind()), io.to_string()),
-                    other => (None, other.to_string()),
-                };
-                let mut resp = result.map_err(ureq_fail)?;
-                let status = resp.status().as_u16();
-                let etag = resp
-                    .headers()
-                    .get("etag")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let body = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(256 * 1024 * 1024)
-                    .read_to_vec()
-                    .map_err(ureq_fail)?;
-                Ok(Reply { status, body, etag })
-            }
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .header("Accept", "application/json");
+        req = match &self.endpoint {
+            Endpoint::Http { .. } => req.uri(format!("{}{path}", self.endpoint)),
+            // An empty Host, as RFC 9112 asks when the target has no host
+            // name. Caddy 2.6 allows exactly the origin "" on a unix-socket
+            // admin endpoint and answers `403 host not allowed: localhost`
+            // to anything else.
+            Endpoint::Unix(_) => req
+                .uri(format!("http://localhost{path}"))
+                .header("Host", ""),
+        };
+        if let Some(tag) = if_match {
+            req = req.header("If-Match", tag);
         }
+        let result = match body {
+            Some(b) => self.agent.run(
+                req.header("Content-Type", "application/json")
+                    .body(b)
+                    .map_err(|e| fail(&e))?,
+            ),
+            None => self.agent.run(req.body(()).map_err(|e| fail(&e))?),
+        };
+        let ureq_fail = |e: ureq::Error| match e {
+            ureq::Error::Io(io) => (Some(io.kind()), io.to_string()),
+            other => (None, other.to_string()),
+        };
+        let mut resp = result.map_err(ureq_fail)?;
+        let status = resp.status().as_u16();
+        // Caddy 2.7+ sends the ETag as a header; 2.6's trailer is dropped
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(ureq_fail)?;
+        Ok(Reply { status, body, etag })
     }
 
     /// One call; any non-2xx answer becomes `Refused` with Caddy's body verbatim.
@@ -542,6 +529,99 @@ mod tests {
             etag("/config/apps/http/servers/nope", b"null\n"),
             "\"/config/apps/http/servers/nope 0e7c22ea\""
         );
+    }
+
+    /// A unix socket that answers one request with `answer` (written in
+    /// small pieces) and returns the request it read.
+    fn serve_once(
+        dir: &std::path::Path,
+        answer: &'static str,
+    ) -> (PathBuf, std::thread::JoinHandle<String>) {
+        use std::io::{Read, Write};
+        let sock = dir.join("admin.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "request ended early");
+                req.extend_from_slice(&buf[..n]);
+            }
+            for piece in answer.as_bytes().chunks(7) {
+                s.write_all(piece).unwrap();
+            }
+            String::from_utf8(req).unwrap()
+        });
+        (sock, t)
+    }
+
+    #[test]
+    fn unix_socket_chunked_answer_with_etag_trailer() {
+        // Caddy 2.6's `GET /config/`: chunked, the ETag as a trailer
+        let dir = tempfile::tempdir().unwrap();
+        let (sock, t) = serve_once(
+            dir.path(),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTrailer: ETag\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n3;ext=1\r\n1}\n\r\n0\r\nEtag: \"/config/ 48eaae82\"\r\n\r\n",
+        );
+        let admin = Admin::new(Endpoint::Unix(sock));
+        let (value, tag) = admin.get_at("/config/").unwrap().unwrap();
+        assert_eq!(value, serde_json::json!({"a": 1}));
+        // the trailer is dropped; the tag is computed from the body as 2.6 does
+        assert_eq!(tag, etag("/config/", b"{\"a\":1}\n"));
+        let req = t.join().unwrap().to_ascii_lowercase();
+        assert!(req.starts_with("get /config/ http/1.1\r\n"), "{req}");
+        // the empty Host Caddy 2.6 allows on a unix socket
+        assert!(req.contains("\r\nhost: \r\n"), "{req}");
+    }
+
+    #[test]
+    fn unix_socket_etag_header_and_error_status() {
+        // Caddy 2.11: the ETag as a header, which wins over the computed one
+        let dir = tempfile::tempdir().unwrap();
+        let (sock, t) = serve_once(
+            dir.path(),
+            "HTTP/1.1 200 OK\r\nEtag: \"/config/apps 1234\"\r\nContent-Length: 5\r\n\r\nnull\n",
+        );
+        let admin = Admin::new(Endpoint::Unix(sock));
+        let got = admin.get_at("/config/apps").unwrap().unwrap();
+        assert_eq!(got, (Value::Null, "\"/config/apps 1234\"".to_owned()));
+        t.join().unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let (sock, t) = serve_once(
+            dir.path(),
+            "HTTP/1.1 412 Precondition Failed\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"error\":1}",
+        );
+        let admin = Admin::new(Endpoint::Unix(sock.clone()));
+        let e = admin
+            .call(
+                "POST",
+                "/config/x",
+                Some(&serde_json::json!({})),
+                Some("\"t\""),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&e, CaddyError::Refused { status: 412, body, .. } if body == "{\"error\":1}"),
+            "{e}"
+        );
+        let req = t.join().unwrap().to_ascii_lowercase();
+        assert!(req.contains("\r\nif-match: \"t\"\r\n"), "{req}");
+        assert!(req.contains("\r\ncontent-length: 2\r\n"), "{req}");
+    }
+
+    #[test]
+    fn unix_socket_silence_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("admin.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let admin = Admin::new(Endpoint::Unix(sock)).with_timeout(Duration::from_millis(300));
+        let e = admin.config().unwrap_err();
+        assert!(matches!(e, CaddyError::Unreachable { .. }), "{e}");
+        assert!(e.to_string().contains("timeout"), "{e}");
+        drop(listener);
     }
 
     #[test]

@@ -4,21 +4,12 @@
 use crate::env;
 use crate::envfile::Env;
 use crate::expand::expand;
+pub use crate::model::Target;
+use crate::notes::Notes;
 use crate::paths::Paths;
 use crate::spec::{AppSpec, Diag, Health, KATA_VOLUMES, Runtime, Service};
-use crate::yaml::Node;
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json, json};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Target {
-    /// docker compose v2
-    V2,
-    /// docker-compose 1.29
-    V1,
-    /// docker stack deploy
-    Stack,
-}
 
 /// Everything outside the spec that the rendering depends on.
 #[derive(Debug, Clone)]
@@ -67,23 +58,6 @@ impl Rendered {
 
 pub fn to_yaml(doc: &Json) -> String {
     serde_saphyr::to_string(doc).expect("a JSON value always serialises to YAML")
-}
-
-/// Findings made while rendering, pointed at the file's nodes.
-pub(crate) struct Notes<'a> {
-    source: &'a Node,
-    pub warnings: Vec<Diag>,
-    pub errors: Vec<Diag>,
-    seeds: Vec<(String, std::path::PathBuf)>,
-}
-
-impl Notes<'_> {
-    pub fn warn(&mut self, path: &[&str], msg: impl Into<String>) {
-        self.warnings.push(Diag::at(self.source.find(path), msg));
-    }
-    pub fn err(&mut self, path: &[&str], msg: impl Into<String>) {
-        self.errors.push(Diag::at(self.source.find(path), msg));
-    }
 }
 
 /// A layer of template values, bare keys taking the value from below.
@@ -254,7 +228,7 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
             // bind volume once and shares that mount, so the new containers
             // of a blue/green switch would otherwise see the old release.
             if let (Some((n, _)), "app") = (cx.release, name) {
-                let src = crate::release::src(cx.paths, cx.app, n);
+                let src = cx.paths.release(cx.app, n).join("src");
                 vol["name"] = json!(format!("{}_app_r{n}", cx.app));
                 vol["driver_opts"]["device"] =
                     json!(crate::expand::escape(&src.display().to_string()));
@@ -807,8 +781,8 @@ fn swarm_rollout(
     }
     if let Some(Health::Http(check)) = &svc.health {
         let port = routed.iter().find(|(s, _)| s == name).map(|(_, p)| *p);
-        match crate::health::gate_for(name, svc, port) {
-            Ok(crate::health::Gate::Http { check: c, port }) => {
+        match crate::gate::gate_for(name, svc, port) {
+            Ok(crate::gate::Gate::Http { check: c, port }) => {
                 let url = format!("http://127.0.0.1:{port}{}", c.path);
                 let probe = format!(
                     "wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url} || python3 -c \"import urllib.request; urllib.request.urlopen('{url}', timeout={t})\"",
@@ -893,7 +867,7 @@ mod tests {
 
     #[test]
     fn spec_examples_render_for_every_target() {
-        insta::glob!("../tests/fixtures/spec", "*.yaml", |path| {
+        insta::glob!("../../tests/fixtures/spec", "*.yaml", |path| {
             let text = std::fs::read_to_string(path).unwrap();
             for (target, tag) in [
                 (Target::V2, "v2"),
@@ -926,7 +900,7 @@ mod tests {
     /// what each target gets, and every positioned warning and error.
     #[test]
     fn compose_fixtures_render_for_every_target() {
-        insta::glob!("../tests/fixtures/compose", "*.yaml", |path| {
+        insta::glob!("../../tests/fixtures/compose", "*.yaml", |path| {
             let text = std::fs::read_to_string(path).unwrap();
             let config = std::fs::read_to_string(path.with_extension("env"))
                 .map(|t| crate::envfile::parse(&t).unwrap())
@@ -965,7 +939,7 @@ mod tests {
 
     #[test]
     fn templates_render() {
-        insta::glob!("../templates", "*/kata-compose.yaml", |path| {
+        insta::glob!("../../templates", "*/kata-compose.yaml", |path| {
             let text = std::fs::read_to_string(path).unwrap();
             let (out, warnings) = render_fixture(&text, "demo", Target::V2);
             let mut shown = format!("# warnings: {warnings:#?}\n");

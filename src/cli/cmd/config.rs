@@ -117,7 +117,7 @@ fn change_config(
         return Ok(0);
     }
     let file = envfile::config_file(paths, app);
-    crate::paths::secure(paths)?;
+    crate::fsutil::secure_root(paths)?;
     std::fs::create_dir_all(paths.config(app))?;
     fsutil::write_atomic_mode(&file, envfile::render(&env).as_bytes(), Some(0o600))?;
     for c in changed {

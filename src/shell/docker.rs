@@ -315,6 +315,8 @@ pub fn docker(args: &[&str]) -> Result<String, DockerError> {
     capture("docker", args)
 }
 
+pub use crate::model::ComposeCli;
+
 thread_local! {
     /// Set while [`phase::read`] runs its call, which must not end the phase.
     static PHASE_READ: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -389,16 +391,8 @@ mod phase {
     }
 }
 
-/// Which compose CLI this host has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ComposeCli {
-    /// `docker compose` (v2 plugin)
-    V2,
-    /// `docker-compose` 1.x
-    V1,
-}
-
 impl ComposeCli {
+    /// Which compose CLI this host has (`KATA_COMPOSE=v1|v2` forces one).
     pub fn detect() -> Result<ComposeCli, DockerError> {
         if let Ok(v) = std::env::var("KATA_COMPOSE") {
             match v.as_str() {
@@ -415,12 +409,6 @@ impl ComposeCli {
             Err(DockerError::Other(
                 "neither `docker compose` (v2) nor `docker-compose` (v1) works on this host".into(),
             ))
-        }
-    }
-    pub fn target(self) -> crate::render::Target {
-        match self {
-            ComposeCli::V2 => crate::render::Target::V2,
-            ComposeCli::V1 => crate::render::Target::V1,
         }
     }
     /// Program and leading args for `compose -p PROJECT -f FILE ...`.

@@ -5,7 +5,8 @@
 //! key the target ignores, is a positioned warning; what the target cannot
 //! run at all is an error. The tables were measured against the real tools.
 
-use crate::render::{Notes, Target};
+use crate::model::Target;
+use crate::notes::Notes;
 use crate::spec::Service;
 use serde_json::{Map, Value as Json, json};
 

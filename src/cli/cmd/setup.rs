@@ -1,44 +1,8 @@
 //! `kata setup`: the KATA_ROOT skeleton and host settings.
 
+use crate::cli::SetupArgs;
 use crate::paths::{Paths, SKELETON};
 use crate::settings;
-
-#[derive(Debug, clap::Args)]
-pub struct SetupArgs {
-    /// Caddy admin endpoint: http://host:port or unix//path.
-    #[arg(long, value_name = "URL")]
-    pub caddy_admin: Option<String>,
-    /// Base image the runtime images build FROM.
-    #[arg(long, value_name = "IMAGE")]
-    pub base_image: Option<String>,
-    /// Default deploy branch (default: main, else master).
-    #[arg(long, value_name = "BRANCH")]
-    pub deploy_branch: Option<String>,
-    /// How many releases to keep per app.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
-    pub keep_releases: Option<u64>,
-    /// Time limit of quick docker calls (ps, inspect, rm, ...), in seconds.
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub docker_timeout: Option<u64>,
-    /// Time limit of builds, pulls, `compose up` and `docker stop`, in seconds.
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub build_timeout: Option<u64>,
-    /// How long a new container may take to start and pass its health gate, in seconds.
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub start_timeout: Option<u64>,
-    /// How long requests in flight to old containers may take to finish, in seconds.
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub drain_timeout: Option<u64>,
-    /// Where apps' compose networks get their subnets (IPv4 CIDR).
-    #[arg(long, value_name = "CIDR")]
-    pub subnet_pool: Option<String>,
-    /// Prefix length of each app network's subnet, cut from the pool.
-    #[arg(long, value_name = "N")]
-    pub subnet_prefix: Option<u8>,
-    /// Host ports kata publishes routed services on (127.0.0.1 only), FIRST-LAST.
-    #[arg(long, value_name = "FIRST-LAST")]
-    pub port_range: Option<String>,
-}
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
@@ -70,7 +34,7 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<i32> {
             println!("created  {}", p.display());
         }
     }
-    crate::paths::secure(&paths)?;
+    crate::fsutil::secure_root(&paths)?;
     let mut stored = settings::load_stored(&paths)?;
     let before = stored.clone();
     if let Some(v) = args.caddy_admin {

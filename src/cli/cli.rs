@@ -1,10 +1,9 @@
-//! Command line: clap definitions and dispatch. This is the binary's edge,
-//! so handlers return `anyhow::Result`; the modules they call use typed errors.
+//! The command line's grammar: clap definitions only, no behaviour. The
+//! handlers ([`crate::cmd`], which also dispatches) and the SSH router
+//! ([`crate::ssh`]) both read it; it depends on neither.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-
-use crate::cmd;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the KATA_ROOT skeleton and store host settings.
-    Setup(cmd::setup::SetupArgs),
+    Setup(SetupArgs),
     /// Register SSH public keys (FILE or - for stdin) with the kata forced command.
     #[command(name = "setup:ssh")]
     SetupSsh {
@@ -92,7 +91,7 @@ pub enum Command {
         file: Option<PathBuf>,
         /// Render for this target too (repeatable: v2, v1, stack).
         #[arg(long, value_enum)]
-        target: Vec<crate::render::Target>,
+        target: Vec<crate::model::Target>,
         /// The app whose config (`config:set` values) fills `.env`-style
         /// references; default: `app.name` in the file.
         #[arg(long)]
@@ -108,7 +107,7 @@ pub enum Command {
         #[arg(long)]
         app: Option<String>,
         #[arg(long, value_enum, default_value = "v2")]
-        target: crate::render::Target,
+        target: crate::model::Target,
         /// Print the app's Caddy server JSON instead of the compose file.
         #[arg(long)]
         caddy: bool,
@@ -239,7 +238,7 @@ pub enum Command {
     Mode {
         app: String,
         #[arg(value_enum)]
-        mode: Option<crate::state::Mode>,
+        mode: Option<crate::model::Mode>,
     },
     /// Show or set the branch whose pushes deploy the app.
     Branch {
@@ -262,16 +261,40 @@ pub enum Command {
     Rollback { app: String, release: Option<u64> },
 }
 
-/// Runs the command and returns the process exit code.
-pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    if cli.verbose {
-        crate::ui::set_verbose();
-    }
-    let Some(command) = cli.command else {
-        use clap::CommandFactory;
-        Cli::command().print_help()?;
-        println!();
-        return Ok(0);
-    };
-    cmd::dispatch(command)
+/// `kata setup`'s host settings.
+#[derive(Debug, clap::Args)]
+pub struct SetupArgs {
+    /// Caddy admin endpoint: http://host:port or unix//path.
+    #[arg(long, value_name = "URL")]
+    pub caddy_admin: Option<String>,
+    /// Base image the runtime images build FROM.
+    #[arg(long, value_name = "IMAGE")]
+    pub base_image: Option<String>,
+    /// Default deploy branch (default: main, else master).
+    #[arg(long, value_name = "BRANCH")]
+    pub deploy_branch: Option<String>,
+    /// How many releases to keep per app.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub keep_releases: Option<u64>,
+    /// Time limit of quick docker calls (ps, inspect, rm, ...), in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub docker_timeout: Option<u64>,
+    /// Time limit of builds, pulls, `compose up` and `docker stop`, in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub build_timeout: Option<u64>,
+    /// How long a new container may take to start and pass its health gate, in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub start_timeout: Option<u64>,
+    /// How long requests in flight to old containers may take to finish, in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub drain_timeout: Option<u64>,
+    /// Where apps' compose networks get their subnets (IPv4 CIDR).
+    #[arg(long, value_name = "CIDR")]
+    pub subnet_pool: Option<String>,
+    /// Prefix length of each app network's subnet, cut from the pool.
+    #[arg(long, value_name = "N")]
+    pub subnet_prefix: Option<u8>,
+    /// Host ports kata publishes routed services on (127.0.0.1 only), FIRST-LAST.
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub port_range: Option<String>,
 }
