@@ -544,7 +544,21 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             let mut req = Vec::new();
             let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            // the whole request, body included: closing on an unread body
+            // would fail the client's write
+            let complete = |req: &[u8]| {
+                let Some(end) = req.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    return false;
+                };
+                let head = String::from_utf8_lossy(&req[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                req.len() >= end + 4 + len
+            };
+            while !complete(&req) {
                 let n = s.read(&mut buf).unwrap();
                 assert!(n > 0, "request ended early");
                 req.extend_from_slice(&buf[..n]);
