@@ -136,7 +136,9 @@ pub struct Allocation {
 /// Gives every wanted dial a block: its current one when it is big enough
 /// and inside the range, else a new one, searched from `cursor` on (wrapping
 /// once round the range) among ports no other app (`taken`) and no block of
-/// this app holds. Dials no longer wanted lose their block.
+/// this app holds. Dials no longer wanted keep their block until the app is
+/// removed: the release that still runs may publish it, and a deploy that
+/// fails goes back to that release.
 pub fn allocate(
     range: PortRange,
     cursor: u16,
@@ -218,6 +220,11 @@ pub fn allocate(
         } else {
             next as u16
         };
+    }
+    for (k, b) in &current.blocks {
+        if !wanted.iter().any(|(w, _)| w == k) && inside(*b) {
+            out.blocks.insert(k.clone(), *b);
+        }
     }
     Ok(Allocation { ports: out, cursor })
 }
@@ -480,7 +487,9 @@ mod tests {
         let same = allocate(R, 20004, &[], &current, &want(&[("web:80", 2)])).unwrap();
         assert_eq!(same.ports.get("web", 80).unwrap().first, 20000);
         assert_eq!(same.cursor, 20004, "nothing new: the cursor stays");
-        assert!(!same.ports.blocks.contains_key("gone:1"), "freed");
+        // a dial no longer routed keeps its block until `rm`: the live
+        // release may publish it, and a failed deploy goes back to it
+        assert_eq!(same.ports.get("gone", 1).unwrap().first, 20002);
         // three instances: a block of six, not overlapping the old one
         let bigger = allocate(R, 20000, &[], &current, &want(&[("web:80", 6)])).unwrap();
         assert_eq!(

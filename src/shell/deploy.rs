@@ -66,19 +66,6 @@ pub fn deploy_new_release(paths: &Paths, app: &str, commit: &str) -> Result<u64,
     })
 }
 
-/// Every step a deploy plans, in order (argv are added once known).
-const STEPS: [Step; 9] = [
-    Step::Prepare,
-    Step::Build,
-    Step::StartNew,
-    Step::Gate,
-    Step::SwitchCaddy,
-    Step::RecordLive,
-    Step::Drain,
-    Step::RetireOld,
-    Step::Cleanup,
-];
-
 /// Records release `n` pending, with its journal, before anything of it is
 /// on disk: a deploy that dies from here on leaves a record to recover.
 fn begin<'a>(
@@ -107,7 +94,7 @@ fn begin<'a>(
     };
     release::save(paths, app, &rel).map_err(record)?;
     let previous = release::live(&release::list(paths, app)?).map(|r| r.number);
-    Recorder::new(paths, app, Journal::new(n, previous, &STEPS)).map_err(record)
+    Recorder::new(paths, app, Journal::new(n, previous, &journal::STEPS)).map_err(record)
 }
 
 /// Runs the deploy of release `n` with its output kept in its deploy log.
@@ -302,7 +289,7 @@ fn apply(
     let rec = Recorder::new(
         paths,
         app,
-        journal.unwrap_or_else(|| Journal::new(n, None, &STEPS)),
+        journal.unwrap_or_else(|| Journal::new(n, None, &journal::STEPS)),
     )?;
     match action {
         recovery::Action::Nothing => {}

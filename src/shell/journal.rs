@@ -11,6 +11,19 @@ use std::cell::RefCell;
 use std::io;
 use std::path::PathBuf;
 
+/// Every step a deploy plans, in order (argv are added once known).
+pub const STEPS: [Step; 9] = [
+    Step::Prepare,
+    Step::Build,
+    Step::StartNew,
+    Step::Gate,
+    Step::SwitchCaddy,
+    Step::RecordLive,
+    Step::Drain,
+    Step::RetireOld,
+    Step::Cleanup,
+];
+
 /// The steps of a deploy, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -129,18 +129,6 @@ mod tests {
     use super::*;
     use crate::journal::{End, Journal, State, Step};
 
-    const ORDER: [Step; 9] = [
-        Step::Prepare,
-        Step::Build,
-        Step::StartNew,
-        Step::Gate,
-        Step::SwitchCaddy,
-        Step::RecordLive,
-        Step::Drain,
-        Step::RetireOld,
-        Step::Cleanup,
-    ];
-
     fn c(id: &str, service: &str, state: &str, release: u64) -> Container {
         Container {
             id: id.into(),
@@ -155,7 +143,7 @@ mod tests {
     /// Release 2's journal killed once `at` was recorded begun: every
     /// earlier step done. Release 1 runs `old-web` and `db`.
     fn killed_at(at: Step) -> Journal {
-        let mut j = Journal::new(2, Some(1), &ORDER);
+        let mut j = Journal::new(2, Some(1), &crate::journal::STEPS);
         j.mode = Some("compose".into());
         if at >= Step::StartNew {
             // recorded with the plan of the start, from the snapshot

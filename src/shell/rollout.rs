@@ -114,7 +114,8 @@ fn with_build<'a>(spec: &AppSpec, rest: &[&'a str]) -> Vec<&'a str> {
 /// Compose mode: gives each routed dial of the release its block of
 /// loopback ports (kept from the app's last deploy when it fits) and
 /// publishes it on the service in the rendered file. Without a `caddy:`
-/// block the app's blocks are freed.
+/// block nothing new is published; blocks the app no longer dials are kept
+/// until `kata rm` (the live release may still publish them).
 pub fn publish_routes(
     paths: &Paths,
     settings: &Settings,
@@ -134,7 +135,12 @@ pub fn publish_routes(
     });
     let blocks = crate::port_store::reserve(paths, settings.port_range, app, &wanted)
         .map_err(|e| fail(e.to_string()))?;
-    crate::render::publish_routes(compose, &blocks);
+    // only the dials this release routes; kept blocks stay unpublished
+    let mut routed_blocks = blocks;
+    routed_blocks
+        .blocks
+        .retain(|k, _| wanted.iter().any(|(w, _)| w == k));
+    crate::render::publish_routes(compose, &routed_blocks);
     Ok(())
 }
 

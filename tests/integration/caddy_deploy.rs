@@ -782,17 +782,26 @@ fn replicas() {
         two(version);
         app.push_ok();
         wait_routed(port, &host, version);
-        // the old replicas are retired in the background
-        wait_for("two web containers", Duration::from_secs(60), || {
-            service_ips(&name, "web").len() == 2
-        });
-        let ups = web_upstreams(&name);
-        assert_eq!(ups.len(), 4, "two ports per instance: {ups:?}");
-        let live = caddy.admin().get_server(&name).unwrap().unwrap();
-        let mut got = dials(&live);
-        got.sort();
-        let mut want = ups.clone();
-        want.sort();
+        // the old replicas are retired in the background, and then Caddy
+        // gets the service's whole block again
+        let routed_block = || {
+            let mut want = web_upstreams(&name);
+            want.sort();
+            let live = caddy.admin().get_server(&name).unwrap().unwrap();
+            let mut got = dials(&live);
+            got.sort();
+            (got, want)
+        };
+        wait_for(
+            "two web containers, the whole block routed",
+            Duration::from_secs(60),
+            || {
+                let (got, want) = routed_block();
+                service_ips(&name, "web").len() == 2 && got == want
+            },
+        );
+        let (got, want) = routed_block();
+        assert_eq!(want.len(), 4, "two ports per instance: {want:?}");
         assert_eq!(got, want);
         for _ in 0..10 {
             assert_eq!(http_get(port, &host, "/").2, version);

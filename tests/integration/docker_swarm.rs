@@ -198,7 +198,7 @@ fn swarm_mode_deploys_a_stack_with_secrets_and_manages_it() {
         .unwrap();
     assert_eq!(
         line.split_whitespace().collect::<Vec<_>>(),
-        [name.as_str(), "running", "1/1", "1", "swarm"]
+        [name.as_str(), "running", "1/1", "1", "swarm", "-"]
     );
     let o = kata.args(["ps", &name, "web", "--json"]).success();
     let ps: Vec<Value> = serde_json::from_str(&o.stdout).unwrap();

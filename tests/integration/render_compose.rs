@@ -430,7 +430,7 @@ fn compose_fixtures_keep_their_meaning_in_the_real_tools() {
                 }
                 "relative-mounts" => {
                     let vols = serde_json::to_string(&got["services"]["app"]["volumes"]).unwrap();
-                    let data = root.path().join("data").join(app).join("data");
+                    let data = root.path().join("data/.mounts").join(app).join("data");
                     assert!(
                         vols.contains(&*data.display().to_string()),
                         "{what}: {vols}"

@@ -173,17 +173,21 @@ fn rebuilt_runtime_images_leave_no_untagged_copies() {
     wait_for("the rebuilt app", Duration::from_secs(60), || {
         caddy_get(port, &format!("{name}.test"), "/").2 == "rebuilt\n"
     });
-    let left = docker_ok([
-        "images",
-        "--quiet",
-        "--filter",
-        "dangling=true",
-        "--filter",
-        "label=kata.runtime.hash",
-    ]);
-    assert!(
-        left.trim().is_empty(),
-        "untagged runtime images left: {left}"
+    // the old container is retired in the background; its image goes after
+    let dangling = || {
+        docker_ok([
+            "images",
+            "--quiet",
+            "--filter",
+            "dangling=true",
+            "--filter",
+            "label=kata.runtime.hash",
+        ])
+    };
+    wait_for(
+        "no untagged runtime image left",
+        Duration::from_secs(60),
+        || dangling().trim().is_empty(),
     );
 }
 

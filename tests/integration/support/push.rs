@@ -210,13 +210,17 @@ pub fn service_ips(app: &str, service: &str) -> Vec<String> {
     ]);
     let mut ips = Vec::new();
     for id in ids.split_whitespace() {
-        let out = super::docker_ok([
+        // a container being retired may be gone by now
+        let out = super::docker([
             "inspect",
             "-f",
             "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
             id,
         ]);
-        if let Some(ip) = out.split_whitespace().next() {
+        if !out.status.success() {
+            continue;
+        }
+        if let Some(ip) = out.stdout.split_whitespace().next() {
             ips.push(ip.to_owned());
         }
     }
