@@ -5,34 +5,14 @@
 
 use crate::support::caddy::{Caddy, http_get};
 use crate::support::images::{self, BUSYBOX};
-use crate::support::push::LocalApp;
+use crate::support::push::{LocalApp, routed_httpd_yaml};
 use crate::support::{Kata, docker_ok, free_port, unique, wait_for};
 use std::time::Duration;
 
 const HOST: &str = "crash.test";
 
 fn web_yaml(port: u16) -> String {
-    format!(
-        r#"services:
-  web:
-    image: {BUSYBOX}
-    command: httpd -f -p 8080 -h /app/www
-    volumes:
-      - app:/app
-    healthcheck:
-      path: /index.html
-      interval: 1
-      attempts: 30
-caddy:
-  listen: ["127.0.0.1:{port}"]
-  automatic_https: {{disable: true}}
-  routes:
-    - match: [{{host: ["{HOST}"]}}]
-      handle:
-        - handler: reverse_proxy
-          upstreams: [{{dial: "web:8080"}}]
-"#
-    )
+    routed_httpd_yaml("httpd -f -p 8080 -h /app/www", "", port, HOST)
 }
 
 struct Fixture {

@@ -4,7 +4,7 @@
 
 use crate::support::caddy::{Caddy, on_both, try_http_get, wait_routed};
 use crate::support::images::{self, BUSYBOX};
-use crate::support::push::LocalApp;
+use crate::support::push::{LocalApp, routed_httpd_yaml};
 use crate::support::{Kata, docker_ok, engine_shared, free_port, unique, wait_for};
 use std::time::Duration;
 
@@ -12,27 +12,11 @@ use std::time::Duration;
 /// /tmp/crash inside the container makes it exit 1 (a crash its restart
 /// policy answers).
 fn yaml(port: u16, host: &str) -> String {
-    format!(
-        r#"services:
-  web:
-    image: {BUSYBOX}
-    command: ["sh", "-c", "rm -f /tmp/crash; httpd -p 8080 -h /app/www; while [ ! -e /tmp/crash ]; do sleep 0.2; done; exit 1"]
-    restart: unless-stopped
-    volumes:
-      - app:/app
-    healthcheck:
-      path: /index.html
-      interval: 1
-      attempts: 30
-caddy:
-  listen: ["127.0.0.1:{port}"]
-  automatic_https: {{disable: true}}
-  routes:
-    - match: [{{host: ["{host}"]}}]
-      handle:
-        - handler: reverse_proxy
-          upstreams: [{{dial: "web:8080"}}]
-"#
+    routed_httpd_yaml(
+        r#"["sh", "-c", "rm -f /tmp/crash; httpd -p 8080 -h /app/www; while [ ! -e /tmp/crash ]; do sleep 0.2; done; exit 1"]"#,
+        "    restart: unless-stopped\n",
+        port,
+        host,
     )
 }
 

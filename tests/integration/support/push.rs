@@ -313,3 +313,32 @@ pub fn inspect(id: &str, format: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// The kata-compose.yaml of a busybox httpd `web` service serving /app/www
+/// (the app's code) with an HTTP health gate, routed by `host` on
+/// 127.0.0.1:`port`. `command` is the service's command; `extra` holds more
+/// service keys, each line indented by four spaces.
+pub fn routed_httpd_yaml(command: &str, extra: &str, port: u16, host: &str) -> String {
+    let image = super::images::BUSYBOX;
+    format!(
+        r#"services:
+  web:
+    image: {image}
+    command: {command}
+{extra}    volumes:
+      - app:/app
+    healthcheck:
+      path: /index.html
+      interval: 1
+      attempts: 30
+caddy:
+  listen: ["127.0.0.1:{port}"]
+  automatic_https: {{disable: true}}
+  routes:
+    - match: [{{host: ["{host}"]}}]
+      handle:
+        - handler: reverse_proxy
+          upstreams: [{{dial: "web:8080"}}]
+"#
+    )
+}
