@@ -79,28 +79,11 @@ pub fn rerun_in_netns(test: &str) {
 /// fails.
 pub fn rerun_unshared(test: &str, flags: &str, setup: &str, marker: &str) {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new("unshare")
-        .args([flags, "sh", "-c", &format!("{setup} && exec \"$0\" \"$@\"")])
+    let mut cmd = Command::new("unshare");
+    cmd.args([flags, "sh", "-c", &format!("{setup} && exec \"$0\" \"$@\"")])
         .arg(&exe)
-        .args([
-            test,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(marker, "1")
-        .output()
-        .expect("unshare");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{test} in its own network namespace failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    // what the inner test measured and printed
-    eprint!("{stderr}");
+        .env(marker, "1");
+    super::run_inner_test(cmd, test, || "in its own network namespace".into());
 }
 
 /// Whether this process runs inside [`rerun_in_netns`].

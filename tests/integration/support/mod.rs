@@ -179,6 +179,34 @@ pub fn kata_bin_copy(dir: impl AsRef<Path>) -> PathBuf {
     dest
 }
 
+/// Runs the ignored test `test` of this binary with `cmd` (a prefix such as
+/// `unshare …` or `nsenter …`, the binary its last argument), and fails
+/// with `context()` (read after the run) and the output when it does not
+/// pass. The inner test's
+/// stderr (what it measured) is echoed.
+pub fn run_inner_test(mut cmd: Command, test: &str, context: impl FnOnce() -> String) {
+    let out = cmd
+        .args([
+            test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .expect("run the inner test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !(out.status.success() && stdout.contains("1 passed")) {
+        panic!(
+            "{test} {} failed ({}):\n{stdout}\n{stderr}",
+            context(),
+            out.status
+        );
+    }
+    eprint!("{stderr}");
+}
+
 /// Polls `check` every 100 ms until it returns true; panics after `timeout`.
 pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

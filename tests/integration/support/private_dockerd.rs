@@ -129,28 +129,12 @@ impl PrivateDockerd {
     /// and fails when it fails.
     pub fn rerun(&self, test: &str) {
         let exe = std::env::current_exe().unwrap();
-        let out = self
-            .nsenter(&exe)
-            .args([
-                test,
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("DOCKER_HOST", self.host())
-            .env("KATA_TEST_PRIVATE_DOCKERD", "1")
-            .output()
-            .expect("run the inner test");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "{test} on a private dockerd failed ({}):\n{stdout}\n{stderr}\n--- dockerd log ---\n{}",
-            out.status,
-            self.log()
-        );
-        eprint!("{stderr}");
+        let mut cmd = self.nsenter(&exe);
+        cmd.env("DOCKER_HOST", self.host())
+            .env("KATA_TEST_PRIVATE_DOCKERD", "1");
+        super::run_inner_test(cmd, test, || {
+            format!("on a private dockerd\n--- dockerd log ---\n{}", self.log())
+        });
     }
 }
 
