@@ -941,14 +941,28 @@ pub fn put_server(
     // last line of defence for every write (deploy, rollback, restart, sync)
     caddy::refuse_admin_reach(&resolved, None, &settings.caddy_admin)?;
     let _lock = admin.lock()?;
-    let plan = match admin.put_server(app, &with_stream_close_delay(&resolved)) {
-        Err(e) if e.to_string().contains("stream_close_delay") && !mentions_delay(server) => {
-            ui::info(
-                "this Caddy predates stream_close_delay (2.7): open WebSockets are closed on each deploy and clients reconnect",
-            );
-            admin.put_server(app, &resolved)?
+    // A refusal is remembered for this endpoint, so an old Caddy gets one
+    // write per change, not a refused one first; `caddy:sync` forgets it.
+    let memo = paths.caddy_without_stream_close_delay();
+    let endpoint = admin.endpoint().to_string();
+    let refused_before = std::fs::read_to_string(&memo).is_ok_and(|s| s.trim() == endpoint);
+    let old_caddy = || {
+        ui::info(
+            "this Caddy predates stream_close_delay (2.7): open WebSockets are closed on each deploy and clients reconnect",
+        )
+    };
+    let plan = if refused_before && !mentions_delay(server) {
+        old_caddy();
+        admin.put_server(app, &resolved)?
+    } else {
+        match admin.put_server(app, &with_stream_close_delay(&resolved)) {
+            Err(e) if e.to_string().contains("stream_close_delay") && !mentions_delay(server) => {
+                old_caddy();
+                let _ = crate::fsutil::write_atomic(&memo, format!("{endpoint}\n").as_bytes());
+                admin.put_server(app, &resolved)?
+            }
+            other => other?,
         }
-        other => other?,
     };
     for m in &plan.moved {
         ui::info(format!(

@@ -620,13 +620,37 @@ fn concurrent_pushes() {
             s.spawn(|| app.push_ok());
         }
     });
+    let every: Vec<Value> =
+        serde_json::from_str(&kata.args(["caddy:ls", "--json"]).success().stdout).unwrap();
     for (i, (app, host, port)) in apps.iter().enumerate() {
         wait_routed(*port, host, &format!("app {i}"));
         assert_eq!(
             dials(&caddy.admin().get_server(&app.name).unwrap().unwrap()),
             web_upstreams(&app.name)
         );
+        // `caddy:ls APP` reads the part by its @id: the same row as the
+        // whole listing's, and only that one
+        let one: Vec<Value> = serde_json::from_str(
+            &kata
+                .args(["caddy:ls", &app.name, "--json"])
+                .success()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(one.len(), 1, "{one:?}");
+        assert_eq!(one[0]["server"], json!(shared(*port)));
+        assert_eq!(one[0]["hosts"], json!([host]));
+        assert_eq!(
+            Some(&one[0]),
+            every.iter().find(|r| r["name"] == json!(app.name))
+        );
     }
+    let o = kata.args(["caddy:ls", "nosuchapp"]).code(1);
+    assert!(
+        o.stderr.contains("app nosuchapp has no part in Caddy"),
+        "{}",
+        o.stderr
+    );
     assert_eq!(
         servers(&caddy)
             .as_object()
