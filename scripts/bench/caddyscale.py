@@ -286,11 +286,16 @@ def ls(args):
                 gets.append((e - s) * 1000)
             out[n] = {"caddy_ls_ms": round(statistics.median(runs), 1),
                       "caddy_ls_app_ms": round(statistics.median(ones), 1),
+                      "caddy_ls_min_ms": round(min(runs), 1),
+                      "caddy_ls_app_min_ms": round(min(ones), 1),
                       "get_config_ms": round(statistics.median(gets), 2)}
         for n in out:
             out[n]["x_of_0"] = round(out[n]["caddy_ls_ms"] / out[0]["caddy_ls_ms"], 2)
             out[n]["app_x_of_0"] = round(
                 out[n]["caddy_ls_app_ms"] / out[0]["caddy_ls_app_ms"], 2)
+            out[n]["min_x_of_0"] = round(out[n]["caddy_ls_min_ms"] / out[0]["caddy_ls_min_ms"], 2)
+            out[n]["app_min_x_of_0"] = round(
+                out[n]["caddy_ls_app_min_ms"] / out[0]["caddy_ls_app_min_ms"], 2)
         print(json.dumps({"caddy": args.caddy, "others": out}))
     finally:
         caddy.terminate()
