@@ -382,6 +382,8 @@ fn restore(paths: &Paths, settings: &Settings, app: &str, p: &Release) -> Result
                 &["stack", "deploy", "--prune", "-c", &f, app],
                 &[],
             )?;
+            let spec = recorded_spec(paths, app, p)?;
+            rollout::settle_restored_stack(paths, settings, app, &spec, server.as_ref())?;
         }
     }
     Ok(())

@@ -1035,12 +1035,49 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     Ok(())
 }
 
+/// Swarm mode, undoing a deploy once the previous release's stack file was
+/// deployed again: waits until the stack runs it, then routes the previous
+/// release's server to its tasks. Swarm replaced them, and a task's old
+/// address may belong to another container by now.
+pub fn settle_restored_stack(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    spec: &AppSpec,
+    server: Option<&Value>,
+) -> Result<(), DeployError> {
+    // services of profiles the release did not deploy are not in the stack
+    let listed = docker::docker(&["stack", "services", "--format", "{{.Name}}", app])?;
+    let mut spec = spec.clone();
+    spec.services
+        .retain(|name, _| listed.lines().any(|l| l.trim() == format!("{app}_{name}")));
+    wait_stack_for(app, &spec, true)?;
+    match server {
+        Some(server) => put_server(
+            paths,
+            settings,
+            app,
+            server,
+            &addresses(paths, app, &spec, Mode::Swarm)?,
+        )
+        .map(|_| ()),
+        None => Ok(()),
+    }
+}
+
 fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
+    wait_stack_for(app, spec, false)
+}
+
+/// Waits for the stack to converge. `restoring`: the previous release's
+/// file was deployed again, and swarm's own rollback to it counts as
+/// converging, not as a refused update.
+fn wait_stack_for(app: &str, spec: &AppSpec, restoring: bool) -> Result<(), DeployError> {
     let deadline = Instant::now() + SWARM_TIMEOUT;
     let mut stable_since: Option<Instant> = None;
     let mut progress = health::Progress::default();
     loop {
-        let problem = stack_problem(app, spec)?;
+        let problem = stack_problem(app, spec, restoring)?;
         match problem {
             None => {
                 let since = *stable_since.get_or_insert_with(Instant::now);
@@ -1066,7 +1103,11 @@ fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
 
 /// `None` when converged; `Some(Ok(why))` while still converging;
 /// `Some(Err(why))` when swarm gave up (and rolled back).
-fn stack_problem(app: &str, spec: &AppSpec) -> Result<Option<Result<String, String>>, DeployError> {
+fn stack_problem(
+    app: &str,
+    spec: &AppSpec,
+    restoring: bool,
+) -> Result<Option<Result<String, String>>, DeployError> {
     for (name, svc) in &spec.services {
         let full = format!("{app}_{name}");
         let out = docker::docker(&[
@@ -1079,6 +1120,10 @@ fn stack_problem(app: &str, spec: &AppSpec) -> Result<Option<Result<String, Stri
         .map_err(|e| fail(format!("service {full} is not in the stack: {e}")))?;
         let (state, message) = out.trim().split_once('|').unwrap_or(("", ""));
         match state {
+            "rollback_completed" if restoring => {}
+            "rollback_started" if restoring => {
+                return Ok(Some(Ok(format!("service {full} is rolling back"))));
+            }
             "rollback_started" | "rollback_completed" | "rollback_paused" | "paused" => {
                 return Ok(Some(Err(format!(
                     "swarm did not accept the update of {full} ({state}): {message}"

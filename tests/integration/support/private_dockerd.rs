@@ -60,6 +60,21 @@ impl PrivateDockerd {
         me
     }
 
+    /// [`PrivateDockerd::start`], then makes the engine a single-node swarm
+    /// manager advertising its namespace's loopback address (the only one
+    /// the namespace has); the swarm goes with the engine.
+    pub fn swarm(args: &[&str]) -> PrivateDockerd {
+        let me = PrivateDockerd::start(args);
+        let init = me.docker(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        assert!(
+            init.status.success(),
+            "docker swarm init on the private dockerd: {}\n{}",
+            init.stderr,
+            me.log()
+        );
+        me
+    }
+
     /// `unix://…/docker.sock`: its `DOCKER_HOST`.
     pub fn host(&self) -> String {
         format!("unix://{}", self.dir.path().join("docker.sock").display())
@@ -154,6 +169,8 @@ fn run_ok(cmd: &mut Command) {
 
 impl Drop for PrivateDockerd {
     fn drop(&mut self) {
+        // a swarm would start its tasks' containers again
+        let _ = self.docker(["swarm", "leave", "--force"]);
         let ids = self.docker(["ps", "-aq"]).stdout;
         let ids: Vec<&str> = ids.split_whitespace().collect();
         if !ids.is_empty() {
