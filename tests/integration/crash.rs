@@ -9,7 +9,7 @@
 
 use crate::support::caddy::{Caddy, http_get};
 use crate::support::images::{self, BUSYBOX};
-use crate::support::private_dockerd::{self, PrivateDockerd};
+use crate::support::private_dockerd;
 use crate::support::push::{LocalApp, routed_httpd_yaml};
 use crate::support::{Kata, docker_ok, free_port, unique, wait_for};
 use std::time::Duration;
@@ -426,10 +426,7 @@ fn a_release_that_fills_the_disk_fails_and_gives_the_space_back() {
 
 /// Runs `crash::<inner>` on a single-node swarm of a private dockerd.
 fn on_a_private_swarm(inner: &str) {
-    images::ensure_test_images();
-    let engine = PrivateDockerd::swarm(&[]);
-    engine.load_image(BUSYBOX);
-    engine.rerun(&format!("crash::{inner}"));
+    private_dockerd::rerun_on_a_swarm(&format!("crash::{inner}"));
 }
 
 impl Fixture {

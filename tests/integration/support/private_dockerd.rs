@@ -153,6 +153,16 @@ impl PrivateDockerd {
     }
 }
 
+/// Runs the ignored test `test` on a single-node swarm of a private dockerd
+/// of its own (with the busybox test image): what every swarm-mode test
+/// does, so that the host's engine never becomes a swarm manager.
+pub fn rerun_on_a_swarm(test: &str) {
+    super::images::ensure_test_images();
+    let engine = PrivateDockerd::swarm(&[]);
+    engine.load_image(super::images::BUSYBOX);
+    engine.rerun(test);
+}
+
 /// Whether this process is a test run by [`PrivateDockerd::rerun`].
 pub fn inside() -> bool {
     std::env::var_os("KATA_TEST_PRIVATE_DOCKERD").is_some()
