@@ -310,6 +310,8 @@ fn apply(
                     restore(paths, settings, app, p)?;
                 }
                 release::point_app_at(paths, app, &release::src(paths, app, p.number))?;
+            } else if *restore_previous && mode_of(r) == Mode::Swarm {
+                rollout::remove_undone_stack(app)?;
             }
             let why = match at {
                 Some(s) => format!("interrupted at {s}; undone by the next command"),

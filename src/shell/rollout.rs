@@ -1069,6 +1069,25 @@ fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
     wait_stack_for(app, spec, false)
 }
 
+/// Swarm mode, undoing an app's first deploy: nothing to go back to, so
+/// its stack goes. Waits (up to a minute) for the tasks' containers, which
+/// outlive `stack rm` for a while.
+pub fn remove_undone_stack(app: &str) -> Result<(), DeployError> {
+    let stacks = docker::docker(&["stack", "ls", "--format", "{{.Name}}"])?;
+    if !stacks.lines().any(|l| l.trim() == app) {
+        return Ok(());
+    }
+    ui::info(format!(
+        "removing the stack {app}: no earlier release to go back to"
+    ));
+    docker::docker(&["stack", "rm", app])?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !docker::all_containers_of_stack(app)?.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
 /// Waits for the stack to converge. `restoring`: the previous release's
 /// file was deployed again, and swarm's own rollback to it counts as
 /// converging, not as a refused update.
