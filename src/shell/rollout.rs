@@ -1051,7 +1051,7 @@ pub fn settle_restored_stack(
     let mut spec = spec.clone();
     spec.services
         .retain(|name, _| listed.lines().any(|l| l.trim() == format!("{app}_{name}")));
-    wait_stack_for(app, &spec, true)?;
+    wait_stack(app, &spec)?;
     match server {
         Some(server) => put_server(
             paths,
@@ -1063,10 +1063,6 @@ pub fn settle_restored_stack(
         .map(|_| ()),
         None => Ok(()),
     }
-}
-
-fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
-    wait_stack_for(app, spec, false)
 }
 
 /// Swarm mode, undoing an app's first deploy: nothing to go back to, so
@@ -1088,15 +1084,12 @@ pub fn remove_undone_stack(app: &str) -> Result<(), DeployError> {
     Ok(())
 }
 
-/// Waits for the stack to converge. `restoring`: the previous release's
-/// file was deployed again, and swarm's own rollback to it counts as
-/// converging, not as a refused update.
-fn wait_stack_for(app: &str, spec: &AppSpec, restoring: bool) -> Result<(), DeployError> {
+fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
     let deadline = Instant::now() + SWARM_TIMEOUT;
     let mut stable_since: Option<Instant> = None;
     let mut progress = health::Progress::default();
     loop {
-        let problem = stack_problem(app, spec, restoring)?;
+        let problem = stack_problem(app, spec)?;
         match problem {
             None => {
                 let since = *stable_since.get_or_insert_with(Instant::now);
@@ -1122,11 +1115,7 @@ fn wait_stack_for(app: &str, spec: &AppSpec, restoring: bool) -> Result<(), Depl
 
 /// `None` when converged; `Some(Ok(why))` while still converging;
 /// `Some(Err(why))` when swarm gave up (and rolled back).
-fn stack_problem(
-    app: &str,
-    spec: &AppSpec,
-    restoring: bool,
-) -> Result<Option<Result<String, String>>, DeployError> {
+fn stack_problem(app: &str, spec: &AppSpec) -> Result<Option<Result<String, String>>, DeployError> {
     for (name, svc) in &spec.services {
         let full = format!("{app}_{name}");
         let out = docker::docker(&[
@@ -1139,10 +1128,6 @@ fn stack_problem(
         .map_err(|e| fail(format!("service {full} is not in the stack: {e}")))?;
         let (state, message) = out.trim().split_once('|').unwrap_or(("", ""));
         match state {
-            "rollback_completed" if restoring => {}
-            "rollback_started" if restoring => {
-                return Ok(Some(Ok(format!("service {full} is rolling back"))));
-            }
             "rollback_started" | "rollback_completed" | "rollback_paused" | "paused" => {
                 return Ok(Some(Err(format!(
                     "swarm did not accept the update of {full} ({state}): {message}"

@@ -105,6 +105,11 @@ impl Fixture {
     /// and returns the push's outcome (code, stderr).
     fn push_killed_at(&self, step: &str) -> (Option<i32>, String) {
         self.commit("v2");
+        self.push_committed_killed_at(step)
+    }
+
+    /// [`Fixture::push_killed_at`] with what is committed now.
+    fn push_committed_killed_at(&self, step: &str) -> (Option<i32>, String) {
         let marker = self.kata.path("state/test-paused");
         let child = self.app.push_spawn(&[("KATA_TEST_PAUSE_AT", step)]);
         wait_for(
@@ -685,4 +690,45 @@ fn swarm_first_deploy_inner() {
     f.commit("v3");
     f.app.push_ok();
     f.assert_swarm_serves(2, "v3");
+}
+
+#[test]
+fn swarm_killed_while_swarm_rolls_back_is_undone() {
+    on_a_private_swarm("swarm_rolled_back_inner");
+}
+
+/// Killed while the stack converges on a release that fails its health
+/// check: swarm rolls the service back on its own, and the next command
+/// still undoes the release (swarm's rollback is where it wanted to go)
+/// instead of failing on it forever.
+#[test]
+#[ignore = "run by swarm_killed_while_swarm_rolls_back_is_undone on a private swarm"]
+fn swarm_rolled_back_inner() {
+    let f = fixture("swcrash-rolled");
+    f.app.remove("www/index.html").commit("unhealthy");
+    let (code, stderr) = f.push_committed_killed_at("gate");
+    assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
+    let web = format!("{}_web", f.app.name);
+    wait_for("swarm to roll back", Duration::from_secs(180), || {
+        docker_ok([
+            "service",
+            "inspect",
+            "--format",
+            "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+            &web,
+        ])
+        .trim()
+            == "rollback_completed"
+    });
+    let out = f
+        .kata
+        .args(["config:set", &f.app.name, "A=1", "--no-deploy"])
+        .success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("release 2 was interrupted at gate; undone"),
+        "{all}"
+    );
+    assert_eq!(f.statuses(), vec![(1, "live".into()), (2, "failed".into())]);
+    f.assert_swarm_serves(1, "v1");
 }
