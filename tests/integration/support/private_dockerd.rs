@@ -2,6 +2,9 @@
 //! exec-root and socket, in a network namespace the test creates, so its
 //! bridges, iptables rules and settings (e.g. a tiny
 //! `--default-address-pool`) never touch the host's engine or its networks.
+//! It can be a single-node swarm too ([`PrivateDockerd::swarm`]): every
+//! swarm-mode test runs on one, so the host's engine never becomes a swarm
+//! manager.
 //! `nsenter --net` rather than `ip netns exec`: the latter mounts a fresh
 //! /sys without the cgroup mounts dockerd needs.
 
