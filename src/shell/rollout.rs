@@ -1049,6 +1049,55 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     Ok(())
 }
 
+/// Swarm mode, undoing a deploy once the previous release's stack file was
+/// deployed again: waits until the stack runs it, then routes the previous
+/// release's server to its tasks. Swarm replaced them, and a task's old
+/// address may belong to another container by now.
+pub fn settle_restored_stack(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    spec: &AppSpec,
+    server: Option<&Value>,
+) -> Result<(), DeployError> {
+    // services of profiles the release did not deploy are not in the stack
+    let listed = docker::docker(&["stack", "services", "--format", "{{.Name}}", app])?;
+    let mut spec = spec.clone();
+    spec.services
+        .retain(|name, _| listed.lines().any(|l| l.trim() == format!("{app}_{name}")));
+    wait_stack(app, &spec)?;
+    match server {
+        Some(server) => put_server(
+            paths,
+            settings,
+            app,
+            server,
+            &addresses(paths, app, &spec, Mode::Swarm)?,
+        )
+        .map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// Swarm mode, undoing an app's first deploy: nothing to go back to, so
+/// its stack goes. Waits (up to a minute) for the tasks' containers, which
+/// outlive `stack rm` for a while.
+pub fn remove_undone_stack(app: &str) -> Result<(), DeployError> {
+    let stacks = docker::docker(&["stack", "ls", "--format", "{{.Name}}"])?;
+    if !stacks.lines().any(|l| l.trim() == app) {
+        return Ok(());
+    }
+    ui::info(format!(
+        "removing the stack {app}: no earlier release to go back to"
+    ));
+    docker::docker(&["stack", "rm", app])?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !docker::all_containers_of_stack(app)?.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
 fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
     let deadline = Instant::now() + SWARM_TIMEOUT;
     let mut stable_since: Option<Instant> = None;

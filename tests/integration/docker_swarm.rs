@@ -1,36 +1,14 @@
-//! Swarm mode on a single-node swarm this test creates (and leaves): a
-//! pushed app runs as a stack, answers, is listed and managed by the
-//! lifecycle commands, uses swarm secrets set with `secrets:set`, and `rm`
-//! removes the stack.
+//! Swarm mode on a single-node swarm of a private dockerd the test starts
+//! (`rerun_on_a_swarm`), never the host's engine: a pushed app runs as a
+//! stack, answers, is listed and managed by the lifecycle commands, uses
+//! swarm secrets set with `secrets:set`, and `rm` removes the stack.
 
-use crate::support::images::{self, BUSYBOX};
+use crate::support::images::BUSYBOX;
+use crate::support::private_dockerd::{self, rerun_on_a_swarm};
 use crate::support::push::{LocalApp, http_get};
-use crate::support::{
-    Cleanup, Kata, docker, docker_ok, engine_exclusive, free_port, unique, wait_for,
-};
+use crate::support::{Cleanup, Kata, docker, docker_ok, free_port, unique, wait_for};
 use serde_json::Value;
 use std::time::Duration;
-
-/// Makes this node a single-node swarm manager unless it is one already;
-/// the guard leaves the swarm (and removes the bridge network swarm mode
-/// created) only if this call created it, also when the test panics.
-pub(crate) fn single_node_swarm() -> Cleanup {
-    let state = docker_ok(["info", "--format", "{{.Swarm.LocalNodeState}}"]);
-    if state.trim() == "active" {
-        return Cleanup::new(|| {});
-    }
-    let had_gwbridge = docker(["network", "inspect", "docker_gwbridge"])
-        .status
-        .success();
-    let guard = Cleanup::new(move || {
-        let _ = docker(["swarm", "leave", "--force"]);
-        if !had_gwbridge {
-            let _ = docker(["network", "rm", "docker_gwbridge"]);
-        }
-    });
-    docker_ok(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-    guard
-}
 
 /// Removes the swarm secrets when dropped (tolerating errors).
 fn secrets_guard(names: Vec<String>) -> Cleanup {
@@ -80,9 +58,13 @@ fn ls_row(kata: &Kata, app: &str) -> Option<Value> {
 
 #[test]
 fn swarm_mode_deploys_a_stack_with_secrets_and_manages_it() {
-    images::ensure_test_images();
-    let _engine = engine_exclusive();
-    let _swarm = single_node_swarm();
+    rerun_on_a_swarm("docker_swarm::stack_with_secrets_inner");
+}
+
+#[test]
+#[ignore = "run by swarm_mode_deploys_a_stack_with_secrets_and_manages_it on a private swarm"]
+fn stack_with_secrets_inner() {
+    assert!(private_dockerd::inside(), "needs the private swarm");
     let kata = Kata::setup();
     let secrets: Vec<String> = (1..=3).map(|i| unique(&format!("sec{i}"))).collect();
     let _secrets = secrets_guard(secrets.clone());
