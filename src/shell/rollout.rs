@@ -1035,10 +1035,22 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     let argv = ["docker", "stack", "deploy", "--prune", "-c", &f, r.app].map(String::from);
     r.journal
         .update(|j| j.plan(Step::StartNew, vec![argv.to_vec()]))?;
-    r.journal.step(Step::StartNew, || {
-        docker::stream("docker", &argv[1..], &[]).map_err(DeployError::from)
-    })?;
-    r.journal.step(Step::Gate, || wait_stack(r.app, r.spec))?;
+    let started = r
+        .journal
+        .step(Step::StartNew, || {
+            docker::stream("docker", &argv[1..], &[]).map_err(DeployError::from)
+        })
+        .and_then(|()| r.journal.step(Step::Gate, || wait_stack(r.app, r.spec)));
+    if let Err(e) = started {
+        // a first deploy has nothing to go back to: its stack must not stay
+        // behind, restarting tasks nobody routes to
+        if r.previous_file.is_none()
+            && let Err(re) = remove_undone_stack(r.app)
+        {
+            ui::warn(format!("could not remove the stack {}: {re}", r.app));
+        }
+        return Err(e);
+    }
     r.journal.step(Step::SwitchCaddy, || match r.caddy {
         Some(server) => route(r, server, &addresses(r.paths, r.app, r.spec, Mode::Swarm)?),
         None => Ok(()),
@@ -1083,13 +1095,25 @@ pub fn settle_restored_stack(
 /// its stack goes. Waits (up to a minute) for the tasks' containers, which
 /// outlive `stack rm` for a while.
 pub fn remove_undone_stack(app: &str) -> Result<(), DeployError> {
-    let stacks = docker::docker(&["stack", "ls", "--format", "{{.Name}}"])?;
-    if !stacks.lines().any(|l| l.trim() == app) {
+    if !has_stack(app) {
         return Ok(());
     }
     ui::info(format!(
         "removing the stack {app}: no earlier release to go back to"
     ));
+    remove_stack(app)
+}
+
+/// Whether this node's swarm runs a stack named `app` (false off a manager).
+pub fn has_stack(app: &str) -> bool {
+    docker::docker(&["stack", "ls", "--format", "{{.Name}}"])
+        .is_ok_and(|stacks| stacks.lines().any(|l| l.trim() == app))
+}
+
+/// `docker stack rm`, then waits (up to a minute) for the tasks' containers
+/// to go: `stack rm` returns before them, and networks and volumes in use
+/// cannot be removed.
+pub fn remove_stack(app: &str) -> Result<(), DeployError> {
     docker::docker(&["stack", "rm", app])?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !docker::all_containers_of_stack(app)?.is_empty() && Instant::now() < deadline {

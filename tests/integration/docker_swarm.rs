@@ -251,3 +251,61 @@ fn stack_with_secrets_inner() {
     let o = kata.args(["secrets:rm", &secrets[0]]).failure();
     assert!(o.stderr.contains(&secrets[0]), "{}", o.stderr);
 }
+
+fn stacks() -> Vec<String> {
+    docker_ok(["stack", "ls", "--format", "{{.Name}}"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_failed_first_swarm_deploy_leaves_no_stack_and_rm_removes_a_leftover_one() {
+    rerun_on_a_swarm("docker_swarm::failed_first_deploy_inner");
+}
+
+#[test]
+#[ignore = "run by a_failed_first_swarm_deploy_leaves_no_stack_and_rm_removes_a_leftover_one on a private swarm"]
+fn failed_first_deploy_inner() {
+    assert!(private_dockerd::inside(), "needs the private swarm");
+    let kata = Kata::setup();
+    let app = LocalApp::new(&kata, &unique("swfail"));
+    let name = app.name.clone();
+    // a one-shot job that fails: swarm reports it at once
+    app.write(
+        "kata-compose.yaml",
+        &format!(
+            "services:\n  job:\n    image: {BUSYBOX}\n    command: sh -c 'exit 3'\n    restart: \"no\"\n"
+        ),
+    )
+    .commit("fails");
+    let o = app.push_fails();
+    assert!(o.stderr.contains("failed"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains(&format!("removing the stack {name}: no earlier release")),
+        "{}",
+        o.stderr
+    );
+    assert!(!stacks().contains(&name), "{:?}", stacks());
+
+    // a stack of the app that no release made live (as an older kata left
+    // one): `rm` removes it, and nothing of it stays
+    let file = std::fs::read_dir(kata.path(format!("state/apps/{name}/releases")))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|d| d.path().join("docker-compose.yaml"))
+        .find(|f| f.is_file())
+        .expect("the failed release's compose file");
+    docker_ok(["stack", "deploy", "-c", &file.display().to_string(), &name]);
+    assert!(stacks().contains(&name));
+    kata.args(["rm", "-f", &name]).success();
+    assert!(!stacks().contains(&name), "{:?}", stacks());
+    let left = docker_ok([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.stack.namespace={name}"),
+    ]);
+    assert_eq!(left.trim(), "", "containers of the removed stack are left");
+}
