@@ -410,6 +410,44 @@ pub fn parse_inspect(out: &str) -> Vec<Published> {
         .collect()
 }
 
+/// The published TCP ports in `docker ps`'s `{{.Ports}}` column, as
+/// (container port, host address, host port): e.g.
+/// `127.0.0.1:20000-20001->8080-8081/tcp, [::]:32768->9090/tcp, 53/udp`.
+/// Consecutive ports come as ranges; ports that are not published have no
+/// `->` and are left out.
+pub fn parse_ps_ports(column: &str) -> Vec<(u16, String, u16)> {
+    fn range(r: &str) -> Option<(u16, u16)> {
+        match r.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => r.parse().ok().map(|p| (p, p)),
+        }
+    }
+    let mut out = vec![];
+    for entry in column.split(", ") {
+        let Some((host, inside)) = entry.trim().split_once("->") else {
+            continue;
+        };
+        let Some(inside) = inside.strip_suffix("/tcp") else {
+            continue;
+        };
+        let Some((addr, hports)) = host.rsplit_once(':') else {
+            continue;
+        };
+        let addr = addr.trim_start_matches('[').trim_end_matches(']');
+        let (Some((h0, h1)), Some((c0, c1))) = (range(hports), range(inside)) else {
+            continue;
+        };
+        if h1 < h0 || c1 < c0 || h1 - h0 != c1 - c0 {
+            continue;
+        }
+        for k in 0..=(h1 - h0) {
+            out.push((c0 + k, addr.to_owned(), h0 + k));
+        }
+    }
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,5 +709,22 @@ mod tests {
         };
         assert_eq!(got[0].port_in(80, b), Some(20001));
         assert_eq!(got[0].port_in(81, b), None);
+    }
+
+    #[test]
+    fn ports_of_docker_ps_are_read_with_their_ranges() {
+        let col = "127.0.0.1:20000-20001->8080-8081/tcp, 0.0.0.0:32769->8081/tcp, [::]:32768->8081/tcp, 53/udp, 8443/tcp, 127.0.0.1:5353->53/udp";
+        assert_eq!(
+            parse_ps_ports(col),
+            [
+                (8080, "127.0.0.1".to_owned(), 20000),
+                (8081, "0.0.0.0".to_owned(), 32769),
+                (8081, "127.0.0.1".to_owned(), 20001),
+                (8081, "::".to_owned(), 32768),
+            ]
+        );
+        assert_eq!(parse_ps_ports(""), []);
+        // a range whose sides differ in length is not guessed at
+        assert_eq!(parse_ps_ports("127.0.0.1:1-3->80-81/tcp"), []);
     }
 }

@@ -74,6 +74,25 @@ fn answer(app: &str, dial: &str, blocks: &AppPorts, running: &[Published]) -> An
     }
 }
 
+/// Whether some upstream of the part dials a container's address rather
+/// than a loopback port: judging it needs the containers' addresses.
+pub fn dials_addresses(part: &Value) -> bool {
+    let mut found = vec![];
+    proxies(part, &mut found);
+    found
+        .iter()
+        .filter_map(|p| p.get("upstreams")?.as_array())
+        .flatten()
+        .filter_map(|u| u.get("dial")?.as_str())
+        .any(|d| {
+            let d = d.split_once('/').map(|(_, d)| d).unwrap_or(d);
+            let host = d.rsplit_once(':').map(|(h, _)| h).unwrap_or(d);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+}
+
 fn proxies<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
     match v {
         Value::Object(m) => {
@@ -143,6 +162,20 @@ mod tests {
         let ups: Vec<Value> = dials.iter().map(|d| json!({"dial": d})).collect();
         json!({"listen": [":80"], "routes": [{"handle": [{"handler": "subroute", "routes": [
             {"handle": [{"handler": "reverse_proxy", "upstreams": ups}]}]}]}]})
+    }
+
+    #[test]
+    fn only_container_addresses_need_the_containers_addresses() {
+        assert!(!dials_addresses(&part(&[
+            "127.0.0.1:20000",
+            "localhost:20001"
+        ])));
+        assert!(!dials_addresses(&part(&["[::1]:20000", "db.example:5432"])));
+        assert!(dials_addresses(&part(&[
+            "127.0.0.1:20000",
+            "198.18.0.5:8080"
+        ])));
+        assert!(dials_addresses(&part(&["tcp/[fd00::5]:8080"])));
     }
 
     fn container(app: &str, ip: &str, port: u16) -> Published {

@@ -617,7 +617,7 @@ fn stack_container_lines(app: &str) -> Result<String, DockerError> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// `ps` lines: the [`Container`] columns, then the swarm task id,
-    /// `kata.app` and `com.docker.stack.namespace`.
+    /// `kata.app`, `com.docker.stack.namespace` and the published ports.
     lines: Vec<String>,
     /// Swarm tasks on this node whose desired state is `running`.
     tasks: std::collections::HashSet<String>,
@@ -648,6 +648,23 @@ impl Snapshot {
         parse_containers(&lines.join("\n"))
     }
 
+    /// Every running kata container with the ports it publishes (what
+    /// `docker inspect` would say, but for the containers' addresses).
+    pub fn published(&self) -> Vec<crate::ports::Published> {
+        self.lines
+            .iter()
+            .filter(|l| Self::column(l, 3) == "running" && !Self::column(l, 7).is_empty())
+            .map(|l| crate::ports::Published {
+                id: Self::column(l, 0).to_owned(),
+                app: Self::column(l, 7).to_owned(),
+                service: Self::column(l, 2).to_owned(),
+                running: true,
+                ips: vec![],
+                ports: crate::ports::parse_ps_ports(Self::column(l, 9)),
+            })
+            .collect()
+    }
+
     /// What [`containers_of_stack`] lists for `app`.
     pub fn of_stack(&self, app: &str) -> Vec<Container> {
         let lines: Vec<&str> = self
@@ -668,7 +685,7 @@ pub fn snapshot(swarm: bool) -> Result<Snapshot, DockerError> {
         "ps",
         "-a",
         "--format",
-        "{{.ID}}\t{{.Names}}\t{{.Label \"kata.service\"}}\t{{.State}}\t{{.Status}}\t{{.Label \"kata.release\"}}\t{{.Label \"com.docker.swarm.task.id\"}}\t{{.Label \"kata.app\"}}\t{{.Label \"com.docker.stack.namespace\"}}",
+        "{{.ID}}\t{{.Names}}\t{{.Label \"kata.service\"}}\t{{.State}}\t{{.Status}}\t{{.Label \"kata.release\"}}\t{{.Label \"com.docker.swarm.task.id\"}}\t{{.Label \"kata.app\"}}\t{{.Label \"com.docker.stack.namespace\"}}\t{{.Ports}}",
     ])?;
     // fails off a swarm manager: then no task is current
     let tasks = if swarm {

@@ -123,7 +123,10 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
     } else {
         docker::snapshot(swarm)?
     };
-    let mut routes = RouteView::default();
+    let mut routes = RouteView {
+        published: snapshot.published(),
+        ..RouteView::default()
+    };
     let rows: Vec<AppRow> = apps
         .into_iter()
         .map(|(name, live)| {
@@ -155,31 +158,33 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// What `ls` needs to judge routes, read once for all apps on the first
-/// routed one: Caddy's config and every running kata container.
+/// What `ls` needs to judge routes, read once for all apps: Caddy's config
+/// (on the first routed app), the ports the snapshot's running containers
+/// publish, and only when a dial names a container address, what `docker
+/// inspect` says of every running kata container.
 #[derive(Default)]
 struct RouteView {
-    loaded: Option<Result<(serde_json::Value, Vec<crate::ports::Published>), String>>,
+    config: Option<Result<serde_json::Value, String>>,
+    published: Vec<crate::ports::Published>,
+    inspected: Option<Result<Vec<crate::ports::Published>, String>>,
 }
 
 impl RouteView {
     fn status(&mut self, paths: &Paths, app: &str, live: Option<&Live>) -> String {
-        use crate::route_status::{RouteStatus, status};
+        use crate::route_status::{RouteStatus, dials_addresses, status};
         let Some(live) =
             live.filter(|l| crate::release::caddy_file(paths, app, l.release.number).is_file())
         else {
             return RouteStatus::None.to_string();
         };
-        let view = self.loaded.get_or_insert_with(|| {
+        let config = self.config.get_or_insert_with(|| {
             let settings = settings::load(paths).map_err(|e| e.to_string())?;
             let admin =
                 crate::caddy::Admin::from_settings(&settings, paths).map_err(|e| e.to_string())?;
-            let config = admin.config().map_err(|_| "Caddy unreachable".to_owned())?;
-            let running = crate::port_store::running().map_err(|e| e.to_string())?;
-            Ok((config, running))
+            admin.config().map_err(|_| "Caddy unreachable".to_owned())
         });
-        let (config, running) = match view {
-            Ok(v) => v,
+        let config = match config {
+            Ok(c) => c,
             Err(e) => return format!("unknown ({e})"),
         };
         let part = crate::caddy::shared::find(app, config).ok().flatten();
@@ -188,7 +193,19 @@ impl RouteView {
             // task addresses on docker_gwbridge: not judged here
             return "not checked (swarm)".into();
         }
-        status(app, true, part.as_ref().map(|f| &f.view), &blocks, running).to_string()
+        let view = part.as_ref().map(|f| &f.view);
+        let running = if view.is_some_and(dials_addresses) {
+            let inspected = self
+                .inspected
+                .get_or_insert_with(|| crate::port_store::running().map_err(|e| e.to_string()));
+            match inspected {
+                Ok(r) => r.as_slice(),
+                Err(e) => return format!("unknown ({e})"),
+            }
+        } else {
+            self.published.as_slice()
+        };
+        status(app, true, view, &blocks, running).to_string()
     }
 }
 
