@@ -19,6 +19,10 @@ pub mod ssh;
 // core
 #[path = "core/access/mod.rs"]
 pub mod access;
+#[path = "core/argv.rs"]
+pub mod argv;
+#[path = "core/binds.rs"]
+pub mod binds;
 #[path = "core/caddy/mod.rs"]
 pub mod caddy;
 #[path = "core/compat.rs"]

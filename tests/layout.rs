@@ -19,10 +19,13 @@ const CORE: &[&str] = &[
     // shared types and the KATA_ROOT layout
     "model.rs",
     "paths.rs",
-    // render compose per target
+    // render compose per target; the host paths it mounts
     "render.rs",
+    "binds.rs",
     "compat.rs",
     "notes.rs",
+    // the docker and compose command lines kata runs
+    "argv.rs",
     // health gates, push output, swarm secret argv, templates
     "gate.rs",
     "output.rs",

@@ -3,6 +3,7 @@
 //! dependencies, start the containers, route Caddy, record the release.
 //! Any failure leaves the previous release serving and is an error.
 
+use crate::argv::{BuildMounts, build_run};
 use crate::caddy;
 use crate::docker::{self, ComposeCli, SwarmRole};
 use crate::envfile;
@@ -299,9 +300,7 @@ fn apply(
             at,
         } => {
             if !remove.is_empty() {
-                let mut args = vec!["rm", "-f"];
-                args.extend(remove.iter().map(String::as_str));
-                docker::docker(&args)?;
+                docker::run(&crate::argv::rm(remove))?;
             }
             let all = release::list(paths, app)?;
             let previous = release::live(&all).filter(|p| p.number != n);
@@ -375,14 +374,7 @@ fn restore(paths: &Paths, settings: &Settings, app: &str, p: &Release) -> Result
             file.is_file().then_some(file.as_path()),
             server.as_ref(),
         ),
-        Mode::Swarm => {
-            let f = file.display().to_string();
-            docker::stream(
-                "docker",
-                &["stack", "deploy", "--prune", "-c", &f, app],
-                &[],
-            )?;
-        }
+        Mode::Swarm => docker::run_streamed(&crate::argv::stack_deploy(&file, app), &[])?,
     }
     Ok(())
 }
@@ -881,17 +873,8 @@ fn build_runtimes(
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let args = run.args;
-        rec.update(|j| {
-            j.add_argv(
-                Step::Build,
-                ["docker".to_owned()]
-                    .into_iter()
-                    .chain(args.iter().cloned())
-                    .collect(),
-            )
-        })?;
-        let result = docker::stream("docker", &args, &env);
+        rec.update(|j| j.add_argv(Step::Build, run.args.clone()))?;
+        let result = docker::run_streamed(&run.args, &env);
         let _ = std::fs::remove_file(&env_file);
         result.map_err(|e| match e {
             // its output was streamed above; the command line adds nothing
@@ -945,93 +928,6 @@ pub fn check_bind_sources(
         }
     }
     Ok(())
-}
-
-/// The host directories a build step mounts.
-#[derive(Debug, Clone)]
-pub struct BuildMounts {
-    pub app: PathBuf,
-    pub venv: PathBuf,
-    pub config: PathBuf,
-    pub data: PathBuf,
-}
-
-impl BuildMounts {
-    fn of(paths: &Paths, app: &str, src: &Path) -> BuildMounts {
-        BuildMounts {
-            app: src.to_path_buf(),
-            venv: paths.envs(app),
-            config: paths.config(app),
-            data: paths.data(app),
-        }
-    }
-}
-
-/// A planned `docker run` of a runtime's build step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildRun {
-    pub args: Vec<String>,
-    /// Set in the docker CLI's environment and named by `-e KEY` alone.
-    pub env: Vec<(String, String)>,
-    /// Variables the docker CLI would itself act on (`DOCKER_*`, `PATH`,
-    /// `HOME`): written to this body in a kata-owned 0600 file, passed with
-    /// `--env-file`.
-    pub env_file: Option<String>,
-}
-
-/// Plans the build step's `docker run`. Pure. No config value is put on the
-/// command line, where every user on the host could read it.
-pub fn build_run(
-    app: &str,
-    mounts: BuildMounts,
-    rt: Runtime,
-    (puid, pgid): (u32, u32),
-    env: Vec<(String, String)>,
-    env_file: &Path,
-) -> Result<BuildRun, String> {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "--rm".into(),
-        "--user".into(),
-        format!("{puid}:{pgid}"),
-        "--label".into(),
-        format!("kata.build={app}"),
-        "-v".into(),
-        format!("{}:/app", mounts.app.display()),
-        "-v".into(),
-        format!("{}:/venv", mounts.venv.display()),
-        "-v".into(),
-        format!("{}:/config:ro", mounts.config.display()),
-        "-v".into(),
-        format!("{}:/data", mounts.data.display()),
-    ];
-    let (for_file, env): (Vec<_>, Vec<_>) = env
-        .into_iter()
-        .partition(|(k, _)| k == "PATH" || k == "HOME" || k.starts_with("DOCKER_"));
-    let mut body = String::new();
-    for (k, v) in &for_file {
-        if v.contains('\n') || v.contains('\r') {
-            return Err(format!(
-                "{k}: a variable the docker CLI itself reads cannot hold a line break in a build step"
-            ));
-        }
-        body.push_str(&format!("{k}={v}\n"));
-    }
-    if !for_file.is_empty() {
-        args.push("--env-file".into());
-        args.push(env_file.display().to_string());
-    }
-    for (k, _) in &env {
-        args.push("-e".into());
-        args.push(k.clone());
-    }
-    args.push(rt.image());
-    args.push("build".into());
-    Ok(BuildRun {
-        args,
-        env,
-        env_file: (!for_file.is_empty()).then_some(body),
-    })
 }
 
 #[cfg(test)]
@@ -1140,65 +1036,5 @@ mod tests {
         assert!(check_bind_sources(&paths, "a", &secret, &src).is_err());
         let env_file = serde_json::json!({"services": {"w": {"env_file": "s"}}});
         assert!(check_bind_sources(&paths, "a", &env_file, &src).is_err());
-    }
-
-    #[test]
-    fn build_step_keeps_config_values_off_its_argv() {
-        let mounts = BuildMounts {
-            app: "/k/state/apps/a/releases/3/src".into(),
-            venv: "/k/envs/a".into(),
-            config: "/k/config/a".into(),
-            data: "/k/data/a".into(),
-        };
-        let env: Vec<(String, String)> = [
-            ("SECRET", "hunter2"),
-            ("DOCKER_TOKEN", "tok-value"),
-            ("PATH", "/venv/bin:/usr/bin"),
-            ("KATA_BUILD_COMMANDS", "make\nmake install"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .into();
-        let run = build_run(
-            "a",
-            mounts.clone(),
-            Runtime::Python,
-            (1000, 1000),
-            env,
-            Path::new("/k/state/apps/a/releases/3/build.env"),
-        )
-        .unwrap();
-        let argv = run.args.join(" ");
-        for value in ["hunter2", "tok-value", "/venv/bin:/usr/bin", "make install"] {
-            assert!(!argv.contains(value), "{value} on argv: {argv}");
-        }
-        insta::assert_snapshot!(argv, @"run --rm --user 1000:1000 --label kata.build=a -v /k/state/apps/a/releases/3/src:/app -v /k/envs/a:/venv -v /k/config/a:/config:ro -v /k/data/a:/data --env-file /k/state/apps/a/releases/3/build.env -e SECRET -e KATA_BUILD_COMMANDS kata/python build");
-        assert_eq!(
-            run.env_file.as_deref(),
-            Some("DOCKER_TOKEN=tok-value\nPATH=/venv/bin:/usr/bin\n")
-        );
-        assert_eq!(run.env.len(), 2);
-        // nothing for the file: no --env-file at all
-        let plain = build_run(
-            "a",
-            mounts.clone(),
-            Runtime::Python,
-            (0, 0),
-            vec![("A".into(), "1".into())],
-            Path::new("/x"),
-        )
-        .unwrap();
-        assert!(!plain.args.iter().any(|a| a == "--env-file"));
-        assert_eq!(plain.env_file, None);
-        let bad = build_run(
-            "a",
-            mounts,
-            Runtime::Python,
-            (0, 0),
-            vec![("DOCKER_X".into(), "a\nb".into())],
-            Path::new("/x"),
-        )
-        .unwrap_err();
-        assert!(bad.contains("DOCKER_X"), "{bad}");
-        assert!(!bad.contains("a\nb"));
     }
 }

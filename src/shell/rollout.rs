@@ -280,8 +280,7 @@ impl StartPlan {
     pub fn argv(&self) -> Vec<Vec<String>> {
         let mut out: Vec<Vec<String>> = self.up.iter().cloned().collect();
         if !self.stale.is_empty() {
-            let rm = ["docker", "rm", "-f"].map(String::from);
-            out.push(rm.into_iter().chain(self.stale.iter().cloned()).collect());
+            out.push(crate::argv::rm(&self.stale));
         }
         out.extend(self.scale.iter().cloned());
         out
@@ -296,11 +295,7 @@ pub fn plan_start(
     before: &[Container],
     switch: &[&str],
 ) -> StartPlan {
-    let argv = |rest: &[&str]| {
-        let (program, mut args) = cli.argv(app, file, &with_build(spec, rest));
-        args.insert(0, program);
-        args
-    };
+    let argv = |rest: &[&str]| crate::argv::compose(cli, app, file, &with_build(spec, rest));
     let others: Vec<&str> = spec
         .services
         .keys()
@@ -341,26 +336,14 @@ pub fn plan_start(
 
 /// Runs one planned argv, its output streamed.
 fn run_argv(argv: &[String]) -> Result<(), DeployError> {
-    let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
-    docker::stream(&argv[0], &args, &[])?;
+    docker::run_streamed(argv, &[])?;
     Ok(())
 }
 
 /// `docker stop` (the containers' own grace period), then `docker rm -f`.
 pub fn retire_argv(old: &[&Container]) -> Vec<Vec<String>> {
-    if old.is_empty() {
-        return vec![];
-    }
-    let ids = old.iter().map(|c| c.id.clone());
-    let stop = ["docker", "stop"]
-        .map(String::from)
-        .into_iter()
-        .chain(ids.clone());
-    let rm = ["docker", "rm", "-f"]
-        .map(String::from)
-        .into_iter()
-        .chain(ids);
-    vec![stop.collect(), rm.collect()]
+    let ids: Vec<&str> = old.iter().map(|c| c.id.as_str()).collect();
+    crate::argv::retire(&ids)
 }
 
 /// Starts `kata retire APP N` detached from the push (own session, output
@@ -399,11 +382,10 @@ pub fn restore_previous(
     previous_caddy: Option<&Value>,
 ) {
     let restore = ["up", "-d", "--remove-orphans"];
-    if let Some(prev) = previous_file {
-        let (program, args) = cli.argv(app, prev, &restore);
-        if let Err(re) = docker::stream(&program, &args, &[]) {
-            ui::warn(format!("restoring the previous release failed too: {re}"));
-        }
+    if let Some(prev) = previous_file
+        && let Err(re) = docker::run_streamed(&crate::argv::compose(cli, app, prev, &restore), &[])
+    {
+        ui::warn(format!("restoring the previous release failed too: {re}"));
     }
     if let Some(prev) = previous_caddy
         && let Err(re) = addresses_for(paths, app, None, Mode::Compose)
@@ -436,9 +418,7 @@ fn start_and_route(
         prefer_running(r)?;
     }
     if !start.stale.is_empty() {
-        let mut args = vec!["rm", "-f"];
-        args.extend(start.stale.iter().map(String::as_str));
-        docker::docker(&args)?;
+        docker::run(&crate::argv::rm(&start.stale))?;
     }
     for scale in &start.scale {
         run_argv(scale)?;
@@ -665,9 +645,7 @@ fn with_missing_images(e: DeployError, file: &Path) -> DeployError {
         .into_iter()
         .flat_map(|m| m.values())
         .filter_map(|svc| svc.get("image")?.as_str())
-        .filter(|image| {
-            docker::docker(&["image", "inspect", "--format", "{{.Id}}", image]).is_err()
-        })
+        .filter(|image| docker::run(&crate::argv::image_inspect(image)).is_err())
         .map(str::to_owned)
         .collect();
     missing.dedup();
@@ -690,12 +668,10 @@ fn remove_new(app: &str, old_ids: &BTreeSet<String>) {
         .filter(|c| !old_ids.contains(&c.id))
         .map(|c| c.id.as_str())
         .collect();
-    if !new.is_empty() {
-        let mut args = vec!["rm", "-f"];
-        args.extend(&new);
-        if let Err(e) = docker::docker(&args) {
-            ui::warn(format!("could not remove the new containers: {e}"));
-        }
+    if !new.is_empty()
+        && let Err(e) = docker::run(&crate::argv::rm(&new))
+    {
+        ui::warn(format!("could not remove the new containers: {e}"));
     }
 }
 
@@ -752,12 +728,8 @@ pub fn stop_and_remove(old: &[&Container]) {
     let [stop, rm] = argv.as_slice() else {
         return;
     };
-    let run = |a: &[String]| {
-        let a: Vec<&str> = a[1..].iter().map(String::as_str).collect();
-        docker::docker(&a)
-    };
-    let _ = run(stop);
-    match run(rm) {
+    let _ = docker::run(stop);
+    match docker::run(rm) {
         Ok(_) => ui::info(format!("stopped {} old container(s)", old.len())),
         Err(e) => ui::warn(format!("could not remove the old containers: {e}")),
     }
@@ -801,9 +773,7 @@ fn remove_orphans(app: &str, spec: &AppSpec) {
         .map(|c| c.id.as_str())
         .collect();
     if !orphans.is_empty() {
-        let mut args = vec!["rm", "-f"];
-        args.extend(&orphans);
-        let _ = docker::docker(&args);
+        let _ = docker::run(&crate::argv::rm(&orphans));
     }
 }
 
@@ -812,13 +782,12 @@ fn remove_orphans(app: &str, spec: &AppSpec) {
 fn prune_code_volumes(app: &str, file: &Path) {
     let current = std::fs::read_to_string(file).unwrap_or_default();
     let prefix = format!("{app}_app_r");
-    let Ok(out) = docker::docker(&["volume", "ls", "-q", "--filter", &format!("name={prefix}")])
-    else {
+    let Ok(out) = docker::run(&crate::argv::code_volumes(&prefix)) else {
         return;
     };
     let names: Vec<&str> = out.split_whitespace().collect();
     for name in unused_code_volumes(&prefix, &names, &current) {
-        let _ = docker::docker(&["volume", "rm", name]);
+        let _ = docker::run(&crate::argv::volume_rm(name));
     }
 }
 
@@ -1017,12 +986,11 @@ pub fn with_stream_close_delay(server: &Value) -> Value {
 pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     check_route(r)?;
     ui::step(format!("Deploying stack {}", r.app));
-    let f = r.file.display().to_string();
-    let argv = ["docker", "stack", "deploy", "--prune", "-c", &f, r.app].map(String::from);
+    let argv = crate::argv::stack_deploy(r.file, r.app);
     r.journal
-        .update(|j| j.plan(Step::StartNew, vec![argv.to_vec()]))?;
+        .update(|j| j.plan(Step::StartNew, vec![argv.clone()]))?;
     r.journal.step(Step::StartNew, || {
-        docker::stream("docker", &argv[1..], &[]).map_err(DeployError::from)
+        docker::run_streamed(&argv, &[]).map_err(DeployError::from)
     })?;
     r.journal.step(Step::Gate, || wait_stack(r.app, r.spec))?;
     r.journal.step(Step::SwitchCaddy, || match r.caddy {
