@@ -83,6 +83,8 @@ pub mod health;
 pub mod journal;
 #[path = "shell/lock.rs"]
 pub mod lock;
+#[path = "shell/pin_files.rs"]
+pub mod pin_files;
 #[path = "shell/port_store.rs"]
 pub mod port_store;
 #[path = "shell/recovery.rs"]

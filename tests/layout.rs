@@ -34,6 +34,7 @@ const CORE: &[&str] = &[
     // access rules
     "access.rs",
     "access/confine.rs",
+    "access/pin.rs",
     // Caddy planning
     "caddy/validate.rs",
     "caddy/shorthand.rs",
@@ -62,6 +63,7 @@ const SHELL: &[&str] = &[
     "health",
     "journal",
     "lock",
+    "pin_files",
     "port_store",
     "recovery",
     "release",

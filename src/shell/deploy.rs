@@ -702,14 +702,19 @@ fn run(
     // again: the build step ran untrusted code with the code dir mounted
     check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
     // what Docker and compose read on their own, out of containers' reach
-    crate::access::pin::pin_release(
-        paths,
+    let files = dir.join("files");
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let trees = crate::access::pin::Trees {
+        root: paths.root(),
         app,
-        &release::dir(paths, app, n),
-        &src,
-        &mut out.compose,
-    )
-    .map_err(fail)?;
+        src: &src,
+        files: &files,
+        home: home.as_deref(),
+    };
+    crate::access::pin::name_built_images(&mut out.compose, app);
+    let copies =
+        crate::access::pin::plan(&mut out.compose, &trees).map_err(|e| fail(e.join("\n")))?;
+    crate::pin_files::pin_release(&files, &src, &copies).map_err(fail)?;
     crate::fsutil::write_atomic(&compose_file, out.yaml().as_bytes())?;
 
     let previous = release::list(paths, app)?
@@ -750,7 +755,7 @@ fn run(
 /// app's data.
 fn seed_data_dirs(src: &Path, data: &Path, seeds: &[(String, PathBuf)]) -> Result<(), DeployError> {
     for (rel, dir) in seeds {
-        if crate::access::pin::adopt_old_mount(data, rel, dir)? {
+        if crate::pin_files::adopt_old_mount(data, rel, dir)? {
             ui::info(format!(
                 "{rel}: moved {} to {}",
                 data.join(rel).display(),
