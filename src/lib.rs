@@ -45,6 +45,8 @@ pub mod notes;
 pub mod output;
 #[path = "core/paths.rs"]
 pub mod paths;
+#[path = "core/plan.rs"]
+pub mod plan;
 #[path = "core/ports.rs"]
 pub mod ports;
 #[path = "core/render.rs"]

@@ -24,8 +24,9 @@ const CORE: &[&str] = &[
     "binds.rs",
     "compat.rs",
     "notes.rs",
-    // the docker and compose command lines kata runs
+    // the docker and compose command lines kata runs; a release's plan
     "argv.rs",
+    "plan.rs",
     // health gates, push output, swarm secret argv, templates
     "gate.rs",
     "output.rs",

@@ -124,6 +124,9 @@ pub enum PortError {
         len: u16,
         range: PortRange,
     },
+    /// Another app's record could not be read.
+    #[error("{0}")]
+    Records(String),
 }
 
 /// The app's blocks after allocation, and where the next search starts.
@@ -408,6 +411,62 @@ pub fn parse_inspect(out: &str) -> Vec<Published> {
             })
         })
         .collect()
+}
+
+/// What the port store holds when a deploy plans (read by the shell under
+/// the host-wide ports lock).
+#[derive(Debug, Clone)]
+pub struct PortState {
+    /// This app's blocks.
+    pub current: AppPorts,
+    /// Every other app's blocks (an error: one record is damaged, which
+    /// must not hand its ports out again).
+    pub taken: Result<Vec<Block>, String>,
+    pub cursor: u16,
+}
+
+impl Default for PortState {
+    fn default() -> Self {
+        PortState {
+            current: AppPorts::default(),
+            taken: Ok(vec![]),
+            cursor: 0,
+        }
+    }
+}
+
+/// What the store records after a deploy's plan (`None`: unchanged).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PortWrites {
+    pub ports: Option<AppPorts>,
+    pub cursor: Option<u16>,
+}
+
+/// Gives the app a block for each wanted dial (see [`allocate`]) from the
+/// store's state, and says what the store records. Other apps' blocks are
+/// needed only when a wanted block does not fit the current ones.
+pub fn reserve(
+    range: PortRange,
+    state: &PortState,
+    wanted: &[(String, u16)],
+) -> Result<(AppPorts, PortWrites), PortError> {
+    let fits = |k: &String, len: u16| {
+        state
+            .current
+            .blocks
+            .get(k)
+            .is_some_and(|b| b.len >= len && b.first >= range.first && b.last() <= range.last)
+    };
+    let taken = match wanted.iter().all(|(k, len)| fits(k, *len)) {
+        true => vec![],
+        false => state.taken.clone().map_err(PortError::Records)?,
+    };
+    let a = allocate(range, state.cursor, &taken, &state.current, wanted)?;
+    let writes = PortWrites {
+        ports: (a.ports != state.current).then(|| a.ports.clone()),
+        cursor: (a.cursor != state.cursor).then_some(a.cursor),
+    };
+    Ok((a.ports, writes))
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub enum SubnetError {
         app: String,
         network: String,
     },
+    #[error("subnet records: {0}")]
+    Records(String),
 }
 
 /// An IPv4 network: its first address and prefix length (host bits zero).
@@ -349,6 +351,101 @@ pub fn plan(i: &Inputs) -> Result<Plan, SubnetError> {
         p.record.insert(key.clone(), net);
     }
     Ok(p)
+}
+
+/// What the subnet store holds when a deploy plans (read by the shell under
+/// the host-wide subnet lock).
+#[derive(Debug, Clone)]
+pub struct SubnetState {
+    /// This app's record from its last deploy.
+    pub recorded: BTreeMap<String, Net>,
+    /// The subnets every other app holds (an error: one record is damaged).
+    pub others: Result<Vec<Net>, String>,
+    /// The host's cursor: `None` when it never allocated, `Some(None)` when
+    /// its file does not parse.
+    pub cursor: Option<Option<Net>>,
+    /// The KATA_ROOT, from which a first cursor is derived.
+    pub root: std::path::PathBuf,
+}
+
+impl Default for SubnetState {
+    fn default() -> Self {
+        SubnetState {
+            recorded: BTreeMap::new(),
+            others: Ok(vec![]),
+            cursor: None,
+            root: Default::default(),
+        }
+    }
+}
+
+/// What the store records after a deploy's plan (`None`: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubnetWrites {
+    pub record: Option<BTreeMap<String, Net>>,
+    pub cursor: Option<Net>,
+}
+
+/// The cursor, or for a KATA_ROOT that never allocated, a start derived
+/// from its path: two kata roots sharing one engine (as tests do) then
+/// start far apart in the pool.
+pub fn cursor_or_start(
+    saved: Option<Option<Net>>,
+    root: &std::path::Path,
+    pool: Net,
+    prefix: u8,
+) -> Option<Net> {
+    if let Some(c) = saved {
+        return c;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    root.hash(&mut h);
+    let blocks = 1u64 << (prefix.saturating_sub(pool.prefix)).min(31);
+    let i = h.finish() % blocks;
+    let addr = u64::from(pool.addr) + i * (1u64 << (32 - prefix));
+    // the block before it: allocation starts after the cursor
+    (i > 0).then(|| Net {
+        addr: (addr - (1u64 << (32 - prefix))) as u32,
+        prefix,
+    })
+}
+
+/// Gives the networks of `compose` (rendered for compose v1/v2) their
+/// subnets from the store's state and the engine's networks, and says what
+/// the store records. Nothing to decide when the app has no network to pin
+/// and no record.
+pub fn assign(
+    app: &str,
+    (pool, prefix): (&str, u8),
+    state: &SubnetState,
+    docker: &[DockerNet],
+    compose: &mut Json,
+) -> Result<(Plan, SubnetWrites), SubnetError> {
+    let wanted = networks_to_pin(compose);
+    if wanted.is_empty() && state.recorded.is_empty() {
+        return Ok(Default::default());
+    }
+    let pool: Net = pool.parse()?;
+    check_prefix(pool, prefix)?;
+    let cursor = cursor_or_start(state.cursor, &state.root, pool, prefix);
+    let others = state.others.clone().map_err(SubnetError::Records)?;
+    let p = plan(&Inputs {
+        app,
+        pool,
+        prefix,
+        wanted: &wanted,
+        recorded: &state.recorded,
+        docker,
+        others: &others,
+        cursor,
+    })?;
+    let writes = SubnetWrites {
+        record: (p.record != state.recorded).then(|| p.record.clone()),
+        cursor: p.cursor.filter(|c| Some(*c) != cursor),
+    };
+    pin(compose, &p.pin);
+    Ok((p, writes))
 }
 
 #[cfg(test)]

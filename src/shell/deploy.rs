@@ -3,43 +3,23 @@
 //! dependencies, start the containers, route Caddy, record the release.
 //! Any failure leaves the previous release serving and is an error.
 
-use crate::argv::{BuildMounts, build_run};
 use crate::caddy;
-use crate::docker::{self, ComposeCli, SwarmRole};
+use crate::docker::{self, ComposeCli};
 use crate::envfile;
 use crate::journal::{self, End, Journal, Recorder, Step};
 use crate::paths::Paths;
+use crate::plan::{self, PlanInputs, PlanSettings, ReleasePlan, Start};
 use crate::recovery;
 use crate::release::{self, Release, Status};
-use crate::render::{self, Target};
 use crate::rollout;
 use crate::settings::{self, Settings};
-use crate::spec::{self, AppSpec, Runtime};
+use crate::spec::{self, AppSpec};
 use crate::state::{self, Mode};
 use crate::ui;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub use crate::deploy_error::{DeployError, fail};
-
-/// Where a deploy's mode came from, for the progress line.
-pub fn choose_mode(
-    stored: Option<Mode>,
-    in_file: Option<Mode>,
-    role: SwarmRole,
-) -> Result<(Mode, &'static str), String> {
-    let (mode, why) = match (stored, in_file) {
-        (Some(m), _) => (m, "set by `kata mode`"),
-        (None, Some(m)) => (m, "x-kata-mode"),
-        (None, None) if role == SwarmRole::Manager => (Mode::Swarm, "this node is a swarm manager"),
-        (None, None) => (Mode::Compose, "default"),
-    };
-    match (mode, role) {
-        (Mode::Swarm, SwarmRole::Worker) => Err("this node is a swarm worker: deploy from a manager node".into()),
-        (Mode::Swarm, SwarmRole::None) => Err("swarm mode was chosen but this node is not in a swarm (run `docker swarm init`, or `kata mode APP compose`)".into()),
-        _ => Ok((mode, why)),
-    }
-}
 
 /// Deploys `commit` (already in `repos/<app>`) as the app's next release.
 /// Called by the post-receive hook under the app's deploy lock.
@@ -560,26 +540,9 @@ pub fn ids() -> (u32, u32) {
     unsafe { (libc::getuid(), libc::getgid()) }
 }
 
-fn render_with(
-    paths: &Paths,
-    app: &str,
-    spec: &AppSpec,
-    target: Target,
-    release: Option<(u64, &str)>,
-    config_env: &envfile::Env,
-) -> render::Rendered {
-    let (puid, pgid) = ids();
-    let cx = render::Context {
-        app,
-        paths,
-        config_env,
-        puid,
-        pgid,
-        release,
-    };
-    render::render(spec, &cx, target)
-}
-
+/// Runs release `rel`: gathers the plan's inputs, plans it (pure, see
+/// [`crate::plan`]), then writes the plan's files and store records,
+/// builds, pins and starts it, each step recorded in the journal.
 fn run(
     paths: &Paths,
     settings: &Settings,
@@ -604,20 +567,17 @@ fn run(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
         Err(e) => return Err(fail(format!(".env: {e}"))),
     };
-    let dot_env = compose_env(&dot_env);
-    crate::fsutil::write_atomic_mode(&dir.join(release::COMPOSE_ENV), &dot_env, Some(0o600))?;
 
     let role = docker::swarm_role()?;
     let stored = state::stored_mode(paths, app)?;
-    let (mode, why) = choose_mode(stored, spec.mode, role).map_err(fail)?;
+    let (mode, why) = plan::choose_mode(stored, spec.mode, role).map_err(fail)?;
     rel.mode = Some(mode.to_string());
     release::save(paths, app, rel)?;
     rec.update(|j| j.mode = Some(mode.to_string()))?;
-    let compose = match mode {
+    let cli = match mode {
         Mode::Compose => Some(ComposeCli::detect()?),
         Mode::Swarm => None,
     };
-    let target = compose.map(ComposeCli::target).unwrap_or(Target::Stack);
     ui::step(format!("Mode: {mode} ({why})"));
 
     // The config values this release runs with are part of it: a rollback
@@ -629,63 +589,18 @@ fn run(
                 .map_err(|e| fail(format!("the release's ENV snapshot is damaged: {e}")))?
         }
     };
-    let mut out = render_with(
+    let plan = plan_release(
         paths,
+        settings,
         app,
+        rel,
         &spec,
-        target,
-        Some((n, &rel.commit)),
+        mode,
+        cli,
+        &dot_env,
         &config_env,
-    );
-    for w in &out.warnings {
-        ui::warn(w);
-    }
-    if !out.errors.is_empty() {
-        let lines: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
-        return Err(fail(lines.join("\n")));
-    }
-    // Services of inactive profiles are not part of this release.
-    let mut spec = spec;
-    spec.services.retain(|name, _| out.deploys(name));
-    if target == Target::Stack {
-        release::anchor_paths(&mut out.compose, &src);
-    } else {
-        // swarm's overlay networks come from swarm's own pool
-        crate::subnet_store::assign(paths, settings, app, &mut out.compose)
-            .map_err(|e| fail(e.to_string()))?;
-    }
-    let caddy_plan = match &out.caddy {
-        Some(server) => {
-            let server = caddy::expand(server.clone(), app)?;
-            caddy::refuse_admin_reach(&server, spec.services.keys(), &settings.caddy_admin)?;
-            Some(server)
-        }
-        None => None,
-    };
-    crate::fsutil::write_atomic_mode(
-        &dir.join("ENV"),
-        envfile::render(&config_env).as_bytes(),
-        Some(0o600),
     )?;
-    if let Some(server) = &caddy_plan {
-        let mut json = serde_json::to_vec_pretty(server).expect("JSON serialises");
-        json.push(b'\n');
-        crate::fsutil::write_atomic(&release::caddy_file(paths, app, n), &json)?;
-    }
-    check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
-    if target != Target::Stack {
-        let server = caddy_plan.as_ref();
-        rollout::publish_routes(paths, settings, app, &spec, server, &mut out.compose)?;
-    }
-    let compose_file = release::compose_file(paths, app, n);
-    let yaml = out.yaml();
-    crate::fsutil::write_atomic(&compose_file, yaml.as_bytes())?;
-    // a copy for people to read; kata never reads it back
-    crate::fsutil::write_atomic_mode(
-        &src.join(".docker-compose.yaml"),
-        yaml.as_bytes(),
-        Some(0o444),
-    )?;
+    write_files(&plan.files)?;
     for d in [
         paths.data(app),
         paths.config(app),
@@ -695,56 +610,142 @@ fn run(
         std::fs::create_dir_all(d)?;
     }
 
-    seed_data_dirs(&src, &paths.data(app), &out.seeds)?;
-    rec.step(Step::Build, || {
-        build_runtimes(paths, settings, app, &spec, &out, &src, rec)
-    })?;
+    seed_data_dirs(&src, &paths.data(app), &plan.seeds)?;
+    rec.step(Step::Build, || build_runtimes(settings, app, &plan, rec))?;
     // again: the build step ran untrusted code with the code dir mounted
-    check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
+    check_bind_sources(paths, app, &plan.compose, &src).map_err(fail)?;
     // what Docker and compose read on their own, out of containers' reach
-    let files = dir.join("files");
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let trees = crate::access::pin::Trees {
-        root: paths.root(),
-        app,
-        src: &src,
-        files: &files,
-        home: home.as_deref(),
-    };
-    crate::access::pin::name_built_images(&mut out.compose, app);
-    let copies =
-        crate::access::pin::plan(&mut out.compose, &trees).map_err(|e| fail(e.join("\n")))?;
-    crate::pin_files::pin_release(&files, &src, &copies).map_err(fail)?;
-    crate::fsutil::write_atomic(&compose_file, out.yaml().as_bytes())?;
+    crate::pin_files::pin_release(&dir.join("files"), &src, &plan.copies).map_err(fail)?;
+    write_files(&[plan.pinned_file(paths, app, n)])?;
 
-    let previous = release::list(paths, app)?
-        .into_iter()
-        .rev()
-        .find(|r| r.status == Status::Live && r.number != n);
-    let previous_file = previous
-        .as_ref()
-        .map(|p| release::compose_file(paths, app, p.number))
-        .filter(|f| f.is_file());
-    let previous_caddy: Option<serde_json::Value> = previous.as_ref().and_then(|p| {
-        let text = std::fs::read(release::caddy_file(paths, app, p.number)).ok()?;
-        serde_json::from_slice(&text).ok()
-    });
     release::point_app_at(paths, app, &src)?;
-    let plan = rollout::Rollout {
+    let compose_file = release::compose_file(paths, app, n);
+    let r = rollout::Rollout {
         paths,
         settings,
         app,
-        spec: &spec,
+        plan: &plan,
+        spec: &plan.spec,
         file: &compose_file,
-        previous_file: previous_file.as_deref(),
-        caddy: caddy_plan.as_ref(),
-        previous_caddy: previous_caddy.as_ref(),
+        previous_file: plan.previous.file.as_deref(),
+        caddy: plan.caddy.as_ref(),
+        previous_caddy: plan.previous.caddy.as_ref(),
         journal: rec,
     };
-    match compose {
-        Some(cli) => rollout::compose(&plan, cli),
-        None => rollout::swarm(&plan),
+    match &plan.start {
+        Start::Compose(c) => rollout::compose(&r, c),
+        Start::Swarm { .. } => rollout::swarm(&r),
     }
+}
+
+/// Gathers what release `rel` is planned from (in compose mode under the
+/// host-wide subnet and port locks: the stores, one docker snapshot), plans
+/// it, records the stores' new state, then checks what only the host can
+/// tell (Caddy's admin address, symlinks on bind sources).
+#[allow(clippy::too_many_arguments)]
+fn plan_release(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    rel: &Release,
+    spec: &AppSpec,
+    mode: Mode,
+    cli: Option<ComposeCli>,
+    dot_env: &[u8],
+    config_env: &envfile::Env,
+) -> Result<ReleasePlan, DeployError> {
+    let n = rel.number;
+    let src = release::src(paths, app, n);
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    // swarm's networks and routes are swarm's own: no store, no lock
+    let locks = match cli {
+        Some(_) => Some((
+            crate::subnet_store::lock(paths)?,
+            crate::port_store::lock(paths).map_err(|e| fail(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let (subnets, ports, networks, containers) = match cli {
+        Some(_) => (
+            crate::subnet_store::read(paths, app)
+                .map_err(|e| fail(format!("subnet records: {e}")))?,
+            crate::port_store::read(paths, app).map_err(|e| fail(e.to_string()))?,
+            docker::networks()?,
+            docker::containers(app)?,
+        ),
+        None => Default::default(),
+    };
+    let inputs = PlanInputs {
+        paths,
+        app,
+        release: n,
+        commit: &rel.commit,
+        spec,
+        mode,
+        cli,
+        dot_env,
+        config_env,
+        ids: ids(),
+        home: home.as_deref(),
+        settings: PlanSettings {
+            subnet_pool: &settings.subnet_pool,
+            subnet_prefix: settings.subnet_prefix,
+            port_range: settings.port_range,
+        },
+        networks: &networks,
+        containers: &containers,
+        subnets: &subnets,
+        ports: &ports,
+        previous: previous(paths, app, n),
+    };
+    let plan = plan::plan(&inputs);
+    for w in plan.as_ref().map_or_else(|e| &e.warnings, |p| &p.warnings) {
+        ui::warn(w);
+    }
+    let plan = plan.map_err(|e| fail(e.message))?;
+    crate::subnet_store::write(paths, app, &plan.subnets)
+        .map_err(|e| fail(format!("subnet records: {e}")))?;
+    crate::port_store::write(paths, app, &plan.ports).map_err(|e| fail(e.to_string()))?;
+    drop(locks);
+    for (key, subnets) in &plan.kept_subnets {
+        let list: Vec<String> = subnets.iter().map(ToString::to_string).collect();
+        ui::info(format!(
+            "network `{key}` keeps its subnet {} from Docker's pool (a new one would mean recreating it, stopping every container on it; `kata rm` and a push move it)",
+            list.join(" ")
+        ));
+    }
+    if let Some(server) = &plan.caddy {
+        caddy::refuse_admin_reach(server, plan.spec.services.keys(), &settings.caddy_admin)?;
+    }
+    check_bind_sources(paths, app, &plan.compose, &src).map_err(fail)?;
+    Ok(plan)
+}
+
+/// The live release's records (not release `n`'s): its compose file and
+/// Caddy server, what a failed start goes back to.
+fn previous(paths: &Paths, app: &str, n: u64) -> plan::Previous {
+    let live = release::list(paths, app)
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .find(|r| r.status == Status::Live && r.number != n);
+    let Some(live) = live else {
+        return plan::Previous::default();
+    };
+    let file = release::compose_file(paths, app, live.number);
+    plan::Previous {
+        file: file.is_file().then_some(file),
+        caddy: std::fs::read(release::caddy_file(paths, app, live.number))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok()),
+    }
+}
+
+fn write_files(files: &[plan::File]) -> Result<(), DeployError> {
+    for f in files {
+        crate::fsutil::write_atomic_mode(&f.path, &f.body, f.mode)?;
+    }
+    Ok(())
 }
 
 /// A writable relative mount lives in the app's data directory; the first
@@ -796,24 +797,6 @@ fn seed_data_dirs(src: &Path, data: &Path, seeds: &[(String, PathBuf)]) -> Resul
     Ok(())
 }
 
-/// The pushed `.env` as compose gets it: without the variables that steer
-/// docker or compose themselves (`DOCKER_HOST`, `COMPOSE_FILE`, ...), which
-/// docker-compose 1.29 would take from it.
-fn compose_env(dot_env: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(dot_env);
-    let mut out = String::new();
-    for line in text.lines() {
-        let key = line.trim_start();
-        let key = key.strip_prefix("export ").unwrap_or(key).trim_start();
-        if key.starts_with("DOCKER_") || key.starts_with("COMPOSE_") {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.into_bytes()
-}
-
 /// Where a release's config values come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -826,21 +809,13 @@ pub enum ConfigSource {
 /// Builds the runtime images the app uses, then runs each runtime's build
 /// step (dependency install when the manifest changed, `build.commands`).
 fn build_runtimes(
-    paths: &Paths,
     settings: &Settings,
     app: &str,
-    spec: &AppSpec,
-    out: &render::Rendered,
-    src: &Path,
+    plan: &ReleasePlan,
     rec: &Recorder,
 ) -> Result<(), DeployError> {
-    let mut seen: Vec<Runtime> = vec![];
-    for (name, svc) in &spec.services {
-        let Some(rt) = svc.runtime else { continue };
-        if seen.contains(&rt) {
-            continue;
-        }
-        seen.push(rt);
+    for b in &plan.builds {
+        let rt = b.runtime;
         ui::step(format!("Runtime image {}", rt.image()));
         if crate::runtime::ensure(rt, &settings.base_image)? {
             ui::info(format!("built {}", rt.image()));
@@ -848,39 +823,18 @@ fn build_runtimes(
             ui::info("up to date");
         }
         ui::step(format!("Building {app} with {}", rt.image()));
-        let mut env: Vec<(String, String)> = out
-            .env
-            .get(name)
-            .into_iter()
-            .flatten()
-            // compose form → literal for `docker run`
-            .map(|(k, v)| (k.clone(), v.replace("$$", "$")))
-            .collect();
-        if !spec.build_commands.is_empty() {
-            env.push(("KATA_BUILD_COMMANDS".into(), spec.build_commands.join("\n")));
+        if let Some(body) = &b.run.env_file {
+            crate::fsutil::write_atomic_mode(&b.env_file, body.as_bytes(), Some(0o600))?;
         }
-        let env_file = release::dir(paths, app, rec.release()).join("build.env");
-        let (puid, pgid) = ids();
-        let run = build_run(
-            app,
-            BuildMounts::of(paths, app, src),
-            rt,
-            (puid, pgid),
-            env,
-            &env_file,
-        )
-        .map_err(fail)?;
-        if let Some(body) = &run.env_file {
-            crate::fsutil::write_atomic_mode(&env_file, body.as_bytes(), Some(0o600))?;
-        }
-        let env: Vec<(&str, &str)> = run
+        let env: Vec<(&str, &str)> = b
+            .run
             .env
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        rec.update(|j| j.add_argv(Step::Build, run.args.clone()))?;
-        let result = docker::run_streamed(&run.args, &env);
-        let _ = std::fs::remove_file(&env_file);
+        rec.update(|j| j.add_argv(Step::Build, b.run.args.clone()))?;
+        let result = docker::run_streamed(&b.run.args, &env);
+        let _ = std::fs::remove_file(&b.env_file);
         result.map_err(|e| match e {
             // its output was streamed above; the command line adds nothing
             docker::DockerError::Failed { status, .. } => fail(format!(
@@ -981,40 +935,6 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(data.join("state/seed")).unwrap(),
             "pushed"
-        );
-    }
-
-    #[test]
-    fn compose_env_keeps_no_variable_that_steers_docker_or_compose() {
-        let got = compose_env(b"A=1\nDOCKER_HOST=tcp://x:1\n export COMPOSE_FILE=/etc/x\n# c\nB=2");
-        assert_eq!(String::from_utf8(got).unwrap(), "A=1\n# c\nB=2\n");
-    }
-
-    #[test]
-    fn mode_precedence() {
-        use Mode::*;
-        use SwarmRole as R;
-        assert_eq!(choose_mode(None, None, R::None).unwrap().0, Compose);
-        assert_eq!(choose_mode(None, None, R::Manager).unwrap().0, Swarm);
-        assert_eq!(
-            choose_mode(None, Some(Compose), R::Manager).unwrap().0,
-            Compose
-        );
-        assert_eq!(
-            choose_mode(Some(Compose), Some(Swarm), R::Manager)
-                .unwrap()
-                .0,
-            Compose
-        );
-        assert!(
-            choose_mode(None, Some(Swarm), R::Worker)
-                .unwrap_err()
-                .contains("worker")
-        );
-        assert!(choose_mode(None, Some(Swarm), R::None).is_err());
-        assert_eq!(
-            choose_mode(None, Some(Compose), R::Worker).unwrap().0,
-            Compose
         );
     }
 

@@ -424,13 +424,7 @@ impl ComposeCli {
     }
 }
 
-/// This node's swarm role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SwarmRole {
-    None,
-    Manager,
-    Worker,
-}
+pub use crate::model::SwarmRole;
 
 pub fn swarm_role() -> Result<SwarmRole, DockerError> {
     let out = docker(&[
@@ -450,16 +444,7 @@ pub fn parse_swarm_role(out: &str) -> SwarmRole {
     }
 }
 
-/// One running container of an app, found by kata's labels.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Container {
-    pub id: String,
-    pub name: String,
-    pub service: String,
-    pub state: String,
-    pub status: String,
-    pub release: Option<u64>,
-}
+pub use crate::model::Container;
 
 /// Containers labelled `kata.app=<app>` (all states).
 pub fn containers(app: &str) -> Result<Vec<Container>, DockerError> {

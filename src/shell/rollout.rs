@@ -18,6 +18,7 @@ use crate::docker::{self, ComposeCli, Container};
 use crate::health;
 use crate::journal::{Recorder, Step};
 use crate::paths::Paths;
+use crate::plan::{ComposeStart, ReleasePlan, StartPlan};
 use crate::settings::Settings;
 use crate::spec::AppSpec;
 use crate::state::Mode;
@@ -35,6 +36,8 @@ pub struct Rollout<'a> {
     pub paths: &'a Paths,
     pub settings: &'a Settings,
     pub app: &'a str,
+    /// The release's plan (see [`crate::plan`]).
+    pub plan: &'a ReleasePlan,
     pub spec: &'a AppSpec,
     /// The new release's rendered compose file.
     pub file: &'a Path,
@@ -48,21 +51,6 @@ pub struct Rollout<'a> {
     pub journal: &'a Recorder<'a>,
 }
 
-impl Rollout<'_> {
-    fn routed(&self) -> Vec<(String, u16)> {
-        self.caddy
-            .map(|s| caddy::service_dials(s, self.spec.services.keys()))
-            .unwrap_or_default()
-    }
-
-    fn routed_port(&self, service: &str) -> Option<u16> {
-        self.routed()
-            .into_iter()
-            .find(|(s, _)| s == service)
-            .map(|(_, p)| p)
-    }
-}
-
 /// The first host name the server matches: the Host header of health checks.
 pub fn first_host(server: &Value) -> Option<String> {
     server
@@ -74,74 +62,6 @@ pub fn first_host(server: &Value) -> Option<String> {
         .filter_map(|m| m.get("host")?.as_array()?.first()?.as_str())
         .next()
         .map(str::to_owned)
-}
-
-/// Which services get a blue/green switch: routed by Caddy, running now,
-/// and scalable (a fixed `container_name` cannot have two containers).
-pub fn switched<'a>(
-    spec: &'a AppSpec,
-    routed: &[(String, u16)],
-    before: &[Container],
-) -> Vec<&'a str> {
-    spec.services
-        .iter()
-        .filter(|(name, svc)| {
-            routed.iter().any(|(s, _)| s == *name)
-                && svc.instances != Some(0)
-                && !svc.extra.contains_key("container_name")
-                && before
-                    .iter()
-                    .any(|c| &c.service == *name && c.state == "running")
-        })
-        .map(|(name, _)| name.as_str())
-        .collect()
-}
-
-/// `up` builds the images of services that have a `build:`.
-fn with_build<'a>(spec: &AppSpec, rest: &[&'a str]) -> Vec<&'a str> {
-    let mut rest: Vec<&str> = rest.to_vec();
-    if rest.first() == Some(&"up")
-        && spec
-            .services
-            .values()
-            .any(|s| s.extra.contains_key("build"))
-    {
-        rest.insert(1, "--build");
-    }
-    rest
-}
-
-/// Compose mode: gives each routed dial of the release its block of
-/// loopback ports (kept from the app's last deploy when it fits) and
-/// publishes it on the service in the rendered file. Without a `caddy:`
-/// block nothing new is published; blocks the app no longer dials are kept
-/// until `kata rm` (the live release may still publish them).
-pub fn publish_routes(
-    paths: &Paths,
-    settings: &Settings,
-    app: &str,
-    spec: &AppSpec,
-    server: Option<&Value>,
-    compose: &mut Value,
-) -> Result<(), DeployError> {
-    let routed = server
-        .map(|s| caddy::service_dials(s, spec.services.keys()))
-        .unwrap_or_default();
-    let wanted = crate::ports::wanted(&routed, |s| {
-        spec.services
-            .get(s)
-            .and_then(|svc| svc.instances)
-            .unwrap_or(1)
-    });
-    let blocks = crate::port_store::reserve(paths, settings.port_range, app, &wanted)
-        .map_err(|e| fail(e.to_string()))?;
-    // only the dials this release routes; kept blocks stay unpublished
-    let mut routed_blocks = blocks;
-    routed_blocks
-        .blocks
-        .retain(|k, _| wanted.iter().any(|(w, _)| w == k));
-    crate::render::publish_routes(compose, &routed_blocks);
-    Ok(())
 }
 
 /// Refuses a release whose Caddy part could not be written (a host, the
@@ -158,21 +78,21 @@ fn check_route(r: &Rollout) -> Result<(), DeployError> {
 }
 
 /// Compose mode: start the release, gate it, route it, retire the old one.
-pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
+pub fn compose(r: &Rollout, c: &ComposeStart) -> Result<(), DeployError> {
     check_route(r)?;
-    let before = docker::containers(r.app)?;
-    let old_ids: BTreeSet<String> = before.iter().map(|c| c.id.clone()).collect();
-    let routed = r.routed();
-    let switch = switched(r.spec, &routed, &before);
-    let retiring = retiring(&before, &switch);
-    let start = plan_start(cli, r.app, r.file, r.spec, &before, &switch);
+    let cli = c.cli;
+    let old_ids: BTreeSet<String> = c.old_ids.iter().cloned().collect();
+    let routed = &r.plan.routed;
+    let switch: Vec<&str> = c.switched.iter().map(String::as_str).collect();
+    let retiring: Vec<&Container> = c.retiring.iter().collect();
+    let start = &c.start;
     r.journal.update(|j| {
         j.mode = Some(Mode::Compose.to_string());
-        j.old_ids = old_ids.iter().cloned().collect();
-        j.switched = switch.iter().map(|s| (*s).to_owned()).collect();
-        j.retiring = retiring.iter().map(|c| c.id.clone()).collect();
+        j.old_ids = c.old_ids.clone();
+        j.switched = c.switched.clone();
+        j.retiring = c.retiring.iter().map(|c| c.id.clone()).collect();
         j.plan(Step::StartNew, start.argv());
-        j.plan(Step::RetireOld, retire_argv(&retiring));
+        j.plan(Step::RetireOld, c.retire.clone());
     })?;
     ui::step(format!(
         "Starting {} with {}{}",
@@ -188,7 +108,7 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
         }
     ));
 
-    let attempt = start_and_route(r, &start, &old_ids, &switch);
+    let attempt = start_and_route(r, start, &old_ids, &switch);
     if let Err(e) = attempt {
         let e = with_missing_images(e, r.file);
         r.journal.fail_open(&e)?;
@@ -229,7 +149,7 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
             ui::warn(format!(
                 "cannot retire in the background ({e}); retiring now"
             ));
-            retire_now(r.journal, r.paths, r.settings, &retiring, &routed)?;
+            retire_now(r.journal, r.paths, r.settings, &retiring, routed)?;
             route_spread(r.paths, r.settings, r.app, r.spec, r.caddy, &switch);
         }
     }
@@ -252,86 +172,6 @@ pub fn retire_now(
         stop_and_remove(old);
         Ok::<_, std::io::Error>(())
     })
-}
-
-/// The old containers a switch retires: the running ones of switched
-/// services (stopped leftovers are removed before the new ones start).
-fn retiring<'a>(before: &'a [Container], switch: &[&str]) -> Vec<&'a Container> {
-    before
-        .iter()
-        .filter(|c| switch.contains(&c.service.as_str()) && c.state == "running")
-        .collect()
-}
-
-/// The start step's commands, planned from the snapshot `before`. Pure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartPlan {
-    /// `up` of the services that do not switch (all of them when none does).
-    pub up: Option<Vec<String>>,
-    /// Stopped leftovers of switched services, removed first: `up --scale`
-    /// would start them again, and they serve nothing.
-    pub stale: Vec<String>,
-    /// One `up --no-recreate --scale` per switched service.
-    pub scale: Vec<Vec<String>>,
-}
-
-impl StartPlan {
-    /// Every command, each an argv (program first), in the order they run.
-    pub fn argv(&self) -> Vec<Vec<String>> {
-        let mut out: Vec<Vec<String>> = self.up.iter().cloned().collect();
-        if !self.stale.is_empty() {
-            out.push(crate::argv::rm(&self.stale));
-        }
-        out.extend(self.scale.iter().cloned());
-        out
-    }
-}
-
-pub fn plan_start(
-    cli: ComposeCli,
-    app: &str,
-    file: &Path,
-    spec: &AppSpec,
-    before: &[Container],
-    switch: &[&str],
-) -> StartPlan {
-    let argv = |rest: &[&str]| crate::argv::compose(cli, app, file, &with_build(spec, rest));
-    let others: Vec<&str> = spec
-        .services
-        .keys()
-        .map(String::as_str)
-        .filter(|s| !switch.contains(s))
-        .collect();
-    let up = if switch.is_empty() {
-        Some(argv(&["up", "-d", "--remove-orphans"]))
-    } else if !others.is_empty() {
-        let mut rest = vec!["up", "-d", "--no-deps", "--remove-orphans"];
-        rest.extend(&others);
-        Some(argv(&rest))
-    } else {
-        None
-    };
-    let mut stale = vec![];
-    let mut scale = vec![];
-    for s in switch {
-        let (running, stopped): (Vec<&Container>, Vec<&Container>) = before
-            .iter()
-            .filter(|c| c.service == *s)
-            .partition(|c| c.state == "running");
-        stale.extend(stopped.iter().map(|c| c.id.clone()));
-        let wanted = spec.services[*s].instances.unwrap_or(1) as usize;
-        let n = format!("{s}={}", running.len() + wanted);
-        scale.push(argv(&[
-            "up",
-            "-d",
-            "--no-deps",
-            "--no-recreate",
-            "--scale",
-            &n,
-            s,
-        ]));
-    }
-    StartPlan { up, stale, scale }
 }
 
 /// Runs one planned argv, its output streamed.
@@ -593,7 +433,7 @@ fn gate_new(r: &Rollout, old_ids: &BTreeSet<String>, services: &[&str]) -> Resul
     let mut jobs = vec![];
     for c in &fresh {
         let svc = &r.spec.services[&c.service];
-        let gate = health::gate_for(&c.service, svc, r.routed_port(&c.service)).map_err(fail)?;
+        let gate = r.plan.gates[&c.service].clone().map_err(fail)?;
         jobs.push((c, gate, crate::spec::is_one_shot(svc)));
     }
     ui::step(format!(
@@ -986,7 +826,7 @@ pub fn with_stream_close_delay(server: &Value) -> Value {
 pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     check_route(r)?;
     ui::step(format!("Deploying stack {}", r.app));
-    let argv = crate::argv::stack_deploy(r.file, r.app);
+    let argv = r.plan.stack_deploy();
     r.journal
         .update(|j| j.plan(Step::StartNew, vec![argv.clone()]))?;
     r.journal.step(Step::StartNew, || {
@@ -1111,76 +951,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn container(service: &str, state: &str) -> Container {
-        Container {
-            id: format!("{service}-{state}"),
-            name: service.into(),
-            service: service.into(),
-            state: state.into(),
-            status: String::new(),
-            release: None,
-        }
-    }
-
-    #[test]
-    fn only_running_routed_scalable_services_switch() {
-        let spec = crate::spec::parse(
-            "services:\n  web:\n    image: a\n  api:\n    image: a\n    container_name: fixed\n  db:\n    image: a\n  new:\n    image: a\n",
-        )
-        .spec
-        .unwrap();
-        let routed = vec![
-            ("web".to_owned(), 80),
-            ("api".to_owned(), 80),
-            ("new".to_owned(), 80),
-        ];
-        let before = vec![
-            container("web", "running"),
-            container("api", "running"),
-            container("db", "running"),
-        ];
-        assert_eq!(switched(&spec, &routed, &before), vec!["web"]);
-        assert!(switched(&spec, &routed, &[container("web", "exited")]).is_empty());
-    }
-
-    #[test]
-    fn the_start_step_is_planned_from_the_snapshot() {
-        let spec = crate::spec::parse(
-            "services:\n  web:\n    image: a\n    instances: 2\n  db:\n    image: b\n",
-        )
-        .spec
-        .unwrap();
-        let file = Path::new("/k/state/apps/shop/releases/4/docker-compose.yaml");
-        let before = vec![
-            container("web", "running"),
-            container("web", "exited"),
-            container("db", "running"),
-        ];
-        let plan = plan_start(ComposeCli::V2, "shop", file, &spec, &before, &["web"]);
-        let argv: Vec<String> = plan.argv().iter().map(|a| a.join(" ")).collect();
-        let rel = "/k/state/apps/shop/releases/4";
-        let compose = format!(
-            "docker compose -p shop -f {rel}/docker-compose.yaml --project-directory {rel}/src --env-file {rel}/compose.env"
-        );
-        assert_eq!(
-            argv,
-            [
-                format!("{compose} up -d --no-deps --remove-orphans db"),
-                "docker rm -f web-exited".to_owned(),
-                format!("{compose} up -d --no-deps --no-recreate --scale web=3 web"),
-            ]
-        );
-        // nothing to switch: one plain `up`
-        let plan = plan_start(ComposeCli::V1, "shop", file, &spec, &before, &[]);
-        assert_eq!(plan.scale.len() + plan.stale.len(), 0);
-        assert!(
-            plan.up
-                .unwrap()
-                .join(" ")
-                .starts_with("docker-compose -p shop")
-        );
-    }
-
     #[test]
     fn code_volumes_in_use_are_whole_names() {
         let names = ["app_app_r1", "app_app_r12", "app_app_r3", "app_app_rx"];
@@ -1190,22 +960,6 @@ mod tests {
             unused_code_volumes("app_app_r", &names, file),
             vec!["app_app_r1", "app_app_r3"]
         );
-    }
-
-    #[test]
-    fn retiring_stops_then_removes_the_running_old_containers_only() {
-        let before = vec![
-            container("web", "running"),
-            container("web", "exited"),
-            container("db", "running"),
-        ];
-        let old = retiring(&before, &["web"]);
-        let argv: Vec<String> = retire_argv(&old).iter().map(|a| a.join(" ")).collect();
-        assert_eq!(
-            argv,
-            ["docker stop web-running", "docker rm -f web-running"]
-        );
-        assert!(retire_argv(&[]).is_empty());
     }
 
     #[test]
