@@ -600,6 +600,7 @@ fn run(
         &dot_env,
         &config_env,
     )?;
+    rec.update(|j| j.record_plan(&plan))?;
     write_files(&plan.files)?;
     for d in [
         paths.data(app),
@@ -611,7 +612,7 @@ fn run(
     }
 
     seed_data_dirs(&src, &paths.data(app), &plan.seeds)?;
-    rec.step(Step::Build, || build_runtimes(settings, app, &plan, rec))?;
+    rec.step(Step::Build, || build_runtimes(settings, app, &plan))?;
     // again: the build step ran untrusted code with the code dir mounted
     check_bind_sources(paths, app, &plan.compose, &src).map_err(fail)?;
     // what Docker and compose read on their own, out of containers' reach
@@ -627,9 +628,7 @@ fn run(
         plan: &plan,
         spec: &plan.spec,
         file: &compose_file,
-        previous_file: plan.previous.file.as_deref(),
         caddy: plan.caddy.as_ref(),
-        previous_caddy: plan.previous.caddy.as_ref(),
         journal: rec,
     };
     match &plan.start {
@@ -808,12 +807,7 @@ pub enum ConfigSource {
 
 /// Builds the runtime images the app uses, then runs each runtime's build
 /// step (dependency install when the manifest changed, `build.commands`).
-fn build_runtimes(
-    settings: &Settings,
-    app: &str,
-    plan: &ReleasePlan,
-    rec: &Recorder,
-) -> Result<(), DeployError> {
+fn build_runtimes(settings: &Settings, app: &str, plan: &ReleasePlan) -> Result<(), DeployError> {
     for b in &plan.builds {
         let rt = b.runtime;
         ui::step(format!("Runtime image {}", rt.image()));
@@ -832,7 +826,6 @@ fn build_runtimes(
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        rec.update(|j| j.add_argv(Step::Build, b.run.args.clone()))?;
         let result = docker::run_streamed(&b.run.args, &env);
         let _ = std::fs::remove_file(&b.env_file);
         result.map_err(|e| match e {

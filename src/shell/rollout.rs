@@ -38,15 +38,10 @@ pub struct Rollout<'a> {
     pub app: &'a str,
     /// The release's plan (see [`crate::plan`]).
     pub plan: &'a ReleasePlan,
+    /// The plan's spec, compose file and Caddy server, at hand.
     pub spec: &'a AppSpec,
-    /// The new release's rendered compose file.
     pub file: &'a Path,
-    /// The live release's file, to restore on failure.
-    pub previous_file: Option<&'a Path>,
-    /// The app's Caddy server (shorthand expanded, dials not yet resolved).
     pub caddy: Option<&'a Value>,
-    /// The live release's server, to route back to its containers on failure.
-    pub previous_caddy: Option<&'a Value>,
     /// The deploy's journal: each step is recorded before the next starts.
     pub journal: &'a Recorder<'a>,
 }
@@ -86,14 +81,6 @@ pub fn compose(r: &Rollout, c: &ComposeStart) -> Result<(), DeployError> {
     let switch: Vec<&str> = c.switched.iter().map(String::as_str).collect();
     let retiring: Vec<&Container> = c.retiring.iter().collect();
     let start = &c.start;
-    r.journal.update(|j| {
-        j.mode = Some(Mode::Compose.to_string());
-        j.old_ids = c.old_ids.clone();
-        j.switched = c.switched.clone();
-        j.retiring = c.retiring.iter().map(|c| c.id.clone()).collect();
-        j.plan(Step::StartNew, start.argv());
-        j.plan(Step::RetireOld, c.retire.clone());
-    })?;
     ui::step(format!(
         "Starting {} with {}{}",
         r.app,
@@ -119,8 +106,8 @@ pub fn compose(r: &Rollout, c: &ComposeStart) -> Result<(), DeployError> {
             r.settings,
             r.app,
             cli,
-            r.previous_file,
-            r.previous_caddy,
+            r.plan.previous.file.as_deref(),
+            r.plan.previous.caddy.as_ref(),
         );
         return Err(e);
     }
@@ -302,7 +289,7 @@ pub fn switch_upstreams<S: AsRef<str>>(
 /// port of its block on a restart), the part is written again with the held
 /// ports first, so no request reaches a new container before its gate.
 fn prefer_running(r: &Rollout) -> Result<(), DeployError> {
-    let Some(prev) = r.previous_caddy else {
+    let Some(prev) = &r.plan.previous.caddy else {
         return Ok(());
     };
     let admin =
