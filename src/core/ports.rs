@@ -483,6 +483,36 @@ mod tests {
     }
 
     #[test]
+    fn reserve_says_what_the_store_records_and_reads_others_only_when_needed() {
+        let first = PortState {
+            cursor: 20000,
+            ..PortState::default()
+        };
+        let (ports, w) = reserve(R, &first, &want(&[("web:80", 2)])).unwrap();
+        assert_eq!(
+            ports.get("web", 80),
+            Some(Block {
+                first: 20000,
+                len: 2
+            })
+        );
+        assert_eq!(w.ports.as_ref(), Some(&ports));
+        assert_eq!(w.cursor, Some(20002));
+        // the same dials again: nothing changes, and a damaged record of
+        // another app does not matter
+        let again = PortState {
+            current: ports.clone(),
+            taken: Err("state/apps/x/ports.json is damaged".into()),
+            cursor: 20002,
+        };
+        let (same, w) = reserve(R, &again, &want(&[("web:80", 2)])).unwrap();
+        assert_eq!((same, w), (ports, PortWrites::default()));
+        // a new block must know the others: the damaged record is the error
+        let e = reserve(R, &again, &want(&[("web:80", 2), ("api:80", 2)])).unwrap_err();
+        assert!(e.to_string().contains("damaged"), "{e}");
+    }
+
+    #[test]
     fn ranges_parse_and_refuse_nonsense() {
         assert_eq!(PortRange::parse("20000-29999").unwrap(), DEFAULT_RANGE);
         assert_eq!(DEFAULT_RANGE.to_string(), "20000-29999");

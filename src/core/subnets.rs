@@ -458,6 +458,78 @@ mod tests {
     }
 
     #[test]
+    fn assign_pins_the_compose_file_and_says_what_the_store_records() {
+        let mut compose = json!({"services": {"web": {"image": "a"}}});
+        let state = SubnetState {
+            cursor: Some(Some(n("198.18.0.0/26"))),
+            ..SubnetState::default()
+        };
+        let (_, w) = assign(
+            "shop",
+            (DEFAULT_POOL, DEFAULT_PREFIX),
+            &state,
+            &[],
+            &mut compose,
+        )
+        .unwrap();
+        assert_eq!(
+            compose["networks"]["default"]["ipam"]["config"][0]["subnet"],
+            "198.18.0.64/26"
+        );
+        let record: BTreeMap<String, Net> = [("default".to_owned(), n("198.18.0.64/26"))].into();
+        assert_eq!(w.record.as_ref(), Some(&record));
+        assert_eq!(w.cursor, Some(n("198.18.0.64/26")));
+        // deployed again with its network there: nothing to record
+        let docker = [DockerNet {
+            name: "shop_default".into(),
+            project: "shop".into(),
+            key: "default".into(),
+            subnets: vec![n("198.18.0.64/26")],
+        }];
+        let again = SubnetState {
+            recorded: record,
+            others: Err("damaged".into()),
+            cursor: w.cursor.map(Some),
+            ..SubnetState::default()
+        };
+        let mut compose = json!({"services": {"web": {"image": "a"}}});
+        // the others are needed for any plan: a damaged record is an error
+        let e = assign(
+            "shop",
+            (DEFAULT_POOL, DEFAULT_PREFIX),
+            &again,
+            &docker,
+            &mut compose,
+        );
+        assert_eq!(e.unwrap_err(), SubnetError::Records("damaged".into()));
+        let fine = SubnetState {
+            others: Ok(vec![]),
+            ..again
+        };
+        let (_, w) = assign(
+            "shop",
+            (DEFAULT_POOL, DEFAULT_PREFIX),
+            &fine,
+            &docker,
+            &mut compose,
+        )
+        .unwrap();
+        assert_eq!(w, SubnetWrites::default());
+        // no network to pin and no record: nothing is read or decided
+        let mut host = json!({"services": {"web": {"image": "a", "network_mode": "host"}}});
+        let broken = SubnetState {
+            others: Err("damaged".into()),
+            ..SubnetState::default()
+        };
+        assert_eq!(
+            assign("shop", ("not a pool", 26), &broken, &[], &mut host)
+                .unwrap()
+                .1,
+            SubnetWrites::default()
+        );
+    }
+
+    #[test]
     fn subnets_parse_and_print() {
         assert_eq!(n("198.18.0.0/15").to_string(), "198.18.0.0/15");
         assert_eq!(n("10.0.0.64/26").addr, u32::from_be_bytes([10, 0, 0, 64]));

@@ -1,7 +1,9 @@
-//! The release pipeline. Plan with pure functions (spec, render, mode), then
-//! run: export the commit into a fresh release dir, build runtime images and
-//! dependencies, start the containers, route Caddy, record the release.
-//! Any failure leaves the previous release serving and is an error.
+//! The release pipeline, the shell of [`crate::plan`]: export the commit
+//! into a fresh release dir, gather the plan's inputs (the spec, the config,
+//! the stores, one docker snapshot), plan the release purely, then execute
+//! it: write its files, build, pin, start the containers, route Caddy,
+//! record the release, each step in the journal. Any failure before the
+//! switch leaves the previous release serving and is an error.
 
 use crate::caddy;
 use crate::docker::{self, ComposeCli};
