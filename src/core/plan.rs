@@ -170,6 +170,8 @@ pub struct ReleasePlan {
     pub spec: AppSpec,
     /// Changes of meaning kata makes for this target.
     pub warnings: Vec<String>,
+    /// Where the release's compose file is (what compose or swarm runs).
+    pub file: PathBuf,
     /// The compose file until the build ends: subnets and the published
     /// route ports decided.
     pub compose: Json,
@@ -208,14 +210,10 @@ pub struct PlanError {
 }
 
 impl ReleasePlan {
-    /// The release's compose file (what compose or swarm runs).
-    pub fn compose_file(&self, paths: &Paths, app: &str, n: u64) -> PathBuf {
-        paths.release(app, n).join(argv::COMPOSE_FILE)
-    }
     /// The compose file, pinned, as written once the build is over.
-    pub fn pinned_file(&self, paths: &Paths, app: &str, n: u64) -> File {
+    pub fn pinned_file(&self) -> File {
         File {
-            path: self.compose_file(paths, app, n),
+            path: self.file.clone(),
             body: render::to_yaml(&self.pinned).into_bytes(),
             mode: None,
         }
@@ -234,6 +232,7 @@ pub fn plan(i: &PlanInputs) -> Result<ReleasePlan, PlanError> {
     let (app, n) = (i.app, i.release);
     let dir = i.paths.release(app, n);
     let src = dir.join("src");
+    let file = dir.join(argv::COMPOSE_FILE);
     let target = i.cli.map(ComposeCli::target).unwrap_or(Target::Stack);
     let cx = render::Context {
         app,
@@ -344,7 +343,7 @@ pub fn plan(i: &PlanInputs) -> Result<ReleasePlan, PlanError> {
         });
     }
     files.push(File {
-        path: dir.join(argv::COMPOSE_FILE),
+        path: file.clone(),
         body: yaml.clone(),
         mode: None,
     });
@@ -354,7 +353,6 @@ pub fn plan(i: &PlanInputs) -> Result<ReleasePlan, PlanError> {
         body: yaml,
         mode: Some(0o444),
     });
-    let file = dir.join(argv::COMPOSE_FILE);
     let start = match i.cli {
         Some(cli) => {
             let switch = switched(&spec, &routed, i.containers);
@@ -378,6 +376,7 @@ pub fn plan(i: &PlanInputs) -> Result<ReleasePlan, PlanError> {
         target,
         spec,
         warnings,
+        file,
         compose: out.compose,
         pinned,
         copies,

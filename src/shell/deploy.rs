@@ -619,17 +619,16 @@ fn run(
     check_bind_sources(paths, app, &plan.compose, &src).map_err(fail)?;
     // what Docker and compose read on their own, out of containers' reach
     crate::pin_files::pin_release(&dir.join("files"), &src, &plan.copies).map_err(fail)?;
-    write_files(&[plan.pinned_file(paths, app, n)])?;
+    write_files(&[plan.pinned_file()])?;
 
     release::point_app_at(paths, app, &src)?;
-    let compose_file = release::compose_file(paths, app, n);
     let r = rollout::Rollout {
         paths,
         settings,
         app,
         plan: &plan,
         spec: &plan.spec,
-        file: &compose_file,
+        file: &plan.file,
         caddy: plan.caddy.as_ref(),
         journal: rec,
     };
