@@ -320,53 +320,9 @@ pub fn plan(i: &PlanInputs) -> Result<ReleasePlan, PlanError> {
         })
         .collect();
     let builds = builds(i, &spec, &out, &src).map_err(error)?;
-    let yaml = out.yaml().into_bytes();
-    let mut files = vec![
-        File {
-            path: dir.join(argv::COMPOSE_ENV),
-            body: compose_env(i.dot_env),
-            mode: Some(0o600),
-        },
-        File {
-            path: dir.join("ENV"),
-            body: envfile::render(i.config_env).into_bytes(),
-            mode: Some(0o600),
-        },
-    ];
-    if let Some(server) = &server {
-        let mut json = serde_json::to_vec_pretty(server).expect("JSON serialises");
-        json.push(b'\n');
-        files.push(File {
-            path: dir.join("caddy.json"),
-            body: json,
-            mode: None,
-        });
-    }
-    files.push(File {
-        path: file.clone(),
-        body: yaml.clone(),
-        mode: None,
-    });
-    // a copy for people to read; kata never reads it back
-    files.push(File {
-        path: src.join(".docker-compose.yaml"),
-        body: yaml,
-        mode: Some(0o444),
-    });
+    let files = files(i, &file, &out.yaml(), server.as_ref());
     let start = match i.cli {
-        Some(cli) => {
-            let switch = switched(&spec, &routed, i.containers);
-            let retiring = retiring(i.containers, &switch);
-            let ids: Vec<&str> = retiring.iter().map(|c| c.id.as_str()).collect();
-            Start::Compose(ComposeStart {
-                cli,
-                old_ids: i.containers.iter().map(|c| c.id.clone()).collect(),
-                start: plan_start(cli, app, &file, &spec, i.containers, &switch),
-                retire: argv::retire(&ids),
-                switched: switch.iter().map(|s| (*s).to_owned()).collect(),
-                retiring: retiring.into_iter().cloned().collect(),
-            })
-        }
+        Some(cli) => Start::Compose(compose_start(cli, app, &file, &spec, &routed, i.containers)),
         None => Start::Swarm {
             deploy: argv::stack_deploy(&file, app),
         },
@@ -392,6 +348,69 @@ pub fn plan(i: &PlanInputs) -> Result<ReleasePlan, PlanError> {
         ports: port_writes,
         previous: i.previous.clone(),
     })
+}
+
+/// The files written before the build, in order: the pushed `.env` as
+/// compose reads it, the config values, the Caddy server, the compose file
+/// and its copy for people.
+fn files(i: &PlanInputs, file: &Path, yaml: &str, server: Option<&Json>) -> Vec<File> {
+    let dir = i.paths.release(i.app, i.release);
+    let mut files = vec![
+        File {
+            path: dir.join(argv::COMPOSE_ENV),
+            body: compose_env(i.dot_env),
+            mode: Some(0o600),
+        },
+        File {
+            path: dir.join("ENV"),
+            body: envfile::render(i.config_env).into_bytes(),
+            mode: Some(0o600),
+        },
+    ];
+    if let Some(server) = server {
+        let mut json = serde_json::to_vec_pretty(server).expect("JSON serialises");
+        json.push(b'\n');
+        files.push(File {
+            path: dir.join("caddy.json"),
+            body: json,
+            mode: None,
+        });
+    }
+    files.push(File {
+        path: file.to_path_buf(),
+        body: yaml.as_bytes().to_vec(),
+        mode: None,
+    });
+    // a copy for people to read; kata never reads it back
+    files.push(File {
+        path: dir.join("src").join(".docker-compose.yaml"),
+        body: yaml.as_bytes().to_vec(),
+        mode: Some(0o444),
+    });
+    files
+}
+
+/// A compose start from the snapshot `before`: which services switch, the
+/// containers they retire, and the commands.
+fn compose_start(
+    cli: ComposeCli,
+    app: &str,
+    file: &Path,
+    spec: &AppSpec,
+    routed: &[(String, u16)],
+    before: &[Container],
+) -> ComposeStart {
+    let switch = switched(spec, routed, before);
+    let retiring = retiring(before, &switch);
+    let ids: Vec<&str> = retiring.iter().map(|c| c.id.as_str()).collect();
+    ComposeStart {
+        cli,
+        old_ids: before.iter().map(|c| c.id.clone()).collect(),
+        start: plan_start(cli, app, file, spec, before, &switch),
+        retire: argv::retire(&ids),
+        switched: switch.iter().map(|s| (*s).to_owned()).collect(),
+        retiring: retiring.into_iter().cloned().collect(),
+    }
 }
 
 /// The pushed `.env` as compose gets it: without the variables that steer
