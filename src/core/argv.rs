@@ -92,6 +92,39 @@ pub fn image_inspect(image: &str) -> Vec<String> {
     )
 }
 
+/// Builds runtime image `tag` from the context `dir`, on `base`, labelled
+/// with the fingerprint `hash` of what it is built from.
+pub fn runtime_build(base: &str, hash: &str, tag: &str, dir: &Path) -> Vec<String> {
+    let (base, hash, dir) = (
+        format!("BASE={base}"),
+        format!("kata.runtime.hash={hash}"),
+        dir.display().to_string(),
+    );
+    let words = [
+        "build",
+        "--build-arg",
+        &base,
+        "--label",
+        &hash,
+        "-t",
+        tag,
+        &dir,
+    ];
+    docker(&words, &[] as &[&str])
+}
+
+/// Removes runtime images a rebuild untagged and no container uses.
+pub fn prune_runtime_images() -> Vec<String> {
+    let words = [
+        "image",
+        "prune",
+        "--force",
+        "--filter",
+        "label=kata.runtime.hash",
+    ];
+    docker(&words, &[] as &[&str])
+}
+
 /// The code volumes (`<app>_app_r<N>`) whose names start with `prefix`.
 pub fn code_volumes(prefix: &str) -> Vec<String> {
     let filter = format!("name={prefix}");
@@ -223,6 +256,14 @@ mod tests {
         insta::assert_snapshot!(line(&image_inspect("busybox:1")), @"docker image inspect --format {{.Id}} busybox:1");
         insta::assert_snapshot!(line(&code_volumes("shop_app_r")), @"docker volume ls -q --filter name=shop_app_r");
         insta::assert_snapshot!(line(&volume_rm("shop_app_r3")), @"docker volume rm shop_app_r3");
+        let build = runtime_build(
+            "debian:bookworm-slim",
+            "f00d",
+            "kata/python",
+            Path::new("/tmp/ctx"),
+        );
+        insta::assert_snapshot!(line(&build), @"docker build --build-arg BASE=debian:bookworm-slim --label kata.runtime.hash=f00d -t kata/python /tmp/ctx");
+        insta::assert_snapshot!(line(&prune_runtime_images()), @"docker image prune --force --filter label=kata.runtime.hash");
     }
 
     #[test]
