@@ -224,9 +224,11 @@ pub enum Command {
     /// Show the app's live part in Caddy as server JSON.
     #[command(name = "config:caddy")]
     ConfigCaddy { app: String },
-    /// List every app's part in Caddy: its server, hosts, listen addresses, upstreams.
+    /// List every app's part in Caddy (or only APP's): its server, hosts,
+    /// listen addresses, upstreams.
     #[command(name = "caddy:ls")]
     CaddyLs {
+        app: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -58,6 +58,13 @@ impl Paths {
     pub fn settings_file(&self) -> PathBuf {
         self.root.join("state").join("settings.json")
     }
+    /// Set when the Caddy at the admin endpoint it holds refused
+    /// `stream_close_delay` (older than 2.7), so kata stops offering it.
+    pub fn caddy_without_stream_close_delay(&self) -> PathBuf {
+        self.root
+            .join("state")
+            .join("caddy-without-stream-close-delay")
+    }
     /// Host-wide locks (Caddy writes, authorized_keys).
     pub fn host_lock(&self, name: &str) -> PathBuf {
         self.root.join("state").join(format!("{name}.lock"))

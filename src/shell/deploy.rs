@@ -291,6 +291,8 @@ fn apply(
                     restore(paths, settings, app, p)?;
                 }
                 release::point_app_at(paths, app, &release::src(paths, app, p.number))?;
+            } else if *restore_previous && mode_of(r) == Mode::Swarm {
+                rollout::remove_undone_stack(app)?;
             }
             let why = match at {
                 Some(s) => format!("interrupted at {s}; undone by the next command"),
@@ -356,7 +358,11 @@ fn restore(paths: &Paths, settings: &Settings, app: &str, p: &Release) -> Result
             file.is_file().then_some(file.as_path()),
             server.as_ref(),
         ),
-        Mode::Swarm => docker::run_streamed(&crate::argv::stack_deploy(&file, app), &[])?,
+        Mode::Swarm => {
+            docker::run_streamed(&crate::argv::stack_deploy(&file, app), &[])?;
+            let spec = recorded_spec(paths, app, p)?;
+            rollout::settle_restored_stack(paths, settings, app, &spec, server.as_ref())?;
+        }
     }
     Ok(())
 }

@@ -737,14 +737,28 @@ pub fn put_server(
     // last line of defence for every write (deploy, rollback, restart, sync)
     caddy::refuse_admin_reach(&resolved, None, &settings.caddy_admin)?;
     let _lock = admin.lock()?;
-    let plan = match admin.put_server(app, &with_stream_close_delay(&resolved)) {
-        Err(e) if e.to_string().contains("stream_close_delay") && !mentions_delay(server) => {
-            ui::info(
-                "this Caddy predates stream_close_delay (2.7): open WebSockets are closed on each deploy and clients reconnect",
-            );
-            admin.put_server(app, &resolved)?
+    // A refusal is remembered for this endpoint, so an old Caddy gets one
+    // write per change, not a refused one first; `caddy:sync` forgets it.
+    let memo = paths.caddy_without_stream_close_delay();
+    let endpoint = admin.endpoint().to_string();
+    let refused_before = std::fs::read_to_string(&memo).is_ok_and(|s| s.trim() == endpoint);
+    let old_caddy = || {
+        ui::info(
+            "this Caddy predates stream_close_delay (2.7): open WebSockets are closed on each deploy and clients reconnect",
+        )
+    };
+    let plan = if refused_before && !mentions_delay(server) {
+        old_caddy();
+        admin.put_server(app, &resolved)?
+    } else {
+        match admin.put_server(app, &with_stream_close_delay(&resolved)) {
+            Err(e) if e.to_string().contains("stream_close_delay") && !mentions_delay(server) => {
+                old_caddy();
+                let _ = crate::fsutil::write_atomic(&memo, format!("{endpoint}\n").as_bytes());
+                admin.put_server(app, &resolved)?
+            }
+            other => other?,
         }
-        other => other?,
     };
     for m in &plan.moved {
         ui::info(format!(
@@ -816,10 +830,22 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     let argv = r.plan.stack_deploy();
     r.journal
         .update(|j| j.plan(Step::StartNew, vec![argv.clone()]))?;
-    r.journal.step(Step::StartNew, || {
-        docker::run_streamed(&argv, &[]).map_err(DeployError::from)
-    })?;
-    r.journal.step(Step::Gate, || wait_stack(r.app, r.spec))?;
+    let started = r
+        .journal
+        .step(Step::StartNew, || {
+            docker::run_streamed(&argv, &[]).map_err(DeployError::from)
+        })
+        .and_then(|()| r.journal.step(Step::Gate, || wait_stack(r.app, r.spec)));
+    if let Err(e) = started {
+        // a first deploy has nothing to go back to: its stack must not stay
+        // behind, restarting tasks nobody routes to
+        if r.plan.previous.file.is_none()
+            && let Err(re) = remove_undone_stack(r.app)
+        {
+            ui::warn(format!("could not remove the stack {}: {re}", r.app));
+        }
+        return Err(e);
+    }
     r.journal.step(Step::SwitchCaddy, || match r.caddy {
         Some(server) => route(r, server, &addresses(r.paths, r.app, r.spec, Mode::Swarm)?),
         None => Ok(()),
@@ -827,6 +853,67 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     r.journal.step(Step::RecordLive, || {
         crate::release::mark_live(r.paths, r.app, r.journal.release())
     })?;
+    Ok(())
+}
+
+/// Swarm mode, undoing a deploy once the previous release's stack file was
+/// deployed again: waits until the stack runs it, then routes the previous
+/// release's server to its tasks. Swarm replaced them, and a task's old
+/// address may belong to another container by now.
+pub fn settle_restored_stack(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    spec: &AppSpec,
+    server: Option<&Value>,
+) -> Result<(), DeployError> {
+    // services of profiles the release did not deploy are not in the stack
+    let listed = docker::docker(&["stack", "services", "--format", "{{.Name}}", app])?;
+    let mut spec = spec.clone();
+    spec.services
+        .retain(|name, _| listed.lines().any(|l| l.trim() == format!("{app}_{name}")));
+    wait_stack(app, &spec)?;
+    match server {
+        Some(server) => put_server(
+            paths,
+            settings,
+            app,
+            server,
+            &addresses(paths, app, &spec, Mode::Swarm)?,
+        )
+        .map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// Swarm mode, undoing an app's first deploy: nothing to go back to, so
+/// its stack goes. Waits (up to a minute) for the tasks' containers, which
+/// outlive `stack rm` for a while.
+pub fn remove_undone_stack(app: &str) -> Result<(), DeployError> {
+    if !has_stack(app) {
+        return Ok(());
+    }
+    ui::info(format!(
+        "removing the stack {app}: no earlier release to go back to"
+    ));
+    remove_stack(app)
+}
+
+/// Whether this node's swarm runs a stack named `app` (false off a manager).
+pub fn has_stack(app: &str) -> bool {
+    docker::docker(&["stack", "ls", "--format", "{{.Name}}"])
+        .is_ok_and(|stacks| stacks.lines().any(|l| l.trim() == app))
+}
+
+/// `docker stack rm`, then waits (up to a minute) for the tasks' containers
+/// to go: `stack rm` returns before them, and networks and volumes in use
+/// cannot be removed.
+pub fn remove_stack(app: &str) -> Result<(), DeployError> {
+    docker::docker(&["stack", "rm", app])?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !docker::all_containers_of_stack(app)?.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
     Ok(())
 }
 

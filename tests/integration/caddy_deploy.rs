@@ -9,9 +9,7 @@ use crate::support::caddy::{
 };
 use crate::support::images::{self, BUSYBOX};
 use crate::support::push::{LocalApp, service_ips, wait_body};
-use crate::support::{
-    Cleanup, Kata, docker, docker_ok, engine_exclusive, engine_shared, free_port, unique, wait_for,
-};
+use crate::support::{Kata, docker_ok, engine_shared, free_port, unique, wait_for};
 use serde_json::{Value, json};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -620,13 +618,37 @@ fn concurrent_pushes() {
             s.spawn(|| app.push_ok());
         }
     });
+    let every: Vec<Value> =
+        serde_json::from_str(&kata.args(["caddy:ls", "--json"]).success().stdout).unwrap();
     for (i, (app, host, port)) in apps.iter().enumerate() {
         wait_routed(*port, host, &format!("app {i}"));
         assert_eq!(
             dials(&caddy.admin().get_server(&app.name).unwrap().unwrap()),
             web_upstreams(&app.name)
         );
+        // `caddy:ls APP` reads the part by its @id: the same row as the
+        // whole listing's, and only that one
+        let one: Vec<Value> = serde_json::from_str(
+            &kata
+                .args(["caddy:ls", &app.name, "--json"])
+                .success()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(one.len(), 1, "{one:?}");
+        assert_eq!(one[0]["server"], json!(shared(*port)));
+        assert_eq!(one[0]["hosts"], json!([host]));
+        assert_eq!(
+            Some(&one[0]),
+            every.iter().find(|r| r["name"] == json!(app.name))
+        );
     }
+    let o = kata.args(["caddy:ls", "nosuchapp"]).code(1);
+    assert!(
+        o.stderr.contains("app nosuchapp has no part in Caddy"),
+        "{}",
+        o.stderr
+    );
     assert_eq!(
         servers(&caddy)
             .as_object()
@@ -674,37 +696,22 @@ fn refused_after_recreate() {
     wait_routed(port, &host, "good");
 }
 
-/// Makes this node a single-node swarm manager unless it is one already;
-/// the guard leaves the swarm (and removes the bridge network swarm mode
-/// created) only if this call created it, also when the test panics.
-fn single_node_swarm() -> Cleanup {
-    let state = docker_ok(["info", "--format", "{{.Swarm.LocalNodeState}}"]);
-    if state.trim() == "active" {
-        return Cleanup::new(|| {});
-    }
-    let had_gwbridge = docker(["network", "inspect", "docker_gwbridge"])
-        .status
-        .success();
-    let guard = Cleanup::new(move || {
-        let _ = docker(["swarm", "leave", "--force"]);
-        if !had_gwbridge {
-            let _ = docker(["network", "rm", "docker_gwbridge"]);
-        }
-    });
-    docker_ok(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-    guard
-}
-
 /// Swarm mode: `web:8080` must become an address Caddy on the host reaches:
 /// a task's overlay address cannot be, its `docker_gwbridge` address can.
 /// kata's health check gates swarm's start-first updates: a failing release
 /// is rolled back and never takes traffic.
 #[test]
 fn swarm_app_is_routed_through_caddy() {
-    images::ensure_test_images();
-    let _engine = engine_exclusive();
-    // the swarm outlives the apps' guards (their stacks are removed first)
-    let _swarm = single_node_swarm();
+    crate::support::private_dockerd::rerun_on_a_swarm("caddy_deploy::swarm_routed_inner");
+}
+
+#[test]
+#[ignore = "run by swarm_app_is_routed_through_caddy on a private swarm"]
+fn swarm_routed_inner() {
+    assert!(
+        crate::support::private_dockerd::inside(),
+        "needs the private swarm"
+    );
     // one after the other: one swarm, one stack update at a time
     for bin in [DEBIAN, CURRENT] {
         with_bin(bin, swarm_app);

@@ -483,8 +483,13 @@ fn streams_stay_open_across_deploys_of_their_own_and_other_apps() {
                 own.stderr
             );
             assert!(stream.closed(), "Caddy 2.6 closes streams on reload");
+            // the refusal is remembered: later writes are sent once
+            let memo = kata.path("state/caddy-without-stream-close-delay");
+            let memo = std::fs::read_to_string(memo).unwrap();
+            assert_eq!(memo.trim(), caddy.endpoint());
             stream = Stream::open(port, &ha);
         } else {
+            assert!(!kata.path("state/caddy-without-stream-close-delay").exists());
             assert!(
                 stream.echoes("after its own app's deploy"),
                 "the stream was closed by the deploy of its app"
@@ -497,6 +502,10 @@ fn streams_stay_open_across_deploys_of_their_own_and_other_apps() {
         wait_routed(port, &hb, "b2");
         if old_caddy {
             assert!(stream.closed(), "Caddy 2.6 closes streams on reload");
+            // the refusal is remembered: later writes are sent once
+            let memo = kata.path("state/caddy-without-stream-close-delay");
+            let memo = std::fs::read_to_string(memo).unwrap();
+            assert_eq!(memo.trim(), caddy.endpoint());
         } else {
             assert!(
                 stream.echoes("after the other app's deploy"),

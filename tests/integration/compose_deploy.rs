@@ -5,10 +5,9 @@
 //! data directory.
 
 use crate::support::images::{self, BUSYBOX};
+use crate::support::private_dockerd;
 use crate::support::push::{LocalApp, wait_answer};
-use crate::support::{
-    Kata, docker_ok, engine_exclusive, engine_shared, repo_path, unique, wait_for,
-};
+use crate::support::{Kata, docker_ok, engine_shared, repo_path, unique, wait_for};
 use std::time::Duration;
 
 /// tests/fixtures/compose/busybox-migrate.yaml, with its `.env` as the app's config.
@@ -116,9 +115,13 @@ fn one_shot_migration_runs_once_per_deploy_v1() {
 /// wait for it to be running.
 #[test]
 fn one_shot_job_completes_once_in_swarm_mode() {
-    images::ensure_test_images();
-    let _engine = engine_exclusive();
-    let _swarm = crate::docker_swarm::single_node_swarm();
+    private_dockerd::rerun_on_a_swarm("compose_deploy::one_shot_job_swarm_inner");
+}
+
+#[test]
+#[ignore = "run by one_shot_job_completes_once_in_swarm_mode on a private swarm"]
+fn one_shot_job_swarm_inner() {
+    assert!(private_dockerd::inside(), "needs the private swarm");
     let kata = Kata::setup();
     let name = unique("jobswarm");
     kata.write_app_config(&name, &config());

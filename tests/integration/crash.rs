@@ -2,9 +2,14 @@
 //! kata there), then the next command recovers: a real Docker engine, a real
 //! Caddy, busybox httpd apps. Each test checks the containers, the release
 //! records, what Caddy routes to, and what the push itself reported.
+//!
+//! The swarm-mode kill points run on a single-node swarm of a private
+//! dockerd (`PrivateDockerd::swarm`), each test in a namespace of its own:
+//! the host's engine never becomes a swarm manager.
 
 use crate::support::caddy::{Caddy, http_get};
 use crate::support::images::{self, BUSYBOX};
+use crate::support::private_dockerd;
 use crate::support::push::{LocalApp, routed_httpd_yaml};
 use crate::support::{Kata, docker_ok, free_port, unique, wait_for};
 use std::time::Duration;
@@ -23,7 +28,9 @@ struct Fixture {
 }
 
 fn fixture(prefix: &str) -> Fixture {
-    images::ensure_test_images();
+    if !private_dockerd::inside() {
+        images::ensure_test_images(); // the outer test checked the host's
+    }
     let caddy = Caddy::start();
     let kata = Kata::setup();
     kata.args(["setup", "--caddy-admin", caddy.endpoint()])
@@ -98,6 +105,11 @@ impl Fixture {
     /// and returns the push's outcome (code, stderr).
     fn push_killed_at(&self, step: &str) -> (Option<i32>, String) {
         self.commit("v2");
+        self.push_committed_killed_at(step)
+    }
+
+    /// [`Fixture::push_killed_at`] with what is committed now.
+    fn push_committed_killed_at(&self, step: &str) -> (Option<i32>, String) {
         let marker = self.kata.path("state/test-paused");
         let child = self.app.push_spawn(&[("KATA_TEST_PAUSE_AT", step)]);
         wait_for(
@@ -415,4 +427,308 @@ fn a_release_that_fills_the_disk_fails_and_gives_the_space_back() {
     f.app.push_ok();
     assert_eq!(f.body(), "v3");
     assert_eq!(f.statuses().last().unwrap(), &(3, "live".into()));
+}
+
+/// Runs `crash::<inner>` on a single-node swarm of a private dockerd.
+fn on_a_private_swarm(inner: &str) {
+    private_dockerd::rerun_on_a_swarm(&format!("crash::{inner}"));
+}
+
+impl Fixture {
+    /// The release whose code the stack's web service is specified to
+    /// mount (its code volume `<app>_app_r<n>`), and the release each of its
+    /// running task containers mounts.
+    fn stack_releases(&self) -> (String, Vec<String>) {
+        let name = &self.app.name;
+        let spec = docker_ok([
+            "service",
+            "inspect",
+            &format!("{name}_web"),
+            "--format",
+            "{{range .Spec.TaskTemplate.ContainerSpec.Mounts}}{{.Source}} {{end}}",
+        ]);
+        let ids = docker_ok([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={name}"),
+        ]);
+        let running = ids
+            .split_whitespace()
+            .map(|id| {
+                let mounts = docker_ok([
+                    "inspect",
+                    "--format",
+                    "{{range .Mounts}}{{.Name}} {{end}}",
+                    id,
+                ]);
+                release_mounted(&mounts)
+            })
+            .collect();
+        (release_mounted(&spec), running)
+    }
+
+    /// Release `n` is recorded live, the stack runs its spec (one task,
+    /// converged) and Caddy routes every request to it, serving `body`.
+    fn assert_swarm_serves(&self, n: u64, body: &str) {
+        let statuses = self.statuses();
+        assert!(
+            !statuses.iter().any(|(_, s)| s == "pending"),
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().find(|(_, s)| s == "live").map(|(n, _)| *n),
+            Some(n),
+            "{statuses:?}"
+        );
+        assert_eq!(self.stack_releases().0, n.to_string(), "the service's spec");
+        // a replaced task's container may still be in its stop grace period
+        let want = (n.to_string(), vec![n.to_string()]);
+        wait_for(
+            &format!("release {n}'s task alone to run"),
+            Duration::from_secs(60),
+            || self.stack_releases() == want,
+        );
+        for _ in 0..20 {
+            assert_eq!(self.body(), body, "every request reaches release {n}");
+        }
+    }
+}
+
+/// A swarm deploy killed before the switch: the push fails, the next
+/// command for the app (`config:set --no-deploy`: recovery alone) undoes
+/// it. The stack runs release 1's spec again, Caddy routes to its task, and
+/// the app deploys again.
+fn swarm_undone_at(step: &str) {
+    let f = fixture(&format!("swcrash-{step}"));
+    f.assert_swarm_serves(1, "v1");
+    let (code, stderr) = f.push_killed_at(step);
+    assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    if step == "gate" {
+        // swarm carries on without kata: the next command finds the stack
+        // updated to release 2 and its old task gone
+        let v2 = ("2".to_owned(), vec!["2".to_owned()]);
+        wait_for("the stack to converge", Duration::from_secs(60), || {
+            f.stack_releases() == v2
+        });
+        // another container takes the address release 1's task had, as a
+        // freed address goes to the next container: a route left at it
+        // would reach that container
+        docker_ok([
+            "run",
+            "-d",
+            "--network",
+            "docker_gwbridge",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "mkdir /w && echo someone else > /w/index.html && exec httpd -f -p 8080 -h /w",
+        ]);
+    }
+    let out = f
+        .kata
+        .args(["config:set", &f.app.name, "A=1", "--no-deploy"])
+        .success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains(&format!("release 2 was interrupted at {step}; undone")),
+        "{all}"
+    );
+    assert_eq!(f.statuses(), vec![(1, "live".into()), (2, "failed".into())]);
+    f.assert_swarm_serves(1, "v1");
+    f.commit("v3");
+    f.app.push_ok();
+    f.assert_swarm_serves(3, "v3");
+}
+
+/// A swarm deploy killed once Caddy may route to the new task: `next`
+/// finishes it (`kata deploy` then deploys it again as release 3).
+fn swarm_finished_at(step: &str, next: &[&str]) {
+    let f = fixture(&format!("swcrash-{step}"));
+    let (code, stderr) = f.push_killed_at(step);
+    assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let mut args = next.to_vec();
+    args.insert(1, &f.app.name);
+    let out = f.kata.args(&args).success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains(&format!(
+            "release 2 was interrupted at {step} after the switch; finished it"
+        )),
+        "{all}"
+    );
+    let live = if next == ["deploy"] { 3 } else { 2 };
+    f.assert_swarm_serves(live, "v2");
+    assert_eq!(
+        f.statuses()[1],
+        (2, if live == 2 { "live" } else { "superseded" }.into())
+    );
+}
+
+#[test]
+fn swarm_killed_while_building_is_undone() {
+    on_a_private_swarm("swarm_build_inner");
+}
+
+#[test]
+#[ignore = "run by swarm_killed_while_building_is_undone on a private swarm"]
+fn swarm_build_inner() {
+    swarm_undone_at("build");
+}
+
+#[test]
+fn swarm_killed_before_the_stack_deploy_is_undone() {
+    on_a_private_swarm("swarm_start_new_inner");
+}
+
+#[test]
+#[ignore = "run by swarm_killed_before_the_stack_deploy_is_undone on a private swarm"]
+fn swarm_start_new_inner() {
+    swarm_undone_at("start-new");
+}
+
+#[test]
+fn swarm_killed_while_the_stack_converges_is_undone() {
+    on_a_private_swarm("swarm_gate_inner");
+}
+
+#[test]
+#[ignore = "run by swarm_killed_while_the_stack_converges_is_undone on a private swarm"]
+fn swarm_gate_inner() {
+    swarm_undone_at("gate");
+}
+
+#[test]
+fn swarm_killed_during_the_switch_is_routed_and_finished() {
+    on_a_private_swarm("swarm_switch_inner");
+}
+
+#[test]
+#[ignore = "run by swarm_killed_during_the_switch_is_routed_and_finished on a private swarm"]
+fn swarm_switch_inner() {
+    swarm_finished_at("switch-caddy", &["config:set", "A=1", "--no-deploy"]);
+}
+
+#[test]
+fn swarm_killed_before_recording_live_is_finished_by_kata_deploy() {
+    on_a_private_swarm("swarm_record_live_inner");
+}
+
+#[test]
+#[ignore = "run by swarm_killed_before_recording_live_is_finished_by_kata_deploy on a private swarm"]
+fn swarm_record_live_inner() {
+    swarm_finished_at("record-live", &["deploy"]);
+}
+
+#[test]
+fn swarm_killed_while_cleaning_up_is_finished() {
+    on_a_private_swarm("swarm_cleanup_inner");
+}
+
+#[test]
+#[ignore = "run by swarm_killed_while_cleaning_up_is_finished on a private swarm"]
+fn swarm_cleanup_inner() {
+    swarm_finished_at("cleanup", &["config:set", "A=1", "--no-deploy"]);
+}
+
+/// `<n>` of the code volume `…_app_r<n>` among space-separated mounts.
+fn release_mounted(mounts: &str) -> String {
+    mounts
+        .split_whitespace()
+        .find_map(|m| m.rsplit_once("_app_r").map(|(_, n)| n))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn swarm_first_deploy_killed_while_converging_is_removed() {
+    on_a_private_swarm("swarm_first_deploy_inner");
+}
+
+/// An app's first swarm deploy killed while the stack converges: nothing
+/// to go back to, so the next command removes the stack (no task left
+/// running for a release that never went live), and the app deploys again.
+#[test]
+#[ignore = "run by swarm_first_deploy_killed_while_converging_is_removed on a private swarm"]
+fn swarm_first_deploy_inner() {
+    let caddy = Caddy::start();
+    let kata = Kata::setup();
+    kata.args(["setup", "--caddy-admin", caddy.endpoint()])
+        .success();
+    let f = Fixture {
+        app: LocalApp::new(&kata, &unique("swcrash-first")),
+        kata,
+        _caddy: caddy,
+        port: free_port(),
+    };
+    let (code, stderr) = f.push_killed_at("gate");
+    assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
+    wait_for("the stack to converge", Duration::from_secs(60), || {
+        f.stack_releases().1 == ["1"]
+    });
+    let out = f
+        .kata
+        .args(["config:set", &f.app.name, "A=1", "--no-deploy"])
+        .success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("release 1 was interrupted at gate; undone"),
+        "{all}"
+    );
+    assert_eq!(f.statuses(), vec![(1, "failed".into())]);
+    let stacks = docker_ok(["stack", "ls", "--format", "{{.Name}}"]);
+    assert!(!stacks.lines().any(|s| s == f.app.name), "{stacks}");
+    let left = docker_ok([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.stack.namespace={}", f.app.name),
+    ]);
+    assert_eq!(left.trim(), "", "no container of the stack is left");
+    f.commit("v3");
+    f.app.push_ok();
+    f.assert_swarm_serves(2, "v3");
+}
+
+#[test]
+fn swarm_killed_while_swarm_rolls_back_is_undone() {
+    on_a_private_swarm("swarm_rolled_back_inner");
+}
+
+/// Killed while the stack converges on a release that fails its health
+/// check: swarm rolls the service back on its own, and the next command
+/// still undoes the release (swarm's rollback is where it wanted to go)
+/// instead of failing on it forever.
+#[test]
+#[ignore = "run by swarm_killed_while_swarm_rolls_back_is_undone on a private swarm"]
+fn swarm_rolled_back_inner() {
+    let f = fixture("swcrash-rolled");
+    f.app.remove("www/index.html").commit("unhealthy");
+    let (code, stderr) = f.push_committed_killed_at("gate");
+    assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
+    let web = format!("{}_web", f.app.name);
+    wait_for("swarm to roll back", Duration::from_secs(180), || {
+        docker_ok([
+            "service",
+            "inspect",
+            "--format",
+            "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+            &web,
+        ])
+        .trim()
+            == "rollback_completed"
+    });
+    let out = f
+        .kata
+        .args(["config:set", &f.app.name, "A=1", "--no-deploy"])
+        .success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("release 2 was interrupted at gate; undone"),
+        "{all}"
+    );
+    assert_eq!(f.statuses(), vec![(1, "live".into()), (2, "failed".into())]);
+    f.assert_swarm_serves(1, "v1");
 }

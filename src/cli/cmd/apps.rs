@@ -464,17 +464,7 @@ fn remove_containers(
     wipe: bool,
 ) -> anyhow::Result<()> {
     match live.map(|l| l.mode) {
-        Some(Mode::Swarm) => {
-            docker::docker(&["stack", "rm", app])?;
-            // `stack rm` returns before the tasks' containers are gone, and
-            // networks and volumes in use cannot be removed.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while !docker::all_containers_of_stack(app)?.is_empty()
-                && std::time::Instant::now() < deadline
-            {
-                std::thread::sleep(std::time::Duration::from_millis(250));
-            }
-        }
+        Some(Mode::Swarm) => crate::rollout::remove_stack(app)?,
         Some(Mode::Compose) => {
             let l = live.expect("compose mode comes from a live release");
             let mut rest = vec!["down", "--remove-orphans"];
@@ -486,6 +476,9 @@ fn remove_containers(
                 must(&p, &a)?;
             }
         }
+        // a stack no release made live (a first deploy that failed, or
+        // one an older kata left): its services would recreate the tasks
+        None if crate::rollout::has_stack(app) => crate::rollout::remove_stack(app)?,
         None => {}
     }
     // Whatever is left with our labels (e.g. a failed release's containers).

@@ -72,31 +72,88 @@ fn table(rows: &[ServerSummary]) -> String {
 }
 
 /// Lists every app's part and every other server in Caddy (kata apps
-/// marked), as a table or `--json`.
-pub fn ls(json: bool) -> anyhow::Result<i32> {
+/// marked), or one app's part, as a table or `--json`.
+pub fn ls(app: Option<&str>, json: bool) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let admin = admin(&paths)?;
-    // only `apps.http.servers`: what is listed, nothing else of the config
-    let servers = admin.servers()?;
-    let rows: Vec<ServerSummary> =
-        crate::caddy::shared::entries(&servers, &|n| admin.is_kata_app(n))
-            .iter()
-            // a deploy key sees its own apps' parts, not other apps' or hand-made
-            // ones (even one whose name matches its patterns)
-            .filter(|e| {
-                crate::audit::is_admin()
-                    || e.part && crate::audit::visible(e.name) && admin.is_kata_app(e.name)
-            })
-            .map(summarize_entry)
-            .collect();
+    let app = app.map(super::app_arg).transpose()?;
+    let rows = match &app {
+        Some(app) => match one_part(&paths, &admin, app)? {
+            Some(row) => vec![row],
+            None => every_entry(&admin)?
+                .into_iter()
+                .filter(|r| &r.name == app)
+                .collect(),
+        },
+        None => every_entry(&admin)?,
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if let Some(app) = app.filter(|_| rows.is_empty()) {
+        anyhow::bail!(
+            "app {app} has no part in Caddy at {}: no route @id {}",
+            admin.endpoint(),
+            crate::caddy::shared::part_id(&app)
+        );
     } else if rows.is_empty() {
         println!("no servers in Caddy at {}", admin.endpoint());
     } else {
         print!("{}", table(&rows));
     }
     Ok(0)
+}
+
+/// Who may see an entry: a deploy key sees its own apps' parts, not other
+/// apps' or hand-made ones (even one whose name matches its patterns).
+fn visible(admin: &Admin, e: &crate::caddy::shared::Entry) -> bool {
+    crate::audit::is_admin() || e.part && crate::audit::visible(e.name) && admin.is_kata_app(e.name)
+}
+
+fn every_entry(admin: &Admin) -> anyhow::Result<Vec<ServerSummary>> {
+    // only `apps.http.servers`: what is listed, nothing else of the config
+    let servers = admin.servers()?;
+    Ok(
+        crate::caddy::shared::entries(&servers, &|n| admin.is_kata_app(n))
+            .iter()
+            .filter(|e| visible(admin, e))
+            .map(summarize_entry)
+            .collect(),
+    )
+}
+
+/// One app's part read on its own: the part by its `@id`, and the `listen`
+/// and `errors` of the shared server its live release names, so the reads
+/// do not grow with the apps beside it. `None` when Caddy's layout is not
+/// the recorded one (an old per-app server, a part elsewhere): the caller
+/// then reads everything.
+fn one_part(paths: &Paths, admin: &Admin, app: &str) -> anyhow::Result<Option<ServerSummary>> {
+    use crate::caddy::shared;
+    use serde_json::{Map, Value, json};
+    let Some(live) = crate::apps::live(paths, app)? else {
+        return Ok(None);
+    };
+    let Ok(text) = std::fs::read(live.dir.join("caddy.json")) else {
+        return Ok(None);
+    };
+    let Ok(record) = serde_json::from_slice::<Value>(&text) else {
+        return Ok(None);
+    };
+    let server = shared::server_name(&shared::listen_of(&record));
+    let (Some(part), Some(listen)) = (admin.part(app)?, admin.server_field(&server, "listen")?)
+    else {
+        return Ok(None);
+    };
+    let mut view = json!({ "listen": listen, "routes": [part] });
+    if let Some(errors) = admin.server_field(&server, "errors")? {
+        view["errors"] = errors;
+    }
+    let one = Map::from_iter([(server, view)]);
+    let is_kata = |n: &str| admin.is_kata_app(n);
+    let entries = shared::entries(&one, &is_kata);
+    Ok(entries
+        .iter()
+        .find(|e| e.part && e.name == app && visible(admin, e))
+        .map(summarize_entry))
 }
 
 /// Writes every app's part again from its live release's record
@@ -109,6 +166,8 @@ pub fn sync() -> anyhow::Result<i32> {
     let settings = crate::settings::load(&paths)?;
     let mut failed = vec![];
     let (mut changed, mut same) = (0, 0);
+    // after a Caddy upgrade: find out again what this Caddy accepts
+    let _ = std::fs::remove_file(paths.caddy_without_stream_close_delay());
     if let Ok(admin) = Admin::from_settings(&settings, &paths) {
         crate::rollout::remove_orphans_in_caddy(&admin);
     }

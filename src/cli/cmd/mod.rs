@@ -101,7 +101,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<i32> {
         ConfigStack { app } => config::stack(&app),
         ConfigDocker { app } => config::docker(&app),
         ConfigCaddy { app } => caddy::config_caddy(&app),
-        CaddyLs { json } => caddy::ls(json),
+        CaddyLs { app, json } => caddy::ls(app.as_deref(), json),
         CaddySync => caddy::sync(),
         Mode { app, mode } => apps::mode(&app, mode),
         Branch { app, branch, unset } => apps::branch(&app, branch.as_deref(), unset),

@@ -368,6 +368,34 @@ impl Admin {
             .map(|f| f.view))
     }
 
+    /// The app's part alone, by its `@id` (`None` when Caddy has no object
+    /// with that id): Caddy finds it in its id index, so the read does not
+    /// grow with the other apps on the server.
+    pub fn part(&self, app: &str) -> Result<Option<Value>, CaddyError> {
+        name_ok(app)?;
+        let path = format!("/id/{}", shared::part_id(app));
+        match self.get_at(&path) {
+            Err(CaddyError::Refused { body, .. }) if body.contains("unknown object ID") => Ok(None),
+            other => Ok(other?.map(|(v, _)| v)),
+        }
+    }
+
+    /// One field of one server (`listen`, `errors`, …), `None` when the
+    /// server or the field is missing.
+    pub fn server_field(&self, server: &str, field: &str) -> Result<Option<Value>, CaddyError> {
+        // one path segment, as [`shared::server_name`] makes them
+        let segment = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        };
+        if !segment(server) || !segment(field) {
+            return Err(CaddyError::BadName(format!("{server}/{field}")));
+        }
+        let got = self.get_at(&format!("{SERVERS}/{server}/{field}"))?;
+        Ok(got.map(|(v, _)| v).filter(|v| !v.is_null()))
+    }
+
     /// Every server under `apps.http.servers` (kata's and others).
     pub fn servers(&self) -> Result<Map<String, Value>, CaddyError> {
         match self.get_at(SERVERS)? {

@@ -784,11 +784,12 @@ impl Drop for DockerGuard {
 // ---------------------------------------------------------------------------
 // The engine's swarm state
 
-/// Held by tests that deploy to the Docker engine. Deploys pick swarm mode
-/// when the node is a swarm manager, so the swarm test (which creates a
-/// single-node swarm and leaves it) takes this lock exclusively and every
-/// other deploying test takes it shared. A file lock, so that two test
-/// processes on one host also see each other.
+/// Held by tests that deploy to the host's Docker engine: shared by most,
+/// exclusive for a test that needs the engine to itself (no other test's
+/// containers, e.g. to count images). Deploys pick swarm mode when the node
+/// is a swarm manager, and nothing in the suite makes the host's engine one:
+/// swarm tests run on private engines (`private_dockerd::rerun_on_a_swarm`).
+/// A file lock, so that two test processes on one host also see each other.
 pub struct EngineLock(std::fs::File);
 
 fn engine_lock_file() -> std::fs::File {
@@ -800,14 +801,14 @@ fn engine_lock_file() -> std::fs::File {
         .expect("open engine lock file")
 }
 
-/// For a test that deploys in compose mode: no swarm exists while it runs.
+/// For a test that deploys to the host's engine beside others.
 pub fn engine_shared() -> EngineLock {
     let f = engine_lock_file();
     f.lock_shared().expect("lock engine (shared)");
     EngineLock(f)
 }
 
-/// For a test that turns this node into a swarm manager.
+/// For a test that needs the host's engine to itself.
 pub fn engine_exclusive() -> EngineLock {
     let f = engine_lock_file();
     f.lock().expect("lock engine (exclusive)");

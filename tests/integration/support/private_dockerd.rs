@@ -2,6 +2,9 @@
 //! exec-root and socket, in a network namespace the test creates, so its
 //! bridges, iptables rules and settings (e.g. a tiny
 //! `--default-address-pool`) never touch the host's engine or its networks.
+//! It can be a single-node swarm too ([`PrivateDockerd::swarm`]): every
+//! swarm-mode test runs on one, so the host's engine never becomes a swarm
+//! manager.
 //! `nsenter --net` rather than `ip netns exec`: the latter mounts a fresh
 //! /sys without the cgroup mounts dockerd needs.
 
@@ -57,6 +60,21 @@ impl PrivateDockerd {
             );
             std::thread::sleep(Duration::from_millis(250));
         }
+        me
+    }
+
+    /// [`PrivateDockerd::start`], then makes the engine a single-node swarm
+    /// manager advertising its namespace's loopback address (the only one
+    /// the namespace has); the swarm goes with the engine.
+    pub fn swarm(args: &[&str]) -> PrivateDockerd {
+        let me = PrivateDockerd::start(args);
+        let init = me.docker(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        assert!(
+            init.status.success(),
+            "docker swarm init on the private dockerd: {}\n{}",
+            init.stderr,
+            me.log()
+        );
         me
     }
 
@@ -138,6 +156,16 @@ impl PrivateDockerd {
     }
 }
 
+/// Runs the ignored test `test` on a single-node swarm of a private dockerd
+/// of its own (with the busybox test image): what every swarm-mode test
+/// does, so that the host's engine never becomes a swarm manager.
+pub fn rerun_on_a_swarm(test: &str) {
+    super::images::ensure_test_images();
+    let engine = PrivateDockerd::swarm(&[]);
+    engine.load_image(super::images::BUSYBOX);
+    engine.rerun(test);
+}
+
 /// Whether this process is a test run by [`PrivateDockerd::rerun`].
 pub fn inside() -> bool {
     std::env::var_os("KATA_TEST_PRIVATE_DOCKERD").is_some()
@@ -154,6 +182,8 @@ fn run_ok(cmd: &mut Command) {
 
 impl Drop for PrivateDockerd {
     fn drop(&mut self) {
+        // a swarm would start its tasks' containers again
+        let _ = self.docker(["swarm", "leave", "--force"]);
         let ids = self.docker(["ps", "-aq"]).stdout;
         let ids: Vec<&str> = ids.split_whitespace().collect();
         if !ids.is_empty() {
