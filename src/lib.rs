@@ -19,6 +19,10 @@ pub mod ssh;
 // core
 #[path = "core/access/mod.rs"]
 pub mod access;
+#[path = "core/argv.rs"]
+pub mod argv;
+#[path = "core/binds.rs"]
+pub mod binds;
 #[path = "core/caddy/mod.rs"]
 pub mod caddy;
 #[path = "core/compat.rs"]
@@ -41,6 +45,8 @@ pub mod notes;
 pub mod output;
 #[path = "core/paths.rs"]
 pub mod paths;
+#[path = "core/plan.rs"]
+pub mod plan;
 #[path = "core/ports.rs"]
 pub mod ports;
 #[path = "core/render.rs"]
@@ -79,6 +85,8 @@ pub mod health;
 pub mod journal;
 #[path = "shell/lock.rs"]
 pub mod lock;
+#[path = "shell/pin_files.rs"]
+pub mod pin_files;
 #[path = "shell/port_store.rs"]
 pub mod port_store;
 #[path = "shell/recovery.rs"]

@@ -19,10 +19,14 @@ const CORE: &[&str] = &[
     // shared types and the KATA_ROOT layout
     "model.rs",
     "paths.rs",
-    // render compose per target
+    // render compose per target; the host paths it mounts
     "render.rs",
+    "binds.rs",
     "compat.rs",
     "notes.rs",
+    // the docker and compose command lines kata runs; a release's plan
+    "argv.rs",
+    "plan.rs",
     // health gates, push output, swarm secret argv, templates
     "gate.rs",
     "output.rs",
@@ -31,6 +35,7 @@ const CORE: &[&str] = &[
     // access rules
     "access.rs",
     "access/confine.rs",
+    "access/pin.rs",
     // Caddy planning
     "caddy/validate.rs",
     "caddy/shorthand.rs",
@@ -59,6 +64,7 @@ const SHELL: &[&str] = &[
     "health",
     "journal",
     "lock",
+    "pin_files",
     "port_store",
     "recovery",
     "release",

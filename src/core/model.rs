@@ -1,6 +1,6 @@
 //! Types both the planning core and the shell use: the deploy mode, the
-//! render target, the host's compose CLI. Pure values; nothing here
-//! touches the host.
+//! render target, the host's compose CLI and swarm role, an app's
+//! container. Pure values; nothing here touches the host.
 
 /// How an app runs: compose (one host) or a swarm stack.
 #[derive(
@@ -63,4 +63,23 @@ impl ComposeCli {
             ComposeCli::V1 => Target::V1,
         }
     }
+}
+
+/// One container of an app, found by kata's labels (`docker ps -a`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    pub state: String,
+    pub status: String,
+    pub release: Option<u64>,
+}
+
+/// This node's swarm role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwarmRole {
+    None,
+    Manager,
+    Worker,
 }

@@ -124,6 +124,9 @@ pub enum PortError {
         len: u16,
         range: PortRange,
     },
+    /// Another app's record could not be read.
+    #[error("{0}")]
+    Records(String),
 }
 
 /// The app's blocks after allocation, and where the next search starts.
@@ -448,6 +451,62 @@ pub fn parse_ps_ports(column: &str) -> Vec<(u16, String, u16)> {
     out
 }
 
+/// What the port store holds when a deploy plans (read by the shell under
+/// the host-wide ports lock).
+#[derive(Debug, Clone)]
+pub struct PortState {
+    /// This app's blocks.
+    pub current: AppPorts,
+    /// Every other app's blocks (an error: one record is damaged, which
+    /// must not hand its ports out again).
+    pub taken: Result<Vec<Block>, String>,
+    pub cursor: u16,
+}
+
+impl Default for PortState {
+    fn default() -> Self {
+        PortState {
+            current: AppPorts::default(),
+            taken: Ok(vec![]),
+            cursor: 0,
+        }
+    }
+}
+
+/// What the store records after a deploy's plan (`None`: unchanged).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PortWrites {
+    pub ports: Option<AppPorts>,
+    pub cursor: Option<u16>,
+}
+
+/// Gives the app a block for each wanted dial (see [`allocate`]) from the
+/// store's state, and says what the store records. Other apps' blocks are
+/// needed only when a wanted block does not fit the current ones.
+pub fn reserve(
+    range: PortRange,
+    state: &PortState,
+    wanted: &[(String, u16)],
+) -> Result<(AppPorts, PortWrites), PortError> {
+    let fits = |k: &String, len: u16| {
+        state
+            .current
+            .blocks
+            .get(k)
+            .is_some_and(|b| b.len >= len && b.first >= range.first && b.last() <= range.last)
+    };
+    let taken = match wanted.iter().all(|(k, len)| fits(k, *len)) {
+        true => vec![],
+        false => state.taken.clone().map_err(PortError::Records)?,
+    };
+    let a = allocate(range, state.cursor, &taken, &state.current, wanted)?;
+    let writes = PortWrites {
+        ports: (a.ports != state.current).then(|| a.ports.clone()),
+        cursor: (a.cursor != state.cursor).then_some(a.cursor),
+    };
+    Ok((a.ports, writes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,6 +518,36 @@ mod tests {
 
     fn want(items: &[(&str, u16)]) -> Vec<(String, u16)> {
         items.iter().map(|(k, l)| ((*k).to_owned(), *l)).collect()
+    }
+
+    #[test]
+    fn reserve_says_what_the_store_records_and_reads_others_only_when_needed() {
+        let first = PortState {
+            cursor: 20000,
+            ..PortState::default()
+        };
+        let (ports, w) = reserve(R, &first, &want(&[("web:80", 2)])).unwrap();
+        assert_eq!(
+            ports.get("web", 80),
+            Some(Block {
+                first: 20000,
+                len: 2
+            })
+        );
+        assert_eq!(w.ports.as_ref(), Some(&ports));
+        assert_eq!(w.cursor, Some(20002));
+        // the same dials again: nothing changes, and a damaged record of
+        // another app does not matter
+        let again = PortState {
+            current: ports.clone(),
+            taken: Err("state/apps/x/ports.json is damaged".into()),
+            cursor: 20002,
+        };
+        let (same, w) = reserve(R, &again, &want(&[("web:80", 2)])).unwrap();
+        assert_eq!((same, w), (ports, PortWrites::default()));
+        // a new block must know the others: the damaged record is the error
+        let e = reserve(R, &again, &want(&[("web:80", 2), ("api:80", 2)])).unwrap_err();
+        assert!(e.to_string().contains("damaged"), "{e}");
     }
 
     #[test]

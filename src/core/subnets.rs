@@ -40,6 +40,8 @@ pub enum SubnetError {
         app: String,
         network: String,
     },
+    #[error("subnet records: {0}")]
+    Records(String),
 }
 
 /// An IPv4 network: its first address and prefix length (host bits zero).
@@ -351,6 +353,101 @@ pub fn plan(i: &Inputs) -> Result<Plan, SubnetError> {
     Ok(p)
 }
 
+/// What the subnet store holds when a deploy plans (read by the shell under
+/// the host-wide subnet lock).
+#[derive(Debug, Clone)]
+pub struct SubnetState {
+    /// This app's record from its last deploy.
+    pub recorded: BTreeMap<String, Net>,
+    /// The subnets every other app holds (an error: one record is damaged).
+    pub others: Result<Vec<Net>, String>,
+    /// The host's cursor: `None` when it never allocated, `Some(None)` when
+    /// its file does not parse.
+    pub cursor: Option<Option<Net>>,
+    /// The KATA_ROOT, from which a first cursor is derived.
+    pub root: std::path::PathBuf,
+}
+
+impl Default for SubnetState {
+    fn default() -> Self {
+        SubnetState {
+            recorded: BTreeMap::new(),
+            others: Ok(vec![]),
+            cursor: None,
+            root: Default::default(),
+        }
+    }
+}
+
+/// What the store records after a deploy's plan (`None`: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubnetWrites {
+    pub record: Option<BTreeMap<String, Net>>,
+    pub cursor: Option<Net>,
+}
+
+/// The cursor, or for a KATA_ROOT that never allocated, a start derived
+/// from its path: two kata roots sharing one engine (as tests do) then
+/// start far apart in the pool.
+pub fn cursor_or_start(
+    saved: Option<Option<Net>>,
+    root: &std::path::Path,
+    pool: Net,
+    prefix: u8,
+) -> Option<Net> {
+    if let Some(c) = saved {
+        return c;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    root.hash(&mut h);
+    let blocks = 1u64 << (prefix.saturating_sub(pool.prefix)).min(31);
+    let i = h.finish() % blocks;
+    let addr = u64::from(pool.addr) + i * (1u64 << (32 - prefix));
+    // the block before it: allocation starts after the cursor
+    (i > 0).then(|| Net {
+        addr: (addr - (1u64 << (32 - prefix))) as u32,
+        prefix,
+    })
+}
+
+/// Gives the networks of `compose` (rendered for compose v1/v2) their
+/// subnets from the store's state and the engine's networks, and says what
+/// the store records. Nothing to decide when the app has no network to pin
+/// and no record.
+pub fn assign(
+    app: &str,
+    (pool, prefix): (&str, u8),
+    state: &SubnetState,
+    docker: &[DockerNet],
+    compose: &mut Json,
+) -> Result<(Plan, SubnetWrites), SubnetError> {
+    let wanted = networks_to_pin(compose);
+    if wanted.is_empty() && state.recorded.is_empty() {
+        return Ok(Default::default());
+    }
+    let pool: Net = pool.parse()?;
+    check_prefix(pool, prefix)?;
+    let cursor = cursor_or_start(state.cursor, &state.root, pool, prefix);
+    let others = state.others.clone().map_err(SubnetError::Records)?;
+    let p = plan(&Inputs {
+        app,
+        pool,
+        prefix,
+        wanted: &wanted,
+        recorded: &state.recorded,
+        docker,
+        others: &others,
+        cursor,
+    })?;
+    let writes = SubnetWrites {
+        record: (p.record != state.recorded).then(|| p.record.clone()),
+        cursor: p.cursor.filter(|c| Some(*c) != cursor),
+    };
+    pin(compose, &p.pin);
+    Ok((p, writes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +455,78 @@ mod tests {
 
     fn n(s: &str) -> Net {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn assign_pins_the_compose_file_and_says_what_the_store_records() {
+        let mut compose = json!({"services": {"web": {"image": "a"}}});
+        let state = SubnetState {
+            cursor: Some(Some(n("198.18.0.0/26"))),
+            ..SubnetState::default()
+        };
+        let (_, w) = assign(
+            "shop",
+            (DEFAULT_POOL, DEFAULT_PREFIX),
+            &state,
+            &[],
+            &mut compose,
+        )
+        .unwrap();
+        assert_eq!(
+            compose["networks"]["default"]["ipam"]["config"][0]["subnet"],
+            "198.18.0.64/26"
+        );
+        let record: BTreeMap<String, Net> = [("default".to_owned(), n("198.18.0.64/26"))].into();
+        assert_eq!(w.record.as_ref(), Some(&record));
+        assert_eq!(w.cursor, Some(n("198.18.0.64/26")));
+        // deployed again with its network there: nothing to record
+        let docker = [DockerNet {
+            name: "shop_default".into(),
+            project: "shop".into(),
+            key: "default".into(),
+            subnets: vec![n("198.18.0.64/26")],
+        }];
+        let again = SubnetState {
+            recorded: record,
+            others: Err("damaged".into()),
+            cursor: w.cursor.map(Some),
+            ..SubnetState::default()
+        };
+        let mut compose = json!({"services": {"web": {"image": "a"}}});
+        // the others are needed for any plan: a damaged record is an error
+        let e = assign(
+            "shop",
+            (DEFAULT_POOL, DEFAULT_PREFIX),
+            &again,
+            &docker,
+            &mut compose,
+        );
+        assert_eq!(e.unwrap_err(), SubnetError::Records("damaged".into()));
+        let fine = SubnetState {
+            others: Ok(vec![]),
+            ..again
+        };
+        let (_, w) = assign(
+            "shop",
+            (DEFAULT_POOL, DEFAULT_PREFIX),
+            &fine,
+            &docker,
+            &mut compose,
+        )
+        .unwrap();
+        assert_eq!(w, SubnetWrites::default());
+        // no network to pin and no record: nothing is read or decided
+        let mut host = json!({"services": {"web": {"image": "a", "network_mode": "host"}}});
+        let broken = SubnetState {
+            others: Err("damaged".into()),
+            ..SubnetState::default()
+        };
+        assert_eq!(
+            assign("shop", ("not a pool", 26), &broken, &[], &mut host)
+                .unwrap()
+                .1,
+            SubnetWrites::default()
+        );
     }
 
     #[test]

@@ -70,7 +70,9 @@ impl Live {
             Some(c) => c,
             None => ComposeCli::detect()?,
         };
-        Ok(cli.argv(app, &file, rest))
+        let mut argv = crate::argv::compose(cli, app, &file, rest);
+        let program = argv.remove(0);
+        Ok((program, argv))
     }
     /// The compose CLI the file was rendered for (v1 files have no `name:`).
     fn compose_target_cli(&self) -> Option<ComposeCli> {

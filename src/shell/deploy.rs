@@ -1,44 +1,27 @@
-//! The release pipeline. Plan with pure functions (spec, render, mode), then
-//! run: export the commit into a fresh release dir, build runtime images and
-//! dependencies, start the containers, route Caddy, record the release.
-//! Any failure leaves the previous release serving and is an error.
+//! The release pipeline, the shell of [`crate::plan`]: export the commit
+//! into a fresh release dir, gather the plan's inputs (the spec, the config,
+//! the stores, one docker snapshot), plan the release purely, then execute
+//! it: write its files, build, pin, start the containers, route Caddy,
+//! record the release, each step in the journal. Any failure before the
+//! switch leaves the previous release serving and is an error.
 
 use crate::caddy;
-use crate::docker::{self, ComposeCli, SwarmRole};
+use crate::docker::{self, ComposeCli};
 use crate::envfile;
 use crate::journal::{self, End, Journal, Recorder, Step};
 use crate::paths::Paths;
+use crate::plan::{self, PlanInputs, PlanSettings, ReleasePlan, Start};
 use crate::recovery;
 use crate::release::{self, Release, Status};
-use crate::render::{self, Target};
 use crate::rollout;
 use crate::settings::{self, Settings};
-use crate::spec::{self, AppSpec, Runtime};
+use crate::spec::{self, AppSpec};
 use crate::state::{self, Mode};
 use crate::ui;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub use crate::deploy_error::{DeployError, fail};
-
-/// Where a deploy's mode came from, for the progress line.
-pub fn choose_mode(
-    stored: Option<Mode>,
-    in_file: Option<Mode>,
-    role: SwarmRole,
-) -> Result<(Mode, &'static str), String> {
-    let (mode, why) = match (stored, in_file) {
-        (Some(m), _) => (m, "set by `kata mode`"),
-        (None, Some(m)) => (m, "x-kata-mode"),
-        (None, None) if role == SwarmRole::Manager => (Mode::Swarm, "this node is a swarm manager"),
-        (None, None) => (Mode::Compose, "default"),
-    };
-    match (mode, role) {
-        (Mode::Swarm, SwarmRole::Worker) => Err("this node is a swarm worker: deploy from a manager node".into()),
-        (Mode::Swarm, SwarmRole::None) => Err("swarm mode was chosen but this node is not in a swarm (run `docker swarm init`, or `kata mode APP compose`)".into()),
-        _ => Ok((mode, why)),
-    }
-}
 
 /// Deploys `commit` (already in `repos/<app>`) as the app's next release.
 /// Called by the post-receive hook under the app's deploy lock.
@@ -299,9 +282,7 @@ fn apply(
             at,
         } => {
             if !remove.is_empty() {
-                let mut args = vec!["rm", "-f"];
-                args.extend(remove.iter().map(String::as_str));
-                docker::docker(&args)?;
+                docker::run(&crate::argv::rm(remove))?;
             }
             let all = release::list(paths, app)?;
             let previous = release::live(&all).filter(|p| p.number != n);
@@ -378,12 +359,7 @@ fn restore(paths: &Paths, settings: &Settings, app: &str, p: &Release) -> Result
             server.as_ref(),
         ),
         Mode::Swarm => {
-            let f = file.display().to_string();
-            docker::stream(
-                "docker",
-                &["stack", "deploy", "--prune", "-c", &f, app],
-                &[],
-            )?;
+            docker::run_streamed(&crate::argv::stack_deploy(&file, app), &[])?;
             let spec = recorded_spec(paths, app, p)?;
             rollout::settle_restored_stack(paths, settings, app, &spec, server.as_ref())?;
         }
@@ -572,26 +548,9 @@ pub fn ids() -> (u32, u32) {
     unsafe { (libc::getuid(), libc::getgid()) }
 }
 
-fn render_with(
-    paths: &Paths,
-    app: &str,
-    spec: &AppSpec,
-    target: Target,
-    release: Option<(u64, &str)>,
-    config_env: &envfile::Env,
-) -> render::Rendered {
-    let (puid, pgid) = ids();
-    let cx = render::Context {
-        app,
-        paths,
-        config_env,
-        puid,
-        pgid,
-        release,
-    };
-    render::render(spec, &cx, target)
-}
-
+/// Runs release `rel`: gathers the plan's inputs, plans it (pure, see
+/// [`crate::plan`]), then writes the plan's files and store records,
+/// builds, pins and starts it, each step recorded in the journal.
 fn run(
     paths: &Paths,
     settings: &Settings,
@@ -616,20 +575,17 @@ fn run(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
         Err(e) => return Err(fail(format!(".env: {e}"))),
     };
-    let dot_env = compose_env(&dot_env);
-    crate::fsutil::write_atomic_mode(&dir.join(release::COMPOSE_ENV), &dot_env, Some(0o600))?;
 
     let role = docker::swarm_role()?;
     let stored = state::stored_mode(paths, app)?;
-    let (mode, why) = choose_mode(stored, spec.mode, role).map_err(fail)?;
+    let (mode, why) = plan::choose_mode(stored, spec.mode, role).map_err(fail)?;
     rel.mode = Some(mode.to_string());
     release::save(paths, app, rel)?;
     rec.update(|j| j.mode = Some(mode.to_string()))?;
-    let compose = match mode {
+    let cli = match mode {
         Mode::Compose => Some(ComposeCli::detect()?),
         Mode::Swarm => None,
     };
-    let target = compose.map(ComposeCli::target).unwrap_or(Target::Stack);
     ui::step(format!("Mode: {mode} ({why})"));
 
     // The config values this release runs with are part of it: a rollback
@@ -641,63 +597,19 @@ fn run(
                 .map_err(|e| fail(format!("the release's ENV snapshot is damaged: {e}")))?
         }
     };
-    let mut out = render_with(
+    let plan = plan_release(
         paths,
+        settings,
         app,
+        rel,
         &spec,
-        target,
-        Some((n, &rel.commit)),
+        mode,
+        cli,
+        &dot_env,
         &config_env,
-    );
-    for w in &out.warnings {
-        ui::warn(w);
-    }
-    if !out.errors.is_empty() {
-        let lines: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
-        return Err(fail(lines.join("\n")));
-    }
-    // Services of inactive profiles are not part of this release.
-    let mut spec = spec;
-    spec.services.retain(|name, _| out.deploys(name));
-    if target == Target::Stack {
-        release::anchor_paths(&mut out.compose, &src);
-    } else {
-        // swarm's overlay networks come from swarm's own pool
-        crate::subnet_store::assign(paths, settings, app, &mut out.compose)
-            .map_err(|e| fail(e.to_string()))?;
-    }
-    let caddy_plan = match &out.caddy {
-        Some(server) => {
-            let server = caddy::expand(server.clone(), app)?;
-            caddy::refuse_admin_reach(&server, spec.services.keys(), &settings.caddy_admin)?;
-            Some(server)
-        }
-        None => None,
-    };
-    crate::fsutil::write_atomic_mode(
-        &dir.join("ENV"),
-        envfile::render(&config_env).as_bytes(),
-        Some(0o600),
     )?;
-    if let Some(server) = &caddy_plan {
-        let mut json = serde_json::to_vec_pretty(server).expect("JSON serialises");
-        json.push(b'\n');
-        crate::fsutil::write_atomic(&release::caddy_file(paths, app, n), &json)?;
-    }
-    check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
-    if target != Target::Stack {
-        let server = caddy_plan.as_ref();
-        rollout::publish_routes(paths, settings, app, &spec, server, &mut out.compose)?;
-    }
-    let compose_file = release::compose_file(paths, app, n);
-    let yaml = out.yaml();
-    crate::fsutil::write_atomic(&compose_file, yaml.as_bytes())?;
-    // a copy for people to read; kata never reads it back
-    crate::fsutil::write_atomic_mode(
-        &src.join(".docker-compose.yaml"),
-        yaml.as_bytes(),
-        Some(0o444),
-    )?;
+    rec.update(|j| j.record_plan(&plan))?;
+    write_files(&plan.files)?;
     for d in [
         paths.data(app),
         paths.config(app),
@@ -707,51 +619,139 @@ fn run(
         std::fs::create_dir_all(d)?;
     }
 
-    seed_data_dirs(&src, &paths.data(app), &out.seeds)?;
-    rec.step(Step::Build, || {
-        build_runtimes(paths, settings, app, &spec, &out, &src, rec)
-    })?;
+    seed_data_dirs(&src, &paths.data(app), &plan.seeds)?;
+    rec.step(Step::Build, || build_runtimes(settings, app, &plan))?;
     // again: the build step ran untrusted code with the code dir mounted
-    check_bind_sources(paths, app, &out.compose, &src).map_err(fail)?;
+    check_bind_sources(paths, app, &plan.compose, &src).map_err(fail)?;
     // what Docker and compose read on their own, out of containers' reach
-    crate::access::pin::pin_release(
-        paths,
-        app,
-        &release::dir(paths, app, n),
-        &src,
-        &mut out.compose,
-    )
-    .map_err(fail)?;
-    crate::fsutil::write_atomic(&compose_file, out.yaml().as_bytes())?;
+    crate::pin_files::pin_release(&dir.join("files"), &src, &plan.copies).map_err(fail)?;
+    write_files(&[plan.pinned_file()])?;
 
-    let previous = release::list(paths, app)?
-        .into_iter()
-        .rev()
-        .find(|r| r.status == Status::Live && r.number != n);
-    let previous_file = previous
-        .as_ref()
-        .map(|p| release::compose_file(paths, app, p.number))
-        .filter(|f| f.is_file());
-    let previous_caddy: Option<serde_json::Value> = previous.as_ref().and_then(|p| {
-        let text = std::fs::read(release::caddy_file(paths, app, p.number)).ok()?;
-        serde_json::from_slice(&text).ok()
-    });
     release::point_app_at(paths, app, &src)?;
-    let plan = rollout::Rollout {
+    let r = rollout::Rollout {
         paths,
         settings,
         app,
-        spec: &spec,
-        file: &compose_file,
-        previous_file: previous_file.as_deref(),
-        caddy: caddy_plan.as_ref(),
-        previous_caddy: previous_caddy.as_ref(),
+        plan: &plan,
+        spec: &plan.spec,
+        file: &plan.file,
+        caddy: plan.caddy.as_ref(),
         journal: rec,
     };
-    match compose {
-        Some(cli) => rollout::compose(&plan, cli),
-        None => rollout::swarm(&plan),
+    match &plan.start {
+        Start::Compose(c) => rollout::compose(&r, c),
+        Start::Swarm { .. } => rollout::swarm(&r),
     }
+}
+
+/// Gathers what release `rel` is planned from (in compose mode under the
+/// host-wide subnet and port locks: the stores, one docker snapshot), plans
+/// it, records the stores' new state, then checks what only the host can
+/// tell (Caddy's admin address, symlinks on bind sources).
+#[allow(clippy::too_many_arguments)]
+fn plan_release(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    rel: &Release,
+    spec: &AppSpec,
+    mode: Mode,
+    cli: Option<ComposeCli>,
+    dot_env: &[u8],
+    config_env: &envfile::Env,
+) -> Result<ReleasePlan, DeployError> {
+    let n = rel.number;
+    let src = release::src(paths, app, n);
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    // swarm's networks and routes are swarm's own: no store, no lock
+    let locks = match cli {
+        Some(_) => Some((
+            crate::subnet_store::lock(paths)?,
+            crate::port_store::lock(paths).map_err(|e| fail(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let (subnets, ports, networks, containers) = match cli {
+        Some(_) => (
+            crate::subnet_store::read(paths, app)
+                .map_err(|e| fail(format!("subnet records: {e}")))?,
+            crate::port_store::read(paths, app).map_err(|e| fail(e.to_string()))?,
+            docker::networks()?,
+            docker::containers(app)?,
+        ),
+        None => Default::default(),
+    };
+    let inputs = PlanInputs {
+        paths,
+        app,
+        release: n,
+        commit: &rel.commit,
+        spec,
+        mode,
+        cli,
+        dot_env,
+        config_env,
+        ids: ids(),
+        home: home.as_deref(),
+        settings: PlanSettings {
+            subnet_pool: &settings.subnet_pool,
+            subnet_prefix: settings.subnet_prefix,
+            port_range: settings.port_range,
+        },
+        networks: &networks,
+        containers: &containers,
+        subnets: &subnets,
+        ports: &ports,
+        previous: previous(paths, app, n),
+    };
+    let plan = plan::plan(&inputs);
+    for w in plan.as_ref().map_or_else(|e| &e.warnings, |p| &p.warnings) {
+        ui::warn(w);
+    }
+    let plan = plan.map_err(|e| fail(e.message))?;
+    crate::subnet_store::write(paths, app, &plan.subnets)
+        .map_err(|e| fail(format!("subnet records: {e}")))?;
+    crate::port_store::write(paths, app, &plan.ports).map_err(|e| fail(e.to_string()))?;
+    drop(locks);
+    for (key, subnets) in &plan.kept_subnets {
+        let list: Vec<String> = subnets.iter().map(ToString::to_string).collect();
+        ui::info(format!(
+            "network `{key}` keeps its subnet {} from Docker's pool (a new one would mean recreating it, stopping every container on it; `kata rm` and a push move it)",
+            list.join(" ")
+        ));
+    }
+    if let Some(server) = &plan.caddy {
+        caddy::refuse_admin_reach(server, plan.spec.services.keys(), &settings.caddy_admin)?;
+    }
+    check_bind_sources(paths, app, &plan.compose, &src).map_err(fail)?;
+    Ok(plan)
+}
+
+/// The live release's records (not release `n`'s): its compose file and
+/// Caddy server, what a failed start goes back to.
+fn previous(paths: &Paths, app: &str, n: u64) -> plan::Previous {
+    let live = release::list(paths, app)
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .find(|r| r.status == Status::Live && r.number != n);
+    let Some(live) = live else {
+        return plan::Previous::default();
+    };
+    let file = release::compose_file(paths, app, live.number);
+    plan::Previous {
+        file: file.is_file().then_some(file),
+        caddy: std::fs::read(release::caddy_file(paths, app, live.number))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok()),
+    }
+}
+
+fn write_files(files: &[plan::File]) -> Result<(), DeployError> {
+    for f in files {
+        crate::fsutil::write_atomic_mode(&f.path, &f.body, f.mode)?;
+    }
+    Ok(())
 }
 
 /// A writable relative mount lives in the app's data directory; the first
@@ -762,7 +762,7 @@ fn run(
 /// app's data.
 fn seed_data_dirs(src: &Path, data: &Path, seeds: &[(String, PathBuf)]) -> Result<(), DeployError> {
     for (rel, dir) in seeds {
-        if crate::access::pin::adopt_old_mount(data, rel, dir)? {
+        if crate::pin_files::adopt_old_mount(data, rel, dir)? {
             ui::info(format!(
                 "{rel}: moved {} to {}",
                 data.join(rel).display(),
@@ -803,24 +803,6 @@ fn seed_data_dirs(src: &Path, data: &Path, seeds: &[(String, PathBuf)]) -> Resul
     Ok(())
 }
 
-/// The pushed `.env` as compose gets it: without the variables that steer
-/// docker or compose themselves (`DOCKER_HOST`, `COMPOSE_FILE`, ...), which
-/// docker-compose 1.29 would take from it.
-fn compose_env(dot_env: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(dot_env);
-    let mut out = String::new();
-    for line in text.lines() {
-        let key = line.trim_start();
-        let key = key.strip_prefix("export ").unwrap_or(key).trim_start();
-        if key.starts_with("DOCKER_") || key.starts_with("COMPOSE_") {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.into_bytes()
-}
-
 /// Where a release's config values come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -832,22 +814,9 @@ pub enum ConfigSource {
 
 /// Builds the runtime images the app uses, then runs each runtime's build
 /// step (dependency install when the manifest changed, `build.commands`).
-fn build_runtimes(
-    paths: &Paths,
-    settings: &Settings,
-    app: &str,
-    spec: &AppSpec,
-    out: &render::Rendered,
-    src: &Path,
-    rec: &Recorder,
-) -> Result<(), DeployError> {
-    let mut seen: Vec<Runtime> = vec![];
-    for (name, svc) in &spec.services {
-        let Some(rt) = svc.runtime else { continue };
-        if seen.contains(&rt) {
-            continue;
-        }
-        seen.push(rt);
+fn build_runtimes(settings: &Settings, app: &str, plan: &ReleasePlan) -> Result<(), DeployError> {
+    for b in &plan.builds {
+        let rt = b.runtime;
         ui::step(format!("Runtime image {}", rt.image()));
         if crate::runtime::ensure(rt, &settings.base_image)? {
             ui::info(format!("built {}", rt.image()));
@@ -855,48 +824,17 @@ fn build_runtimes(
             ui::info("up to date");
         }
         ui::step(format!("Building {app} with {}", rt.image()));
-        let mut env: Vec<(String, String)> = out
-            .env
-            .get(name)
-            .into_iter()
-            .flatten()
-            // compose form → literal for `docker run`
-            .map(|(k, v)| (k.clone(), v.replace("$$", "$")))
-            .collect();
-        if !spec.build_commands.is_empty() {
-            env.push(("KATA_BUILD_COMMANDS".into(), spec.build_commands.join("\n")));
+        if let Some(body) = &b.run.env_file {
+            crate::fsutil::write_atomic_mode(&b.env_file, body.as_bytes(), Some(0o600))?;
         }
-        let env_file = release::dir(paths, app, rec.release()).join("build.env");
-        let (puid, pgid) = ids();
-        let run = build_run(
-            app,
-            BuildMounts::of(paths, app, src),
-            rt,
-            (puid, pgid),
-            env,
-            &env_file,
-        )
-        .map_err(fail)?;
-        if let Some(body) = &run.env_file {
-            crate::fsutil::write_atomic_mode(&env_file, body.as_bytes(), Some(0o600))?;
-        }
-        let env: Vec<(&str, &str)> = run
+        let env: Vec<(&str, &str)> = b
+            .run
             .env
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let args = run.args;
-        rec.update(|j| {
-            j.add_argv(
-                Step::Build,
-                ["docker".to_owned()]
-                    .into_iter()
-                    .chain(args.iter().cloned())
-                    .collect(),
-            )
-        })?;
-        let result = docker::stream("docker", &args, &env);
-        let _ = std::fs::remove_file(&env_file);
+        let result = docker::run_streamed(&b.run.args, &env);
+        let _ = std::fs::remove_file(&b.env_file);
         result.map_err(|e| match e {
             // its output was streamed above; the command line adds nothing
             docker::DockerError::Failed { status, .. } => fail(format!(
@@ -951,93 +889,6 @@ pub fn check_bind_sources(
     Ok(())
 }
 
-/// The host directories a build step mounts.
-#[derive(Debug, Clone)]
-pub struct BuildMounts {
-    pub app: PathBuf,
-    pub venv: PathBuf,
-    pub config: PathBuf,
-    pub data: PathBuf,
-}
-
-impl BuildMounts {
-    fn of(paths: &Paths, app: &str, src: &Path) -> BuildMounts {
-        BuildMounts {
-            app: src.to_path_buf(),
-            venv: paths.envs(app),
-            config: paths.config(app),
-            data: paths.data(app),
-        }
-    }
-}
-
-/// A planned `docker run` of a runtime's build step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildRun {
-    pub args: Vec<String>,
-    /// Set in the docker CLI's environment and named by `-e KEY` alone.
-    pub env: Vec<(String, String)>,
-    /// Variables the docker CLI would itself act on (`DOCKER_*`, `PATH`,
-    /// `HOME`): written to this body in a kata-owned 0600 file, passed with
-    /// `--env-file`.
-    pub env_file: Option<String>,
-}
-
-/// Plans the build step's `docker run`. Pure. No config value is put on the
-/// command line, where every user on the host could read it.
-pub fn build_run(
-    app: &str,
-    mounts: BuildMounts,
-    rt: Runtime,
-    (puid, pgid): (u32, u32),
-    env: Vec<(String, String)>,
-    env_file: &Path,
-) -> Result<BuildRun, String> {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "--rm".into(),
-        "--user".into(),
-        format!("{puid}:{pgid}"),
-        "--label".into(),
-        format!("kata.build={app}"),
-        "-v".into(),
-        format!("{}:/app", mounts.app.display()),
-        "-v".into(),
-        format!("{}:/venv", mounts.venv.display()),
-        "-v".into(),
-        format!("{}:/config:ro", mounts.config.display()),
-        "-v".into(),
-        format!("{}:/data", mounts.data.display()),
-    ];
-    let (for_file, env): (Vec<_>, Vec<_>) = env
-        .into_iter()
-        .partition(|(k, _)| k == "PATH" || k == "HOME" || k.starts_with("DOCKER_"));
-    let mut body = String::new();
-    for (k, v) in &for_file {
-        if v.contains('\n') || v.contains('\r') {
-            return Err(format!(
-                "{k}: a variable the docker CLI itself reads cannot hold a line break in a build step"
-            ));
-        }
-        body.push_str(&format!("{k}={v}\n"));
-    }
-    if !for_file.is_empty() {
-        args.push("--env-file".into());
-        args.push(env_file.display().to_string());
-    }
-    for (k, _) in &env {
-        args.push("-e".into());
-        args.push(k.clone());
-    }
-    args.push(rt.image());
-    args.push("build".into());
-    Ok(BuildRun {
-        args,
-        env,
-        env_file: (!for_file.is_empty()).then_some(body),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1088,40 +939,6 @@ mod tests {
     }
 
     #[test]
-    fn compose_env_keeps_no_variable_that_steers_docker_or_compose() {
-        let got = compose_env(b"A=1\nDOCKER_HOST=tcp://x:1\n export COMPOSE_FILE=/etc/x\n# c\nB=2");
-        assert_eq!(String::from_utf8(got).unwrap(), "A=1\n# c\nB=2\n");
-    }
-
-    #[test]
-    fn mode_precedence() {
-        use Mode::*;
-        use SwarmRole as R;
-        assert_eq!(choose_mode(None, None, R::None).unwrap().0, Compose);
-        assert_eq!(choose_mode(None, None, R::Manager).unwrap().0, Swarm);
-        assert_eq!(
-            choose_mode(None, Some(Compose), R::Manager).unwrap().0,
-            Compose
-        );
-        assert_eq!(
-            choose_mode(Some(Compose), Some(Swarm), R::Manager)
-                .unwrap()
-                .0,
-            Compose
-        );
-        assert!(
-            choose_mode(None, Some(Swarm), R::Worker)
-                .unwrap_err()
-                .contains("worker")
-        );
-        assert!(choose_mode(None, Some(Swarm), R::None).is_err());
-        assert_eq!(
-            choose_mode(None, Some(Compose), R::Worker).unwrap().0,
-            Compose
-        );
-    }
-
-    #[test]
     fn bind_sources_through_symlinks_are_refused() {
         let d = tempfile::tempdir().unwrap();
         let paths = Paths::new(d.path());
@@ -1144,65 +961,5 @@ mod tests {
         assert!(check_bind_sources(&paths, "a", &secret, &src).is_err());
         let env_file = serde_json::json!({"services": {"w": {"env_file": "s"}}});
         assert!(check_bind_sources(&paths, "a", &env_file, &src).is_err());
-    }
-
-    #[test]
-    fn build_step_keeps_config_values_off_its_argv() {
-        let mounts = BuildMounts {
-            app: "/k/state/apps/a/releases/3/src".into(),
-            venv: "/k/envs/a".into(),
-            config: "/k/config/a".into(),
-            data: "/k/data/a".into(),
-        };
-        let env: Vec<(String, String)> = [
-            ("SECRET", "hunter2"),
-            ("DOCKER_TOKEN", "tok-value"),
-            ("PATH", "/venv/bin:/usr/bin"),
-            ("KATA_BUILD_COMMANDS", "make\nmake install"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .into();
-        let run = build_run(
-            "a",
-            mounts.clone(),
-            Runtime::Python,
-            (1000, 1000),
-            env,
-            Path::new("/k/state/apps/a/releases/3/build.env"),
-        )
-        .unwrap();
-        let argv = run.args.join(" ");
-        for value in ["hunter2", "tok-value", "/venv/bin:/usr/bin", "make install"] {
-            assert!(!argv.contains(value), "{value} on argv: {argv}");
-        }
-        insta::assert_snapshot!(argv, @"run --rm --user 1000:1000 --label kata.build=a -v /k/state/apps/a/releases/3/src:/app -v /k/envs/a:/venv -v /k/config/a:/config:ro -v /k/data/a:/data --env-file /k/state/apps/a/releases/3/build.env -e SECRET -e KATA_BUILD_COMMANDS kata/python build");
-        assert_eq!(
-            run.env_file.as_deref(),
-            Some("DOCKER_TOKEN=tok-value\nPATH=/venv/bin:/usr/bin\n")
-        );
-        assert_eq!(run.env.len(), 2);
-        // nothing for the file: no --env-file at all
-        let plain = build_run(
-            "a",
-            mounts.clone(),
-            Runtime::Python,
-            (0, 0),
-            vec![("A".into(), "1".into())],
-            Path::new("/x"),
-        )
-        .unwrap();
-        assert!(!plain.args.iter().any(|a| a == "--env-file"));
-        assert_eq!(plain.env_file, None);
-        let bad = build_run(
-            "a",
-            mounts,
-            Runtime::Python,
-            (0, 0),
-            vec![("DOCKER_X".into(), "a\nb".into())],
-            Path::new("/x"),
-        )
-        .unwrap_err();
-        assert!(bad.contains("DOCKER_X"), "{bad}");
-        assert!(!bad.contains("a\nb"));
     }
 }

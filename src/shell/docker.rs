@@ -315,6 +315,17 @@ pub fn docker(args: &[&str]) -> Result<String, DockerError> {
     capture("docker", args)
 }
 
+/// Runs a planned argv (program first, see [`crate::argv`]) and returns
+/// its stdout.
+pub fn run(argv: &[String]) -> Result<String, DockerError> {
+    capture(&argv[0], &argv[1..])
+}
+
+/// Runs a planned argv with its output streamed under the current step.
+pub fn run_streamed(argv: &[String], env: &[(&str, &str)]) -> Result<(), DockerError> {
+    stream(&argv[0], &argv[1..], env)
+}
+
 pub use crate::model::ComposeCli;
 
 thread_local! {
@@ -411,50 +422,9 @@ impl ComposeCli {
             ))
         }
     }
-    /// Program and leading args for `compose -p PROJECT -f FILE ...`.
-    pub fn argv(
-        self,
-        project: &str,
-        file: &std::path::Path,
-        rest: &[&str],
-    ) -> (String, Vec<String>) {
-        let mut args: Vec<String> = vec![];
-        let program = match self {
-            ComposeCli::V2 => {
-                args.push("compose".into());
-                "docker"
-            }
-            ComposeCli::V1 => "docker-compose",
-        };
-        args.extend([
-            "-p".into(),
-            project.into(),
-            "-f".into(),
-            file.display().to_string(),
-        ]);
-        // A release's recorded compose file runs with the release's code as
-        // project directory, and interpolates from the `.env` recorded when
-        // the release was made, never from one a container wrote into it.
-        if let Some((dir, env_file)) = crate::release::compose_layout(file) {
-            args.extend([
-                "--project-directory".into(),
-                dir.display().to_string(),
-                "--env-file".into(),
-                env_file.display().to_string(),
-            ]);
-        }
-        args.extend(rest.iter().map(|s| s.to_string()));
-        (program.into(), args)
-    }
 }
 
-/// This node's swarm role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SwarmRole {
-    None,
-    Manager,
-    Worker,
-}
+pub use crate::model::SwarmRole;
 
 pub fn swarm_role() -> Result<SwarmRole, DockerError> {
     let out = docker(&[
@@ -474,16 +444,7 @@ pub fn parse_swarm_role(out: &str) -> SwarmRole {
     }
 }
 
-/// One running container of an app, found by kata's labels.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Container {
-    pub id: String,
-    pub name: String,
-    pub service: String,
-    pub state: String,
-    pub status: String,
-    pub release: Option<u64>,
-}
+pub use crate::model::Container;
 
 /// Containers labelled `kata.app=<app>` (all states).
 pub fn containers(app: &str) -> Result<Vec<Container>, DockerError> {
@@ -891,23 +852,5 @@ mod tests {
             Kind::Long
         );
         assert_eq!(k("docker", &["compose", "version"]), Kind::Quick);
-    }
-
-    #[test]
-    fn compose_argv() {
-        let (p, a) = ComposeCli::V2.argv("demo", std::path::Path::new("/x/c.yaml"), &["up", "-d"]);
-        assert_eq!(p, "docker");
-        assert_eq!(a, ["compose", "-p", "demo", "-f", "/x/c.yaml", "up", "-d"]);
-        let (p, a) = ComposeCli::V1.argv("demo", std::path::Path::new("/x/c.yaml"), &["ps"]);
-        assert_eq!(p, "docker-compose");
-        assert_eq!(a, ["-p", "demo", "-f", "/x/c.yaml", "ps"]);
-        // a release's recorded file: its code dir, its recorded .env
-        let f = std::path::Path::new("/k/releases/4/docker-compose.yaml");
-        let (_, a) = ComposeCli::V1.argv("demo", f, &["ps"]);
-        assert_eq!(
-            a.join(" "),
-            "-p demo -f /k/releases/4/docker-compose.yaml --project-directory /k/releases/4/src \
-             --env-file /k/releases/4/compose.env ps"
-        );
     }
 }

@@ -6,6 +6,7 @@
 //! [`crate::recovery`]).
 
 use crate::paths::Paths;
+use crate::plan::{ReleasePlan, Start};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::io;
@@ -159,11 +160,19 @@ impl Journal {
         }
     }
 
-    /// Adds one command to a step's plan (a build step per runtime).
-    pub fn add_argv(&mut self, step: Step, argv: Vec<String>) {
-        match self.steps.iter_mut().find(|e| e.step == step) {
-            Some(e) => e.argv.push(argv),
-            None => self.plan(step, vec![argv]),
+    /// Records a release's plan before its first step runs: the mode, the
+    /// snapshot of containers it was made from, the services that switch,
+    /// and the exact argv of the build, start and retire steps.
+    pub fn record_plan(&mut self, plan: &ReleasePlan) {
+        self.mode = Some(plan.mode.to_string());
+        let builds = plan.builds.iter().map(|b| b.run.args.clone()).collect();
+        self.plan(Step::Build, builds);
+        self.plan(Step::StartNew, plan.start.argv());
+        if let Start::Compose(c) = &plan.start {
+            self.old_ids = c.old_ids.clone();
+            self.switched = c.switched.clone();
+            self.retiring = c.retiring.iter().map(|c| c.id.clone()).collect();
+            self.plan(Step::RetireOld, c.retire.clone());
         }
     }
 

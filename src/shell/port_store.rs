@@ -4,7 +4,7 @@
 
 use crate::docker::{self, DockerError};
 use crate::paths::Paths;
-use crate::ports::{self, AppPorts, Block, PortError, PortRange, Published};
+use crate::ports::{self, AppPorts, PortError, PortState, PortWrites, Published};
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -67,42 +67,42 @@ pub fn load(paths: &Paths, app: &str) -> Result<AppPorts, StoreError> {
     read_json(&app_file(paths, app))
 }
 
-/// Gives the app a block for each wanted dial (see [`ports::allocate`]) under
-/// a host-wide lock, records it in the app's state and moves the cursor.
-pub fn reserve(
-    paths: &Paths,
-    range: PortRange,
-    app: &str,
-    wanted: &[(String, u16)],
-) -> Result<AppPorts, StoreError> {
+/// Holds the host-wide ports lock: taken around [`read`], the plan and
+/// [`write`], so two deploys never hand out one block.
+pub fn lock(paths: &Paths) -> Result<crate::lock::Lock, StoreError> {
     let lock_path = paths.host_lock("ports");
-    let _lock = crate::lock::exclusive(&lock_path, || {}).map_err(|source| StoreError::Io {
+    crate::lock::exclusive(&lock_path, || {}).map_err(|source| StoreError::Io {
         path: lock_path.display().to_string(),
         source,
-    })?;
-    let current = load(paths, app)?;
-    let fits = |k: &String, len: u16| {
-        current
-            .blocks
-            .get(k)
-            .is_some_and(|b| b.len >= len && b.first >= range.first && b.last() <= range.last)
-    };
-    let mut taken: Vec<Block> = vec![];
-    if !wanted.iter().all(|(k, len)| fits(k, *len)) {
-        for other in crate::apps::names(paths).into_iter().filter(|a| a != app) {
-            // a damaged record of another app must not hand its ports out again
-            taken.extend(load(paths, &other)?.blocks.into_values());
-        }
+    })
+}
+
+/// What allocation decides from (see [`ports::reserve`]): the app's blocks,
+/// every other app's and the host's cursor.
+pub fn read(paths: &Paths, app: &str) -> Result<PortState, StoreError> {
+    let taken = crate::apps::names(paths)
+        .into_iter()
+        .filter(|a| a != app)
+        .map(|other| load(paths, &other).map(|p| p.blocks.into_values().collect::<Vec<_>>()))
+        .collect::<Result<Vec<_>, _>>()
+        .map(|all| all.into_iter().flatten().collect())
+        .map_err(|e| e.to_string());
+    Ok(PortState {
+        current: load(paths, app)?,
+        taken,
+        cursor: read_json::<Cursor>(&cursor_file(paths))?.cursor,
+    })
+}
+
+/// Records what the plan decided, each part only when it changed.
+pub fn write(paths: &Paths, app: &str, w: &PortWrites) -> Result<(), StoreError> {
+    if let Some(p) = &w.ports {
+        write_json(&app_file(paths, app), p)?;
     }
-    let cursor: Cursor = read_json(&cursor_file(paths))?;
-    let a = ports::allocate(range, cursor.cursor, &taken, &current, wanted)?;
-    if a.ports != current {
-        write_json(&app_file(paths, app), &a.ports)?;
+    if let Some(cursor) = w.cursor {
+        write_json(&cursor_file(paths), &Cursor { cursor })?;
     }
-    if a.cursor != cursor.cursor {
-        write_json(&cursor_file(paths), &Cursor { cursor: a.cursor })?;
-    }
-    Ok(a.ports)
+    Ok(())
 }
 
 /// What `docker inspect` says about these containers (one call).

@@ -18,6 +18,7 @@ use crate::docker::{self, ComposeCli, Container};
 use crate::health;
 use crate::journal::{Recorder, Step};
 use crate::paths::Paths;
+use crate::plan::{ComposeStart, ReleasePlan, StartPlan};
 use crate::settings::Settings;
 use crate::spec::AppSpec;
 use crate::state::Mode;
@@ -35,32 +36,14 @@ pub struct Rollout<'a> {
     pub paths: &'a Paths,
     pub settings: &'a Settings,
     pub app: &'a str,
+    /// The release's plan (see [`crate::plan`]).
+    pub plan: &'a ReleasePlan,
+    /// The plan's spec, compose file and Caddy server, at hand.
     pub spec: &'a AppSpec,
-    /// The new release's rendered compose file.
     pub file: &'a Path,
-    /// The live release's file, to restore on failure.
-    pub previous_file: Option<&'a Path>,
-    /// The app's Caddy server (shorthand expanded, dials not yet resolved).
     pub caddy: Option<&'a Value>,
-    /// The live release's server, to route back to its containers on failure.
-    pub previous_caddy: Option<&'a Value>,
     /// The deploy's journal: each step is recorded before the next starts.
     pub journal: &'a Recorder<'a>,
-}
-
-impl Rollout<'_> {
-    fn routed(&self) -> Vec<(String, u16)> {
-        self.caddy
-            .map(|s| caddy::service_dials(s, self.spec.services.keys()))
-            .unwrap_or_default()
-    }
-
-    fn routed_port(&self, service: &str) -> Option<u16> {
-        self.routed()
-            .into_iter()
-            .find(|(s, _)| s == service)
-            .map(|(_, p)| p)
-    }
 }
 
 /// The first host name the server matches: the Host header of health checks.
@@ -74,74 +57,6 @@ pub fn first_host(server: &Value) -> Option<String> {
         .filter_map(|m| m.get("host")?.as_array()?.first()?.as_str())
         .next()
         .map(str::to_owned)
-}
-
-/// Which services get a blue/green switch: routed by Caddy, running now,
-/// and scalable (a fixed `container_name` cannot have two containers).
-pub fn switched<'a>(
-    spec: &'a AppSpec,
-    routed: &[(String, u16)],
-    before: &[Container],
-) -> Vec<&'a str> {
-    spec.services
-        .iter()
-        .filter(|(name, svc)| {
-            routed.iter().any(|(s, _)| s == *name)
-                && svc.instances != Some(0)
-                && !svc.extra.contains_key("container_name")
-                && before
-                    .iter()
-                    .any(|c| &c.service == *name && c.state == "running")
-        })
-        .map(|(name, _)| name.as_str())
-        .collect()
-}
-
-/// `up` builds the images of services that have a `build:`.
-fn with_build<'a>(spec: &AppSpec, rest: &[&'a str]) -> Vec<&'a str> {
-    let mut rest: Vec<&str> = rest.to_vec();
-    if rest.first() == Some(&"up")
-        && spec
-            .services
-            .values()
-            .any(|s| s.extra.contains_key("build"))
-    {
-        rest.insert(1, "--build");
-    }
-    rest
-}
-
-/// Compose mode: gives each routed dial of the release its block of
-/// loopback ports (kept from the app's last deploy when it fits) and
-/// publishes it on the service in the rendered file. Without a `caddy:`
-/// block nothing new is published; blocks the app no longer dials are kept
-/// until `kata rm` (the live release may still publish them).
-pub fn publish_routes(
-    paths: &Paths,
-    settings: &Settings,
-    app: &str,
-    spec: &AppSpec,
-    server: Option<&Value>,
-    compose: &mut Value,
-) -> Result<(), DeployError> {
-    let routed = server
-        .map(|s| caddy::service_dials(s, spec.services.keys()))
-        .unwrap_or_default();
-    let wanted = crate::ports::wanted(&routed, |s| {
-        spec.services
-            .get(s)
-            .and_then(|svc| svc.instances)
-            .unwrap_or(1)
-    });
-    let blocks = crate::port_store::reserve(paths, settings.port_range, app, &wanted)
-        .map_err(|e| fail(e.to_string()))?;
-    // only the dials this release routes; kept blocks stay unpublished
-    let mut routed_blocks = blocks;
-    routed_blocks
-        .blocks
-        .retain(|k, _| wanted.iter().any(|(w, _)| w == k));
-    crate::render::publish_routes(compose, &routed_blocks);
-    Ok(())
 }
 
 /// Refuses a release whose Caddy part could not be written (a host, the
@@ -158,22 +73,14 @@ fn check_route(r: &Rollout) -> Result<(), DeployError> {
 }
 
 /// Compose mode: start the release, gate it, route it, retire the old one.
-pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
+pub fn compose(r: &Rollout, c: &ComposeStart) -> Result<(), DeployError> {
     check_route(r)?;
-    let before = docker::containers(r.app)?;
-    let old_ids: BTreeSet<String> = before.iter().map(|c| c.id.clone()).collect();
-    let routed = r.routed();
-    let switch = switched(r.spec, &routed, &before);
-    let retiring = retiring(&before, &switch);
-    let start = plan_start(cli, r.app, r.file, r.spec, &before, &switch);
-    r.journal.update(|j| {
-        j.mode = Some(Mode::Compose.to_string());
-        j.old_ids = old_ids.iter().cloned().collect();
-        j.switched = switch.iter().map(|s| (*s).to_owned()).collect();
-        j.retiring = retiring.iter().map(|c| c.id.clone()).collect();
-        j.plan(Step::StartNew, start.argv());
-        j.plan(Step::RetireOld, retire_argv(&retiring));
-    })?;
+    let cli = c.cli;
+    let old_ids: BTreeSet<String> = c.old_ids.iter().cloned().collect();
+    let routed = &r.plan.routed;
+    let switch: Vec<&str> = c.switched.iter().map(String::as_str).collect();
+    let retiring: Vec<&Container> = c.retiring.iter().collect();
+    let start = &c.start;
     ui::step(format!(
         "Starting {} with {}{}",
         r.app,
@@ -188,7 +95,7 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
         }
     ));
 
-    let attempt = start_and_route(r, &start, &old_ids, &switch);
+    let attempt = start_and_route(r, start, &old_ids, &switch);
     if let Err(e) = attempt {
         let e = with_missing_images(e, r.file);
         r.journal.fail_open(&e)?;
@@ -199,8 +106,8 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
             r.settings,
             r.app,
             cli,
-            r.previous_file,
-            r.previous_caddy,
+            r.plan.previous.file.as_deref(),
+            r.plan.previous.caddy.as_ref(),
         );
         return Err(e);
     }
@@ -229,7 +136,7 @@ pub fn compose(r: &Rollout, cli: ComposeCli) -> Result<(), DeployError> {
             ui::warn(format!(
                 "cannot retire in the background ({e}); retiring now"
             ));
-            retire_now(r.journal, r.paths, r.settings, &retiring, &routed)?;
+            retire_now(r.journal, r.paths, r.settings, &retiring, routed)?;
             route_spread(r.paths, r.settings, r.app, r.spec, r.caddy, &switch);
         }
     }
@@ -254,113 +161,16 @@ pub fn retire_now(
     })
 }
 
-/// The old containers a switch retires: the running ones of switched
-/// services (stopped leftovers are removed before the new ones start).
-fn retiring<'a>(before: &'a [Container], switch: &[&str]) -> Vec<&'a Container> {
-    before
-        .iter()
-        .filter(|c| switch.contains(&c.service.as_str()) && c.state == "running")
-        .collect()
-}
-
-/// The start step's commands, planned from the snapshot `before`. Pure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartPlan {
-    /// `up` of the services that do not switch (all of them when none does).
-    pub up: Option<Vec<String>>,
-    /// Stopped leftovers of switched services, removed first: `up --scale`
-    /// would start them again, and they serve nothing.
-    pub stale: Vec<String>,
-    /// One `up --no-recreate --scale` per switched service.
-    pub scale: Vec<Vec<String>>,
-}
-
-impl StartPlan {
-    /// Every command, each an argv (program first), in the order they run.
-    pub fn argv(&self) -> Vec<Vec<String>> {
-        let mut out: Vec<Vec<String>> = self.up.iter().cloned().collect();
-        if !self.stale.is_empty() {
-            let rm = ["docker", "rm", "-f"].map(String::from);
-            out.push(rm.into_iter().chain(self.stale.iter().cloned()).collect());
-        }
-        out.extend(self.scale.iter().cloned());
-        out
-    }
-}
-
-pub fn plan_start(
-    cli: ComposeCli,
-    app: &str,
-    file: &Path,
-    spec: &AppSpec,
-    before: &[Container],
-    switch: &[&str],
-) -> StartPlan {
-    let argv = |rest: &[&str]| {
-        let (program, mut args) = cli.argv(app, file, &with_build(spec, rest));
-        args.insert(0, program);
-        args
-    };
-    let others: Vec<&str> = spec
-        .services
-        .keys()
-        .map(String::as_str)
-        .filter(|s| !switch.contains(s))
-        .collect();
-    let up = if switch.is_empty() {
-        Some(argv(&["up", "-d", "--remove-orphans"]))
-    } else if !others.is_empty() {
-        let mut rest = vec!["up", "-d", "--no-deps", "--remove-orphans"];
-        rest.extend(&others);
-        Some(argv(&rest))
-    } else {
-        None
-    };
-    let mut stale = vec![];
-    let mut scale = vec![];
-    for s in switch {
-        let (running, stopped): (Vec<&Container>, Vec<&Container>) = before
-            .iter()
-            .filter(|c| c.service == *s)
-            .partition(|c| c.state == "running");
-        stale.extend(stopped.iter().map(|c| c.id.clone()));
-        let wanted = spec.services[*s].instances.unwrap_or(1) as usize;
-        let n = format!("{s}={}", running.len() + wanted);
-        scale.push(argv(&[
-            "up",
-            "-d",
-            "--no-deps",
-            "--no-recreate",
-            "--scale",
-            &n,
-            s,
-        ]));
-    }
-    StartPlan { up, stale, scale }
-}
-
 /// Runs one planned argv, its output streamed.
 fn run_argv(argv: &[String]) -> Result<(), DeployError> {
-    let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
-    docker::stream(&argv[0], &args, &[])?;
+    docker::run_streamed(argv, &[])?;
     Ok(())
 }
 
 /// `docker stop` (the containers' own grace period), then `docker rm -f`.
 pub fn retire_argv(old: &[&Container]) -> Vec<Vec<String>> {
-    if old.is_empty() {
-        return vec![];
-    }
-    let ids = old.iter().map(|c| c.id.clone());
-    let stop = ["docker", "stop"]
-        .map(String::from)
-        .into_iter()
-        .chain(ids.clone());
-    let rm = ["docker", "rm", "-f"]
-        .map(String::from)
-        .into_iter()
-        .chain(ids);
-    vec![stop.collect(), rm.collect()]
+    let ids: Vec<&str> = old.iter().map(|c| c.id.as_str()).collect();
+    crate::argv::retire(&ids)
 }
 
 /// Starts `kata retire APP N` detached from the push (own session, output
@@ -399,11 +209,10 @@ pub fn restore_previous(
     previous_caddy: Option<&Value>,
 ) {
     let restore = ["up", "-d", "--remove-orphans"];
-    if let Some(prev) = previous_file {
-        let (program, args) = cli.argv(app, prev, &restore);
-        if let Err(re) = docker::stream(&program, &args, &[]) {
-            ui::warn(format!("restoring the previous release failed too: {re}"));
-        }
+    if let Some(prev) = previous_file
+        && let Err(re) = docker::run_streamed(&crate::argv::compose(cli, app, prev, &restore), &[])
+    {
+        ui::warn(format!("restoring the previous release failed too: {re}"));
     }
     if let Some(prev) = previous_caddy
         && let Err(re) = addresses_for(paths, app, None, Mode::Compose)
@@ -436,9 +245,7 @@ fn start_and_route(
         prefer_running(r)?;
     }
     if !start.stale.is_empty() {
-        let mut args = vec!["rm", "-f"];
-        args.extend(start.stale.iter().map(String::as_str));
-        docker::docker(&args)?;
+        docker::run(&crate::argv::rm(&start.stale))?;
     }
     for scale in &start.scale {
         run_argv(scale)?;
@@ -482,7 +289,7 @@ pub fn switch_upstreams<S: AsRef<str>>(
 /// port of its block on a restart), the part is written again with the held
 /// ports first, so no request reaches a new container before its gate.
 fn prefer_running(r: &Rollout) -> Result<(), DeployError> {
-    let Some(prev) = r.previous_caddy else {
+    let Some(prev) = &r.plan.previous.caddy else {
         return Ok(());
     };
     let admin =
@@ -613,7 +420,7 @@ fn gate_new(r: &Rollout, old_ids: &BTreeSet<String>, services: &[&str]) -> Resul
     let mut jobs = vec![];
     for c in &fresh {
         let svc = &r.spec.services[&c.service];
-        let gate = health::gate_for(&c.service, svc, r.routed_port(&c.service)).map_err(fail)?;
+        let gate = r.plan.gates[&c.service].clone().map_err(fail)?;
         jobs.push((c, gate, crate::spec::is_one_shot(svc)));
     }
     ui::step(format!(
@@ -665,9 +472,7 @@ fn with_missing_images(e: DeployError, file: &Path) -> DeployError {
         .into_iter()
         .flat_map(|m| m.values())
         .filter_map(|svc| svc.get("image")?.as_str())
-        .filter(|image| {
-            docker::docker(&["image", "inspect", "--format", "{{.Id}}", image]).is_err()
-        })
+        .filter(|image| docker::run(&crate::argv::image_inspect(image)).is_err())
         .map(str::to_owned)
         .collect();
     missing.dedup();
@@ -690,12 +495,10 @@ fn remove_new(app: &str, old_ids: &BTreeSet<String>) {
         .filter(|c| !old_ids.contains(&c.id))
         .map(|c| c.id.as_str())
         .collect();
-    if !new.is_empty() {
-        let mut args = vec!["rm", "-f"];
-        args.extend(&new);
-        if let Err(e) = docker::docker(&args) {
-            ui::warn(format!("could not remove the new containers: {e}"));
-        }
+    if !new.is_empty()
+        && let Err(e) = docker::run(&crate::argv::rm(&new))
+    {
+        ui::warn(format!("could not remove the new containers: {e}"));
     }
 }
 
@@ -752,12 +555,8 @@ pub fn stop_and_remove(old: &[&Container]) {
     let [stop, rm] = argv.as_slice() else {
         return;
     };
-    let run = |a: &[String]| {
-        let a: Vec<&str> = a[1..].iter().map(String::as_str).collect();
-        docker::docker(&a)
-    };
-    let _ = run(stop);
-    match run(rm) {
+    let _ = docker::run(stop);
+    match docker::run(rm) {
         Ok(_) => ui::info(format!("stopped {} old container(s)", old.len())),
         Err(e) => ui::warn(format!("could not remove the old containers: {e}")),
     }
@@ -801,9 +600,7 @@ fn remove_orphans(app: &str, spec: &AppSpec) {
         .map(|c| c.id.as_str())
         .collect();
     if !orphans.is_empty() {
-        let mut args = vec!["rm", "-f"];
-        args.extend(&orphans);
-        let _ = docker::docker(&args);
+        let _ = docker::run(&crate::argv::rm(&orphans));
     }
 }
 
@@ -812,13 +609,12 @@ fn remove_orphans(app: &str, spec: &AppSpec) {
 fn prune_code_volumes(app: &str, file: &Path) {
     let current = std::fs::read_to_string(file).unwrap_or_default();
     let prefix = format!("{app}_app_r");
-    let Ok(out) = docker::docker(&["volume", "ls", "-q", "--filter", &format!("name={prefix}")])
-    else {
+    let Ok(out) = docker::run(&crate::argv::code_volumes(&prefix)) else {
         return;
     };
     let names: Vec<&str> = out.split_whitespace().collect();
     for name in unused_code_volumes(&prefix, &names, &current) {
-        let _ = docker::docker(&["volume", "rm", name]);
+        let _ = docker::run(&crate::argv::volume_rm(name));
     }
 }
 
@@ -1031,20 +827,19 @@ pub fn with_stream_close_delay(server: &Value) -> Value {
 pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     check_route(r)?;
     ui::step(format!("Deploying stack {}", r.app));
-    let f = r.file.display().to_string();
-    let argv = ["docker", "stack", "deploy", "--prune", "-c", &f, r.app].map(String::from);
+    let argv = r.plan.stack_deploy();
     r.journal
-        .update(|j| j.plan(Step::StartNew, vec![argv.to_vec()]))?;
+        .update(|j| j.plan(Step::StartNew, vec![argv.clone()]))?;
     let started = r
         .journal
         .step(Step::StartNew, || {
-            docker::stream("docker", &argv[1..], &[]).map_err(DeployError::from)
+            docker::run_streamed(&argv, &[]).map_err(DeployError::from)
         })
         .and_then(|()| r.journal.step(Step::Gate, || wait_stack(r.app, r.spec)));
     if let Err(e) = started {
         // a first deploy has nothing to go back to: its stack must not stay
         // behind, restarting tasks nobody routes to
-        if r.previous_file.is_none()
+        if r.plan.previous.file.is_none()
             && let Err(re) = remove_undone_stack(r.app)
         {
             ui::warn(format!("could not remove the stack {}: {re}", r.app));
@@ -1230,76 +1025,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn container(service: &str, state: &str) -> Container {
-        Container {
-            id: format!("{service}-{state}"),
-            name: service.into(),
-            service: service.into(),
-            state: state.into(),
-            status: String::new(),
-            release: None,
-        }
-    }
-
-    #[test]
-    fn only_running_routed_scalable_services_switch() {
-        let spec = crate::spec::parse(
-            "services:\n  web:\n    image: a\n  api:\n    image: a\n    container_name: fixed\n  db:\n    image: a\n  new:\n    image: a\n",
-        )
-        .spec
-        .unwrap();
-        let routed = vec![
-            ("web".to_owned(), 80),
-            ("api".to_owned(), 80),
-            ("new".to_owned(), 80),
-        ];
-        let before = vec![
-            container("web", "running"),
-            container("api", "running"),
-            container("db", "running"),
-        ];
-        assert_eq!(switched(&spec, &routed, &before), vec!["web"]);
-        assert!(switched(&spec, &routed, &[container("web", "exited")]).is_empty());
-    }
-
-    #[test]
-    fn the_start_step_is_planned_from_the_snapshot() {
-        let spec = crate::spec::parse(
-            "services:\n  web:\n    image: a\n    instances: 2\n  db:\n    image: b\n",
-        )
-        .spec
-        .unwrap();
-        let file = Path::new("/k/state/apps/shop/releases/4/docker-compose.yaml");
-        let before = vec![
-            container("web", "running"),
-            container("web", "exited"),
-            container("db", "running"),
-        ];
-        let plan = plan_start(ComposeCli::V2, "shop", file, &spec, &before, &["web"]);
-        let argv: Vec<String> = plan.argv().iter().map(|a| a.join(" ")).collect();
-        let rel = "/k/state/apps/shop/releases/4";
-        let compose = format!(
-            "docker compose -p shop -f {rel}/docker-compose.yaml --project-directory {rel}/src --env-file {rel}/compose.env"
-        );
-        assert_eq!(
-            argv,
-            [
-                format!("{compose} up -d --no-deps --remove-orphans db"),
-                "docker rm -f web-exited".to_owned(),
-                format!("{compose} up -d --no-deps --no-recreate --scale web=3 web"),
-            ]
-        );
-        // nothing to switch: one plain `up`
-        let plan = plan_start(ComposeCli::V1, "shop", file, &spec, &before, &[]);
-        assert_eq!(plan.scale.len() + plan.stale.len(), 0);
-        assert!(
-            plan.up
-                .unwrap()
-                .join(" ")
-                .starts_with("docker-compose -p shop")
-        );
-    }
-
     #[test]
     fn code_volumes_in_use_are_whole_names() {
         let names = ["app_app_r1", "app_app_r12", "app_app_r3", "app_app_rx"];
@@ -1309,22 +1034,6 @@ mod tests {
             unused_code_volumes("app_app_r", &names, file),
             vec!["app_app_r1", "app_app_r3"]
         );
-    }
-
-    #[test]
-    fn retiring_stops_then_removes_the_running_old_containers_only() {
-        let before = vec![
-            container("web", "running"),
-            container("web", "exited"),
-            container("db", "running"),
-        ];
-        let old = retiring(&before, &["web"]);
-        let argv: Vec<String> = retire_argv(&old).iter().map(|a| a.join(" ")).collect();
-        assert_eq!(
-            argv,
-            ["docker stop web-running", "docker rm -f web-running"]
-        );
-        assert!(retire_argv(&[]).is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `runtimes/` that are embedded in the binary. An image is rebuilt only when
 //! its Dockerfile, the entrypoint script or the base image changed.
 
+use crate::argv;
 use crate::docker::{self, DockerError};
 use crate::spec::Runtime;
 use sha2::{Digest, Sha256};
@@ -30,7 +31,7 @@ pub fn fingerprint(rt: Runtime, base_image: &str, base_id: &str) -> String {
 /// Builds `kata/<rt>` unless an image with the same fingerprint exists.
 /// Returns whether it built.
 pub fn ensure(rt: Runtime, base_image: &str) -> Result<bool, DockerError> {
-    let base_id = docker::docker(&["image", "inspect", "--format", "{{.Id}}", base_image])
+    let base_id = docker::run(&argv::image_inspect(base_image))
         .map_err(|e| DockerError::Other(format!(
             "base image {base_image} is not available on this host (set another with `kata setup --base-image IMAGE`): {e}"
         )))?;
@@ -42,7 +43,7 @@ pub fn ensure(rt: Runtime, base_image: &str) -> Result<bool, DockerError> {
         .join("state/runtimes")
         .join(rt.as_str());
     let tagged = || {
-        docker::docker(&["image", "inspect", "--format", "{{.Id}}", &rt.image()])
+        docker::run(&argv::image_inspect(&rt.image()))
             .map(|s| s.trim().to_owned())
             .unwrap_or_default()
     };
@@ -57,21 +58,8 @@ pub fn ensure(rt: Runtime, base_image: &str) -> Result<bool, DockerError> {
     };
     write("Dockerfile", dockerfile(rt), 0o644)?;
     write("kata-runtime", ENTRYPOINT, 0o755)?;
-    let ctx = dir.path().display().to_string();
-    docker::stream(
-        "docker",
-        &[
-            "build",
-            "--build-arg",
-            &format!("BASE={base_image}"),
-            "--label",
-            &format!("kata.runtime.hash={want}"),
-            "-t",
-            &rt.image(),
-            &ctx,
-        ],
-        &[("DOCKER_BUILDKIT", "0")],
-    )?;
+    let build = argv::runtime_build(base_image, &want, &rt.image(), dir.path());
+    docker::run_streamed(&build, &[("DOCKER_BUILDKIT", "0")])?;
     let id = tagged();
     if let Some(dir) = record.parent() {
         let _ = crate::fsutil::private_dir(dir);
@@ -91,13 +79,7 @@ fn is_recorded(recorded: &str, want: &str, tagged: &str) -> bool {
 /// more (run after a deploy has stopped the old containers). Best effort:
 /// never fails a deploy.
 pub fn prune_replaced() {
-    let _ = docker::docker(&[
-        "image",
-        "prune",
-        "--force",
-        "--filter",
-        "label=kata.runtime.hash",
-    ]);
+    let _ = docker::run(&argv::prune_runtime_images());
 }
 
 #[cfg(test)]
