@@ -361,7 +361,7 @@ fn restore(paths: &Paths, settings: &Settings, app: &str, p: &Release) -> Result
         Mode::Swarm => {
             docker::run_streamed(&crate::argv::stack_deploy(&file, app), &[])?;
             let spec = recorded_spec(paths, app, p)?;
-            rollout::settle_restored_stack(paths, settings, app, &spec, server.as_ref())?;
+            rollout::route_settled_stack(paths, settings, app, &spec, server.as_ref())?;
         }
     }
     Ok(())

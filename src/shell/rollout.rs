@@ -856,11 +856,12 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     Ok(())
 }
 
-/// Swarm mode, undoing a deploy once the previous release's stack file was
-/// deployed again: waits until the stack runs it, then routes the previous
-/// release's server to its tasks. Swarm replaced them, and a task's old
-/// address may belong to another container by now.
-pub fn settle_restored_stack(
+/// Swarm mode, after kata changed the stack without deploying a release
+/// (an undone deploy's previous stack file deployed again, `start`,
+/// `restart`): waits until the stack runs its services, then routes the
+/// live release's server to their tasks. Swarm replaced them, and a task's
+/// old address may belong to another container by now.
+pub fn route_settled_stack(
     paths: &Paths,
     settings: &Settings,
     app: &str,

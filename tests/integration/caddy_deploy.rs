@@ -770,6 +770,19 @@ fn swarm_app() {
     for _ in 0..20 {
         assert_eq!(http_get(port, &host, "/").2, "healthy v2");
     }
+
+    // restart and start replace the tasks: once they return, Caddy routes
+    // the new tasks (their addresses are new), with no push
+    kata.args(["restart", &name]).success();
+    for _ in 0..20 {
+        assert_eq!(http_get(port, &host, "/").2, "healthy v2", "after restart");
+    }
+    kata.args(["stop", &name]).success();
+    wait_status(port, &host, 502);
+    kata.args(["start", &name]).success();
+    for _ in 0..20 {
+        assert_eq!(http_get(port, &host, "/").2, "healthy v2", "after start");
+    }
 }
 
 /// `instances: 2`: Caddy dials both replicas, and a blue/green redeploy

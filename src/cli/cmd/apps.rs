@@ -435,7 +435,15 @@ fn reroute(paths: &Paths, app: &str, live: &Live) -> anyhow::Result<()> {
     };
     let settings = settings::load(paths)?;
     let spec = crate::deploy::recorded_spec(paths, app, &live.release)?;
-    crate::deploy::route(paths, &settings, app, &spec, &server, live.mode)?;
+    match live.mode {
+        // swarm replaces the tasks in the background: route the new ones
+        Mode::Swarm => {
+            crate::rollout::route_settled_stack(paths, &settings, app, &spec, Some(&server))?
+        }
+        Mode::Compose => {
+            crate::deploy::route(paths, &settings, app, &spec, &server, live.mode)?;
+        }
+    }
     Ok(())
 }
 
