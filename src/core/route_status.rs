@@ -35,15 +35,18 @@ enum Answer {
     Unknown,
 }
 
-fn answer(app: &str, dial: &str, blocks: &AppPorts, running: &[Published]) -> Answer {
+/// A dial's host (brackets off) and port, its network (`tcp/`) dropped.
+fn host_port(dial: &str) -> Option<(&str, u16)> {
     let dial = dial.split_once('/').map(|(_, d)| d).unwrap_or(dial);
-    let Some((host, port)) = dial.rsplit_once(':') else {
-        return Answer::Unknown;
-    };
-    let Ok(port) = port.parse::<u16>() else {
-        return Answer::Unknown;
-    };
+    let (host, port) = dial.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host, port.parse().ok()?))
+}
+
+fn answer(app: &str, dial: &str, blocks: &AppPorts, running: &[Published]) -> Answer {
+    let Some((host, port)) = host_port(dial) else {
+        return Answer::Unknown;
+    };
     let owner = |c: &Published| {
         if c.app == app {
             Answer::Own
@@ -84,10 +87,8 @@ pub fn dials_addresses(part: &Value) -> bool {
         .filter_map(|p| p.get("upstreams")?.as_array())
         .flatten()
         .filter_map(|u| u.get("dial")?.as_str())
-        .any(|d| {
-            let d = d.split_once('/').map(|(_, d)| d).unwrap_or(d);
-            let host = d.rsplit_once(':').map(|(h, _)| h).unwrap_or(d);
-            let host = host.trim_start_matches('[').trim_end_matches(']');
+        .filter_map(host_port)
+        .any(|(host, _)| {
             host.parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| !ip.is_loopback())
         })
