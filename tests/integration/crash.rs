@@ -101,6 +101,15 @@ impl Fixture {
         v
     }
 
+    /// `kata CMD APP ARGS...` for `next` = `[CMD, ARGS...]`, which must
+    /// succeed: its stdout and stderr together (where recovery reports).
+    fn next_command(&self, next: &[&str]) -> String {
+        let mut args = next.to_vec();
+        args.insert(1, &self.app.name);
+        let out = self.kata.args(&args).success();
+        format!("{}{}", out.stdout, out.stderr)
+    }
+
     /// Pushes v2 with kata stopped at `step`, SIGKILLs the paused process
     /// and returns the push's outcome (code, stderr).
     fn push_killed_at(&self, step: &str) -> (Option<i32>, String) {
@@ -140,8 +149,7 @@ fn undone_at(step: &str) {
     let (code, stderr) = f.push_killed_at(step);
     assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
-    let out = f.kata.args(["restart", &f.app.name]).success();
-    let all = format!("{}{}", out.stdout, out.stderr);
+    let all = f.next_command(&["restart"]);
     assert!(
         all.contains(&format!("release 2 was interrupted at {step}; undone")),
         "{all}"
@@ -163,10 +171,7 @@ fn finished_at(step: &str, next: &[&str]) {
     let v1 = f.containers();
     let (code, stderr) = f.push_killed_at(step);
     assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
-    let mut args = next.to_vec();
-    args.push(&f.app.name);
-    let out = f.kata.args(&args).success();
-    let all = format!("{}{}", out.stdout, out.stderr);
+    let all = f.next_command(next);
     assert!(
         all.contains(&format!(
             "release 2 was interrupted at {step} after the switch; finished it"
@@ -224,10 +229,7 @@ fn retirer_killed_at(step: &str, next: &[&str]) {
         f.statuses(),
         vec![(1, "superseded".into()), (2, "live".into())]
     );
-    let mut args = next.to_vec();
-    args.insert(1, &f.app.name);
-    let out = f.kata.args(&args).success();
-    let all = format!("{}{}", out.stdout, out.stderr);
+    let all = f.next_command(next);
     assert!(
         all.contains(&format!("interrupted at {step} after the switch")),
         "{all}"
@@ -526,11 +528,7 @@ fn swarm_undone_at(step: &str) {
             "mkdir /w && echo someone else > /w/index.html && exec httpd -f -p 8080 -h /w",
         ]);
     }
-    let out = f
-        .kata
-        .args(["config:set", &f.app.name, "A=1", "--no-deploy"])
-        .success();
-    let all = format!("{}{}", out.stdout, out.stderr);
+    let all = f.next_command(&["config:set", "A=1", "--no-deploy"]);
     assert!(
         all.contains(&format!("release 2 was interrupted at {step}; undone")),
         "{all}"
@@ -549,10 +547,7 @@ fn swarm_finished_at(step: &str, next: &[&str]) {
     let (code, stderr) = f.push_killed_at(step);
     assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
-    let mut args = next.to_vec();
-    args.insert(1, &f.app.name);
-    let out = f.kata.args(&args).success();
-    let all = format!("{}{}", out.stdout, out.stderr);
+    let all = f.next_command(next);
     assert!(
         all.contains(&format!(
             "release 2 was interrupted at {step} after the switch; finished it"
@@ -668,11 +663,7 @@ fn swarm_first_deploy_inner() {
     wait_for("the stack to converge", Duration::from_secs(60), || {
         f.stack_releases().1 == ["1"]
     });
-    let out = f
-        .kata
-        .args(["config:set", &f.app.name, "A=1", "--no-deploy"])
-        .success();
-    let all = format!("{}{}", out.stdout, out.stderr);
+    let all = f.next_command(&["config:set", "A=1", "--no-deploy"]);
     assert!(
         all.contains("release 1 was interrupted at gate; undone"),
         "{all}"
@@ -720,11 +711,7 @@ fn swarm_rolled_back_inner() {
         .trim()
             == "rollback_completed"
     });
-    let out = f
-        .kata
-        .args(["config:set", &f.app.name, "A=1", "--no-deploy"])
-        .success();
-    let all = format!("{}{}", out.stdout, out.stderr);
+    let all = f.next_command(&["config:set", "A=1", "--no-deploy"]);
     assert!(
         all.contains("release 2 was interrupted at gate; undone"),
         "{all}"
