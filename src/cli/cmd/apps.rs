@@ -507,14 +507,24 @@ fn remove_containers(
         None => {}
     }
     // Whatever is left with our labels (e.g. a failed release's containers).
+    // Swarm removes a stack's networks and tasks on its own after `stack
+    // rm`: one gone since it was listed is removed.
+    let remove = |args: &[&str]| match docker::docker(args) {
+        Err(docker::DockerError::Failed { stderr, .. })
+            if stderr.contains("not found") || stderr.contains("No such") =>
+        {
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    };
     for c in docker::containers(app)? {
-        docker::docker(&["rm", "-f", &c.id])?;
+        remove(&["rm", "-f", &c.id])?;
     }
     for id in owned(app, &["ps", "-aq"]) {
-        docker::docker(&["rm", "-f", &id])?;
+        remove(&["rm", "-f", &id])?;
     }
     for id in owned(app, &["network", "ls", "-q"]) {
-        docker::docker(&["network", "rm", &id])?;
+        remove(&["network", "rm", &id])?;
     }
     let root = paths.root().display().to_string();
     for v in owned(app, &["volume", "ls", "-q"]) {
