@@ -56,7 +56,34 @@ pub fn repo_path(rel: impl AsRef<Path>) -> PathBuf {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the caller).
+/// It comes from outside the kernel's ephemeral range, so no outgoing
+/// connection takes it while a test's container or Caddy rebinds it
+/// between deploys (a port from `bind(0)` was taken that way on a busy
+/// machine), and outside the ports kata publishes (`unique_port_range`).
 pub fn free_port() -> u16 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    let candidates: Vec<u16> = (30000..=65535u16)
+        .filter(|p| !(low..=high).contains(p))
+        .collect();
+    let start = {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    for _ in 0..candidates.len() {
+        let i = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % candidates.len() as u64;
+        let port = candidates[i as usize];
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
