@@ -131,6 +131,11 @@ pub fn code_volumes(prefix: &str) -> Vec<String> {
     docker(&["volume", "ls", "-q", "--filter", &filter], &[] as &[&str])
 }
 
+/// `docker network rm ID`.
+pub fn network_rm(id: &str) -> Vec<String> {
+    docker(&["network", "rm", id], &[] as &[&str])
+}
+
 /// `docker volume rm NAME` (docker refuses one in use).
 pub fn volume_rm(name: &str) -> Vec<String> {
     docker(&["volume", "rm", name], &[] as &[&str])
@@ -256,6 +261,7 @@ mod tests {
         insta::assert_snapshot!(line(&image_inspect("busybox:1")), @"docker image inspect --format {{.Id}} busybox:1");
         insta::assert_snapshot!(line(&code_volumes("shop_app_r")), @"docker volume ls -q --filter name=shop_app_r");
         insta::assert_snapshot!(line(&volume_rm("shop_app_r3")), @"docker volume rm shop_app_r3");
+        insta::assert_snapshot!(line(&network_rm("0a1b")), @"docker network rm 0a1b");
         let build = runtime_build(
             "debian:bookworm-slim",
             "f00d",

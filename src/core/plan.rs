@@ -78,12 +78,13 @@ pub struct PlanInputs<'a> {
     pub previous: Previous,
 }
 
-/// The live release's records: its compose file (when it has one) and its
-/// Caddy server.
+/// The live release's records: its compose file (when it has one), its
+/// Caddy server and the mode it runs in.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Previous {
     pub file: Option<PathBuf>,
     pub caddy: Option<Json>,
+    pub mode: Option<Mode>,
 }
 
 /// A file the deploy writes, with its mode (`None`: the default).
@@ -200,6 +201,10 @@ pub struct ReleasePlan {
     /// What the port store records.
     pub ports: PortWrites,
     pub previous: Previous,
+    /// The live release's mode when it is not this release's: what runs in
+    /// it is taken down before this release starts, since both modes name
+    /// the app's networks `<app>_<network>`.
+    pub leaves: Option<Mode>,
 }
 
 /// A plan that cannot be made, with the warnings found before.
@@ -321,8 +326,11 @@ pub fn plan(i: &PlanInputs) -> Result<ReleasePlan, PlanError> {
         .collect();
     let builds = builds(i, &spec, &out, &src).map_err(error)?;
     let files = files(i, &file, &out.yaml(), server.as_ref());
+    let leaves = i.previous.mode.filter(|m| *m != i.mode);
+    // the old mode's containers go before the start: none is switched from
+    let before = if leaves.is_some() { &[] } else { i.containers };
     let start = match i.cli {
-        Some(cli) => Start::Compose(compose_start(cli, app, &file, &spec, &routed, i.containers)),
+        Some(cli) => Start::Compose(compose_start(cli, app, &file, &spec, &routed, before)),
         None => Start::Swarm {
             deploy: argv::stack_deploy(&file, app),
         },
@@ -347,6 +355,7 @@ pub fn plan(i: &PlanInputs) -> Result<ReleasePlan, PlanError> {
         kept_subnets,
         ports: port_writes,
         previous: i.previous.clone(),
+        leaves,
     })
 }
 
@@ -660,6 +669,15 @@ caddy:
     }
 
     fn plan_for(spec_text: &str, cli: Option<ComposeCli>, containers: &[Container]) -> ReleasePlan {
+        plan_after(spec_text, cli, containers, Previous::default())
+    }
+
+    fn plan_after(
+        spec_text: &str,
+        cli: Option<ComposeCli>,
+        containers: &[Container],
+        previous: Previous,
+    ) -> ReleasePlan {
         let spec = crate::spec::parse(spec_text).spec.unwrap();
         let paths = Paths::new("/k");
         let config = envfile::parse("SECRET=hunter2\n").unwrap();
@@ -702,7 +720,7 @@ caddy:
             containers,
             subnets: &subnets,
             ports: &ports,
-            previous: Previous::default(),
+            previous,
         };
         plan(&inputs).unwrap()
     }
@@ -739,6 +757,31 @@ caddy:
             PortWrites::default(),
             "swarm publishes no route port"
         );
+    }
+
+    #[test]
+    fn a_release_in_another_mode_takes_the_live_one_down_first() {
+        let live = |mode| Previous {
+            file: Some("/k/state/apps/shop/releases/2/docker-compose.yaml".into()),
+            caddy: None,
+            mode: Some(mode),
+        };
+        // swarm's tasks carry kata's labels too: none is switched from
+        let tasks = [container("web", "running"), container("db", "running")];
+        let p = plan_after(SPEC, Some(ComposeCli::V2), &tasks, live(Mode::Swarm));
+        assert_eq!(p.leaves, Some(Mode::Swarm));
+        let Start::Compose(c) = &p.start else {
+            panic!("a compose start")
+        };
+        assert!(c.switched.is_empty() && c.retiring.is_empty() && c.old_ids.is_empty());
+        assert_eq!(
+            plan_after(SPEC, None, &[], live(Mode::Compose)).leaves,
+            Some(Mode::Compose)
+        );
+        // the same mode, or no live release: nothing is taken down
+        let p = plan_after(SPEC, Some(ComposeCli::V2), &tasks, live(Mode::Compose));
+        assert_eq!(p.leaves, None);
+        assert_eq!(plan_for(SPEC, None, &[]).leaves, None);
     }
 
     #[test]

@@ -147,6 +147,9 @@ fn deploy_release(
         }
         Err(e) => {
             let _ = rec.fail_open(&e);
+            if rec.get().state(Step::StartNew) != journal::State::Planned {
+                come_back_across_modes(paths, settings, app, &rel);
+            }
             if let Some(t) = previous_target {
                 let _ = release::point_app_at(paths, app, &t);
             }
@@ -288,6 +291,9 @@ fn apply(
             let previous = release::live(&all).filter(|p| p.number != n);
             if let Some(p) = previous {
                 if *restore_previous {
+                    if mode_of(p) != mode_of(r) {
+                        rollout::take_down(app, mode_of(r))?;
+                    }
                     restore(paths, settings, app, p)?;
                 }
                 release::point_app_at(paths, app, &release::src(paths, app, p.number))?;
@@ -343,6 +349,32 @@ fn apply(
         }
     }
     Ok(())
+}
+
+/// After release `rel` failed in a mode other than the live release's,
+/// which it took down first: removes what it started and brings the live
+/// release back in its own mode.
+fn come_back_across_modes(paths: &Paths, settings: &Settings, app: &str, rel: &Release) {
+    let all = release::list(paths, app).unwrap_or_default();
+    let Some(p) = release::live(&all).filter(|p| p.number != rel.number) else {
+        return;
+    };
+    if rel.mode.is_none() || mode_of(p) == mode_of(rel) {
+        return;
+    }
+    ui::step(format!(
+        "Bringing release {} back in {} mode",
+        p.number,
+        mode_of(p)
+    ));
+    if let Err(e) =
+        rollout::take_down(app, mode_of(rel)).and_then(|()| restore(paths, settings, app, p))
+    {
+        ui::warn(format!(
+            "could not bring release {} back: {e}; `kata deploy {app}` tries again",
+            p.number
+        ));
+    }
 }
 
 /// Starts release `p`'s recorded file again and routes to its containers.
@@ -744,6 +776,7 @@ fn previous(paths: &Paths, app: &str, n: u64) -> plan::Previous {
         caddy: std::fs::read(release::caddy_file(paths, app, live.number))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok()),
+        mode: Some(mode_of(&live)),
     }
 }
 

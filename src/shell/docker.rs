@@ -317,6 +317,19 @@ pub fn docker(args: &[&str]) -> Result<String, DockerError> {
 
 /// Runs a planned argv (program first, see [`crate::argv`]) and returns
 /// its stdout.
+/// A removal's result, where an object removed since it was listed counts
+/// as removed.
+pub fn gone_is_fine(r: Result<String, DockerError>) -> Result<(), DockerError> {
+    match r {
+        Err(DockerError::Failed { stderr, .. })
+            if stderr.contains("not found") || stderr.contains("No such") =>
+        {
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
+}
+
 pub fn run(argv: &[String]) -> Result<String, DockerError> {
     capture(&argv[0], &argv[1..])
 }

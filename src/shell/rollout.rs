@@ -101,6 +101,10 @@ pub fn compose(r: &Rollout, c: &ComposeStart) -> Result<(), DeployError> {
         r.journal.fail_open(&e)?;
         ui::step("Start failed; the previous release keeps serving");
         remove_new(r.app, &old_ids);
+        if r.plan.leaves.is_some() {
+            // the deploy's caller brings the other mode's release back
+            return Err(e);
+        }
         restore_previous(
             r.paths,
             r.settings,
@@ -237,6 +241,9 @@ fn start_and_route(
         .filter(|s| !switch.contains(s))
         .collect();
     r.journal.begin(Step::StartNew)?;
+    if let Some(from) = r.plan.leaves {
+        leave_mode(r, from)?;
+    }
     if let Some(up) = &start.up {
         run_argv(up)?;
     }
@@ -833,9 +840,17 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
     let started = r
         .journal
         .step(Step::StartNew, || {
-            docker::run_streamed(&argv, &[]).map_err(DeployError::from)
+            if let Some(from) = r.plan.leaves {
+                leave_mode(r, from)?;
+            }
+            let known = stack_tasks(r.app);
+            docker::run_streamed(&argv, &[]).map_err(DeployError::from)?;
+            Ok::<_, DeployError>(known)
         })
-        .and_then(|()| r.journal.step(Step::Gate, || wait_stack(r.app, r.spec)));
+        .and_then(|known| {
+            r.journal
+                .step(Step::Gate, || wait_stack(r.app, r.spec, &known))
+        });
     if let Err(e) = started {
         // a first deploy has nothing to go back to: its stack must not stay
         // behind, restarting tasks nobody routes to
@@ -873,7 +888,9 @@ pub fn route_settled_stack(
     let mut spec = spec.clone();
     spec.services
         .retain(|name, _| listed.lines().any(|l| l.trim() == format!("{app}_{name}")));
-    wait_stack(app, &spec)?;
+    // tasks the stack deploy just created count as old here: a failure
+    // is seen once swarm replaced them, never one from before
+    wait_stack(app, &spec, &stack_tasks(app))?;
     match server {
         Some(server) => put_server(
             paths,
@@ -906,6 +923,55 @@ pub fn has_stack(app: &str) -> bool {
         .is_ok_and(|stacks| stacks.lines().any(|l| l.trim() == app))
 }
 
+/// Before a release in another mode starts: takes down what the live
+/// release runs in `from` (see [`ReleasePlan::leaves`]).
+fn leave_mode(r: &Rollout, from: Mode) -> Result<(), DeployError> {
+    ui::step(format!(
+        "Mode changes from {from} to {}: {} stops first (both modes name its networks alike), so it does not answer until the {} release is up",
+        r.plan.mode, r.app, r.plan.mode
+    ));
+    take_down(r.app, from)
+}
+
+/// Removes what the app runs in `mode`, and its networks; volumes stay.
+/// Compose containers get their grace period.
+pub fn take_down(app: &str, mode: Mode) -> Result<(), DeployError> {
+    let label = match mode {
+        Mode::Swarm => {
+            if has_stack(app) {
+                remove_stack(app)?;
+            }
+            format!("label=com.docker.stack.namespace={app}")
+        }
+        Mode::Compose => {
+            let label = format!("label=com.docker.compose.project={app}");
+            let ids = docker::docker(&["ps", "-aq", "--filter", &label])?;
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            for argv in crate::argv::retire(&ids) {
+                docker::gone_is_fine(docker::run(&argv))?;
+            }
+            label
+        }
+    };
+    // swarm removes a stack's networks on its own, a moment after its tasks
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let nets = docker::docker(&["network", "ls", "-q", "--filter", &label])?;
+        if nets.trim().is_empty() {
+            return Ok(());
+        }
+        for id in nets.split_whitespace() {
+            let removed = docker::gone_is_fine(docker::run(&crate::argv::network_rm(id)));
+            if let Err(e) = removed
+                && Instant::now() > deadline
+            {
+                return Err(e.into());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// `docker stack rm`, then waits (up to a minute) for the tasks' containers
 /// to go: `stack rm` returns before them, and networks and volumes in use
 /// cannot be removed.
@@ -918,12 +984,26 @@ pub fn remove_stack(app: &str) -> Result<(), DeployError> {
     Ok(())
 }
 
-fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
+/// The IDs of every task the stack has had (none without a stack).
+fn stack_tasks(app: &str) -> BTreeSet<String> {
+    docker::docker(&["stack", "ps", "-q", "--no-trunc", app])
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// This many tasks of one service failing, none of them in `known`, is
+/// a deploy that will not converge (a new service has no update for swarm
+/// to roll back, and swarm would go on replacing them).
+const FAILED_TASKS: usize = 3;
+
+fn wait_stack(app: &str, spec: &AppSpec, known: &BTreeSet<String>) -> Result<(), DeployError> {
     let deadline = Instant::now() + SWARM_TIMEOUT;
     let mut stable_since: Option<Instant> = None;
     let mut progress = health::Progress::default();
     loop {
-        let problem = stack_problem(app, spec)?;
+        let problem = stack_problem(app, spec, known)?;
         match problem {
             None => {
                 let since = *stable_since.get_or_insert_with(Instant::now);
@@ -947,9 +1027,48 @@ fn wait_stack(app: &str, spec: &AppSpec) -> Result<(), DeployError> {
     }
 }
 
+/// Why service `full` will not converge: [`FAILED_TASKS`] of its tasks
+/// not in `known` failed (newest first, as `service ps` lists them).
+fn failing(full: &str, known: &BTreeSet<String>) -> Result<Option<String>, DeployError> {
+    let tasks = docker::docker(&[
+        "service",
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.CurrentState}}|{{.Error}}",
+        full,
+    ])?;
+    let failed: Vec<(&str, &str)> = tasks
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, '|');
+            let (id, state, error) = (f.next()?, f.next()?, f.next().unwrap_or(""));
+            let failed = state.starts_with("Failed") || state.starts_with("Rejected");
+            (failed && !known.contains(id.trim())).then_some((state, error))
+        })
+        .collect();
+    Ok((failed.len() >= FAILED_TASKS).then(|| {
+        let (state, error) = failed[0];
+        let why = if error.trim().is_empty() {
+            state
+        } else {
+            error
+        };
+        format!(
+            "service {full}: {} new tasks failed (the last: {})",
+            failed.len(),
+            why.trim()
+        )
+    }))
+}
+
 /// `None` when converged; `Some(Ok(why))` while still converging;
 /// `Some(Err(why))` when swarm gave up (and rolled back).
-fn stack_problem(app: &str, spec: &AppSpec) -> Result<Option<Result<String, String>>, DeployError> {
+fn stack_problem(
+    app: &str,
+    spec: &AppSpec,
+    known: &BTreeSet<String>,
+) -> Result<Option<Result<String, String>>, DeployError> {
     for (name, svc) in &spec.services {
         let full = format!("{app}_{name}");
         let out = docker::docker(&[
@@ -1015,6 +1134,9 @@ fn stack_problem(app: &str, spec: &AppSpec) -> Result<Option<Result<String, Stri
         let reps = line.split_whitespace().nth(1).unwrap_or("");
         let (have, want) = reps.split_once('/').unwrap_or(("0", "?"));
         if have != want {
+            if let Some(failed) = failing(&full, known)? {
+                return Ok(Some(Err(failed)));
+            }
             return Ok(Some(Ok(format!("service {full}: {reps} replicas running"))));
         }
     }

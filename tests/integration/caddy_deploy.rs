@@ -992,3 +992,101 @@ fn collateral() {
     assert_eq!(rb.wrong, 0, "app B: {rb:?}");
     assert!(ra.ok > 0 && rb.ok > 0);
 }
+
+/// Changing an app's mode (`x-kata-mode`, `kata mode`) between pushes:
+/// compose to swarm and back, on one private swarm, each push served by the
+/// new mode only, and nothing of the old mode left behind.
+#[test]
+fn an_app_changes_mode_between_pushes() {
+    crate::support::private_dockerd::rerun_on_a_swarm("caddy_deploy::mode_change_inner");
+}
+
+#[test]
+#[ignore = "run by an_app_changes_mode_between_pushes on a private swarm"]
+fn mode_change_inner() {
+    assert!(
+        crate::support::private_dockerd::inside(),
+        "needs the private swarm"
+    );
+    with_bin(CURRENT, mode_change);
+}
+
+fn mode_change() {
+    let caddy = Caddy::start();
+    let kata = kata_for(caddy.endpoint());
+    let name = unique("modes");
+    let app = LocalApp::new(&kata, &name);
+    let host = format!("{name}.test");
+    let port = free_port();
+    let yaml = |mode: &str, path: &str| {
+        let checked = httpd_yaml(&shorthand(&host, port)).replace(
+            "    volumes:\n",
+            &format!("    healthcheck:\n      path: {path}\n      interval: 1s\n      attempts: 3\n    volumes:\n"),
+        );
+        format!("{checked}x-kata-mode: {mode}\n")
+    };
+    // only the live mode runs: its containers or its stack, not both
+    let only = |mode: &str| {
+        let compose = docker_ok([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=com.docker.compose.project={name}"),
+        ]);
+        let stack = docker_ok([
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={name}"),
+        ]);
+        match mode {
+            "compose" => assert!(stack.trim().is_empty(), "stack left: {stack}"),
+            _ => assert!(
+                compose.trim().is_empty(),
+                "compose containers left: {compose}"
+            ),
+        }
+    };
+    let serves = |body: &str| {
+        wait_routed(port, &host, body);
+        for _ in 0..20 {
+            assert_eq!(http_get(port, &host, "/").2, body);
+        }
+    };
+    let push = |mode: &str, path: &str, body: &str| {
+        app.write("kata-compose.yaml", &yaml(mode, path))
+            .write("www/index.html", body)
+            .commit(body);
+    };
+    for (i, mode) in ["compose", "swarm", "compose", "swarm"].iter().enumerate() {
+        let body = format!("{mode} v{i}");
+        push(mode, "/index.html", &body);
+        let out = app.push_ok();
+        assert!(
+            out.stderr.contains(&format!("Mode: {mode}")),
+            "{}",
+            out.stderr
+        );
+        if i > 0 {
+            assert!(out.stderr.contains("Mode changes from"), "{}", out.stderr);
+        }
+        serves(&body);
+        only(mode);
+    }
+    // a release that fails its gate in the other mode: the live release
+    // comes back in its own mode, and serves
+    for (mode, live) in [("compose", "swarm v3"), ("swarm", "compose v4")] {
+        if mode == "swarm" {
+            push("compose", "/index.html", live);
+            app.push_ok();
+            serves(live);
+        }
+        push(mode, "/missing.html", &format!("broken {mode}"));
+        let out = app.push_fails();
+        assert!(out.stderr.contains("Bringing release"), "{}", out.stderr);
+        serves(live);
+        only(if mode == "swarm" { "compose" } else { "swarm" });
+    }
+    kata.args(["rm", "-f", &name]).success();
+}

@@ -509,14 +509,7 @@ fn remove_containers(
     // Whatever is left with our labels (e.g. a failed release's containers).
     // Swarm removes a stack's networks and tasks on its own after `stack
     // rm`: one gone since it was listed is removed.
-    let remove = |args: &[&str]| match docker::docker(args) {
-        Err(docker::DockerError::Failed { stderr, .. })
-            if stderr.contains("not found") || stderr.contains("No such") =>
-        {
-            Ok(())
-        }
-        other => other.map(|_| ()),
-    };
+    let remove = |args: &[&str]| docker::gone_is_fine(docker::docker(args));
     for c in docker::containers(app)? {
         remove(&["rm", "-f", &c.id])?;
     }

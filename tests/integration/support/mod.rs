@@ -72,11 +72,15 @@ pub fn free_port() -> u16 {
     let candidates: Vec<u16> = (30000..=65535u16)
         .filter(|p| !(low..=high).contains(p))
         .collect();
-    let start = {
+    // one walk per process from a random start: the ports handed out here
+    // never repeat (Caddy binds with SO_REUSEPORT, so two tests given one
+    // port would share it instead of failing)
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
         let mut h = RandomState::new().build_hasher();
         h.write_u32(std::process::id());
-        h.finish()
-    };
+        h.finish() % 65536
+    });
     for _ in 0..candidates.len() {
         let i = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % candidates.len() as u64;
         let port = candidates[i as usize];
