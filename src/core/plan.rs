@@ -68,8 +68,12 @@ pub struct PlanInputs<'a> {
     /// The kata user's home, for `~` in a mounted path.
     pub home: Option<&'a Path>,
     pub settings: PlanSettings<'a>,
-    /// Every docker network now (compose mode).
+    /// Docker's networks now (compose mode): every one, or only the app's
+    /// own when `all_networks` is false. Those are enough for a release
+    /// whose networks all exist; otherwise the plan fails with
+    /// [`PlanError::needs_all_networks`] and is made again with every one.
     pub networks: &'a [DockerNet],
+    pub all_networks: bool,
     /// The app's containers now.
     pub containers: &'a [Container],
     pub subnets: &'a SubnetState,
@@ -212,6 +216,8 @@ pub struct ReleasePlan {
 pub struct PlanError {
     pub warnings: Vec<String>,
     pub message: String,
+    /// Plan again with every docker network (see [`PlanInputs::networks`]).
+    pub needs_all_networks: bool,
 }
 
 impl ReleasePlan {
@@ -252,6 +258,7 @@ pub fn plan(i: &PlanInputs) -> Result<ReleasePlan, PlanError> {
     let error = |message: String| PlanError {
         warnings: warnings.clone(),
         message,
+        needs_all_networks: false,
     };
     if !out.errors.is_empty() {
         let lines: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
@@ -270,10 +277,13 @@ pub fn plan(i: &PlanInputs) -> Result<ReleasePlan, PlanError> {
             app,
             (s.subnet_pool, s.subnet_prefix),
             i.subnets,
-            i.networks,
+            (i.networks, i.all_networks),
             &mut out.compose,
         )
-        .map_err(|e| error(e.to_string()))?;
+        .map_err(|e| PlanError {
+            needs_all_networks: matches!(e, subnets::SubnetError::NeedsAllNetworks(_)),
+            ..error(e.to_string())
+        })?;
         (subnet_writes, kept_subnets) = (w, p.kept);
     }
     let server = match &out.caddy {
@@ -717,6 +727,7 @@ caddy:
                 port_range: ports::DEFAULT_RANGE,
             },
             networks: &networks,
+            all_networks: true,
             containers,
             subnets: &subnets,
             ports: &ports,
@@ -808,6 +819,7 @@ caddy:
                 port_range: ports::DEFAULT_RANGE,
             },
             networks: &[],
+            all_networks: true,
             containers: &[],
             subnets: &SubnetState::default(),
             ports: &PortState::default(),
@@ -815,6 +827,66 @@ caddy:
         };
         let e = plan(&inputs).unwrap_err();
         assert!(e.message.contains("app shop's data directory"), "{e:?}");
+    }
+
+    #[test]
+    fn a_network_that_does_not_exist_asks_for_every_network() {
+        let spec = crate::spec::parse("services:\n  web:\n    image: a\n")
+            .spec
+            .unwrap();
+        let paths = Paths::new("/k");
+        let config = Env::default();
+        let own = [DockerNet {
+            name: "shop_default".into(),
+            project: "shop".into(),
+            key: "default".into(),
+            subnets: vec!["198.18.0.64/26".parse().unwrap()],
+        }];
+        let subnets = SubnetState {
+            recorded: [("default".to_owned(), "198.18.0.64/26".parse().unwrap())].into(),
+            ..SubnetState::default()
+        };
+        let inputs = PlanInputs {
+            paths: &paths,
+            app: "shop",
+            release: 3,
+            commit: "c",
+            spec: &spec,
+            mode: Mode::Compose,
+            cli: Some(ComposeCli::V2),
+            dot_env: b"",
+            config_env: &config,
+            ids: (0, 0),
+            home: None,
+            settings: PlanSettings {
+                subnet_pool: subnets::DEFAULT_POOL,
+                subnet_prefix: subnets::DEFAULT_PREFIX,
+                port_range: ports::DEFAULT_RANGE,
+            },
+            networks: &own,
+            all_networks: false,
+            containers: &[],
+            subnets: &subnets,
+            ports: &PortState::default(),
+            previous: Previous::default(),
+        };
+        // its network exists: the app's own networks were enough
+        let p = plan(&inputs).unwrap();
+        assert_eq!(p.subnets, SubnetWrites::default());
+        // gone (e.g. after `docker network prune`): plan again with all
+        let e = plan(&PlanInputs {
+            networks: &[],
+            ..inputs.clone()
+        })
+        .unwrap_err();
+        assert!(e.needs_all_networks, "{e:?}");
+        let p = plan(&PlanInputs {
+            networks: &[],
+            all_networks: true,
+            ..inputs
+        })
+        .unwrap();
+        assert!(p.subnets.record.is_none(), "its recorded subnet comes back");
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub enum SubnetError {
     },
     #[error("subnet records: {0}")]
     Records(String),
+    /// Only the app's own networks were read, and a network it wants does
+    /// not exist: its subnet must be chosen against every network.
+    #[error("the subnet of network `{0}` is chosen against every docker network")]
+    NeedsAllNetworks(String),
 }
 
 /// An IPv4 network: its first address and prefix length (host bits zero).
@@ -291,8 +295,11 @@ pub struct Inputs<'a> {
     pub wanted: &'a [String],
     /// This app's record from its last deploy.
     pub recorded: &'a BTreeMap<String, Net>,
-    /// Every docker network now.
+    /// Docker's networks now: every one, or only the app's own.
     pub docker: &'a [DockerNet],
+    /// Whether `docker` holds every network (only needed when a wanted
+    /// network does not exist yet).
+    pub all_networks: bool,
     /// The subnets other kata apps hold.
     pub others: &'a [Net],
     pub cursor: Option<Net>,
@@ -324,6 +331,9 @@ pub fn plan(i: &Inputs) -> Result<Plan, SubnetError> {
                 None => p.kept.push((key.clone(), n.subnets.clone())),
             }
             continue;
+        }
+        if !i.all_networks {
+            return Err(SubnetError::NeedsAllNetworks(key.clone()));
         }
         let taken: Vec<Net> = i
             .docker
@@ -419,7 +429,7 @@ pub fn assign(
     app: &str,
     (pool, prefix): (&str, u8),
     state: &SubnetState,
-    docker: &[DockerNet],
+    (docker, all_networks): (&[DockerNet], bool),
     compose: &mut Json,
 ) -> Result<(Plan, SubnetWrites), SubnetError> {
     let wanted = networks_to_pin(compose);
@@ -437,6 +447,7 @@ pub fn assign(
         wanted: &wanted,
         recorded: &state.recorded,
         docker,
+        all_networks,
         others: &others,
         cursor,
     })?;
@@ -468,7 +479,7 @@ mod tests {
             "shop",
             (DEFAULT_POOL, DEFAULT_PREFIX),
             &state,
-            &[],
+            (&[], true),
             &mut compose,
         )
         .unwrap();
@@ -498,7 +509,7 @@ mod tests {
             "shop",
             (DEFAULT_POOL, DEFAULT_PREFIX),
             &again,
-            &docker,
+            (&docker, true),
             &mut compose,
         );
         assert_eq!(e.unwrap_err(), SubnetError::Records("damaged".into()));
@@ -510,11 +521,24 @@ mod tests {
             "shop",
             (DEFAULT_POOL, DEFAULT_PREFIX),
             &fine,
-            &docker,
+            (&docker, false),
             &mut compose,
         )
         .unwrap();
-        assert_eq!(w, SubnetWrites::default());
+        assert_eq!(w, SubnetWrites::default(), "its own network was enough");
+        // a network that does not exist yet is chosen against all of them
+        let mut two = json!({"services": {"web": {"image": "a", "networks": ["default", "back"]}}, "networks": {"back": {}}});
+        assert_eq!(
+            assign(
+                "shop",
+                (DEFAULT_POOL, DEFAULT_PREFIX),
+                &fine,
+                (&docker, false),
+                &mut two,
+            )
+            .unwrap_err(),
+            SubnetError::NeedsAllNetworks("back".into())
+        );
         // no network to pin and no record: nothing is read or decided
         let mut host = json!({"services": {"web": {"image": "a", "network_mode": "host"}}});
         let broken = SubnetState {
@@ -522,7 +546,7 @@ mod tests {
             ..SubnetState::default()
         };
         assert_eq!(
-            assign("shop", ("not a pool", 26), &broken, &[], &mut host)
+            assign("shop", ("not a pool", 26), &broken, (&[], true), &mut host)
                 .unwrap()
                 .1,
             SubnetWrites::default()
@@ -676,6 +700,7 @@ mod tests {
             wanted,
             recorded,
             docker,
+            all_networks: true,
             others,
             cursor,
         }
@@ -787,6 +812,7 @@ mod tests {
                 wanted: &wanted,
                 recorded: &BTreeMap::new(),
                 docker: &[dn("bridge", "", "", &["172.17.0.0/16"])],
+                all_networks: true,
                 others: &[n("198.18.0.0/26")],
                 cursor: None,
             })

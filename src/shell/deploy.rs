@@ -708,7 +708,8 @@ fn plan_release(
             crate::subnet_store::read(paths, app)
                 .map_err(|e| fail(format!("subnet records: {e}")))?,
             crate::port_store::read(paths, app).map_err(|e| fail(e.to_string()))?,
-            docker::networks()?,
+            // the app's own networks are enough when they all exist
+            docker::networks_of(app)?,
             docker::containers(app)?,
         ),
         None => Default::default(),
@@ -731,12 +732,21 @@ fn plan_release(
             port_range: settings.port_range,
         },
         networks: &networks,
+        all_networks: false,
         containers: &containers,
         subnets: &subnets,
         ports: &ports,
         previous: previous(paths, app, n),
     };
-    let plan = plan::plan(&inputs);
+    let mut plan = plan::plan(&inputs);
+    if plan.as_ref().is_err_and(|e| e.needs_all_networks) {
+        let every = docker::networks()?;
+        plan = plan::plan(&PlanInputs {
+            networks: &every,
+            all_networks: true,
+            ..inputs
+        });
+    }
     for w in plan.as_ref().map_or_else(|e| &e.warnings, |p| &p.warnings) {
         ui::warn(w);
     }

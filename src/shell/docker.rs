@@ -491,7 +491,22 @@ pub fn parse_containers(out: &str) -> Vec<Container> {
 /// Every docker network with its compose labels and IPv4/IPv6 subnets (two
 /// calls, whatever the number of networks): what subnet allocation avoids.
 pub fn networks() -> Result<Vec<crate::subnets::DockerNet>, DockerError> {
-    let ids = docker(&["network", "ls", "-q", "--no-trunc"])?;
+    networks_filtered(&[])
+}
+
+/// [`networks`] of compose project `app` only: one inspect, not one per
+/// network on the engine.
+pub fn networks_of(app: &str) -> Result<Vec<crate::subnets::DockerNet>, DockerError> {
+    networks_filtered(&[
+        "--filter",
+        &format!("label=com.docker.compose.project={app}"),
+    ])
+}
+
+fn networks_filtered(filter: &[&str]) -> Result<Vec<crate::subnets::DockerNet>, DockerError> {
+    let mut ls = vec!["network", "ls", "-q", "--no-trunc"];
+    ls.extend(filter);
+    let ids = docker(&ls)?;
     let ids: Vec<&str> = ids.split_whitespace().collect();
     if ids.is_empty() {
         return Ok(vec![]);
@@ -507,7 +522,7 @@ pub fn networks() -> Result<Vec<crate::subnets::DockerNet>, DockerError> {
         Ok(out) => Ok(crate::subnets::parse_networks(&out)),
         // a network removed between the two calls: ask once more
         Err(_) => {
-            let ids = docker(&["network", "ls", "-q", "--no-trunc"])?;
+            let ids = docker(&ls)?;
             args.truncate(4);
             args.extend(ids.split_whitespace());
             Ok(crate::subnets::parse_networks(&docker(&args)?))
