@@ -309,7 +309,7 @@ fn prefer_running(r: &Rollout) -> Result<(), DeployError> {
         .values()
         .filter_map(|u| match u {
             caddy::Upstreams::Ports { by_port, .. } => Some(by_port.values()),
-            caddy::Upstreams::Addresses(_) => None,
+            caddy::Upstreams::Addresses(_) | caddy::Upstreams::Tasks { .. } => None,
         })
         .flatten()
         .filter_map(|ports| ports.first().map(|p| format!("127.0.0.1:{p}")))
@@ -676,7 +676,8 @@ fn addresses_for(
     if mode == Mode::Compose {
         return compose_upstreams(paths, app, spec, None);
     }
-    let mut out: BTreeMap<String, Vec<String>> = spec
+    // (release, address) of each running task
+    let mut out: BTreeMap<String, Vec<(u64, String)>> = spec
         .into_iter()
         .flat_map(|s| s.services.keys())
         .map(|s| (s.clone(), vec![]))
@@ -698,14 +699,24 @@ fn addresses_for(
             .find(|(id, _)| id.starts_with(&c.id))
             .map(|(_, ip)| ip.clone());
         if let Some(ip) = ip {
-            list.push(ip);
+            list.push((c.release.unwrap_or(0), ip));
         }
     }
+    let instances = |s: &str| {
+        spec.and_then(|sp| sp.services.get(s))
+            .and_then(|svc| svc.instances)
+            .unwrap_or(1)
+    };
     Ok(out
         .into_iter()
         .map(|(s, mut v)| {
+            // during an update the old release's tasks come first: Caddy
+            // keeps to them and fails over to the new ones when swarm
+            // stops them
             v.sort();
-            (s, caddy::Upstreams::Addresses(v))
+            let replicas = instances(&s).max(1);
+            let addrs = v.into_iter().map(|(_, ip)| ip).collect();
+            (s, caddy::Upstreams::Tasks { addrs, replicas })
         })
         .collect())
 }
@@ -848,8 +859,16 @@ pub fn swarm(r: &Rollout) -> Result<(), DeployError> {
             Ok::<_, DeployError>(known)
         })
         .and_then(|known| {
-            r.journal
-                .step(Step::Gate, || wait_stack(r.app, r.spec, &known))
+            r.journal.step(Step::Gate, || {
+                // the live release's routes, until the switch; none on a
+                // first deploy or a mode change (nothing to hand over)
+                let live = match r.plan.leaves {
+                    None => r.plan.previous.caddy.as_ref(),
+                    Some(_) => None,
+                };
+                let mut hand_over = hand_over(r.paths, r.settings, r.app, r.spec, live);
+                wait_stack(r.app, r.spec, &known, &mut hand_over)
+            })
         });
     if let Err(e) = started {
         // a first deploy has nothing to go back to: its stack must not stay
@@ -890,7 +909,8 @@ pub fn route_settled_stack(
         .retain(|name, _| listed.lines().any(|l| l.trim() == format!("{app}_{name}")));
     // tasks the stack deploy just created count as old here: a failure
     // is seen once swarm replaced them, never one from before
-    wait_stack(app, &spec, &stack_tasks(app))?;
+    let mut hand_over = hand_over(paths, settings, app, &spec, server);
+    wait_stack(app, &spec, &stack_tasks(app), &mut hand_over)?;
     match server {
         Some(server) => put_server(
             paths,
@@ -998,11 +1018,43 @@ fn stack_tasks(app: &str) -> BTreeSet<String> {
 /// to roll back, and swarm would go on replacing them).
 const FAILED_TASKS: usize = 3;
 
-fn wait_stack(app: &str, spec: &AppSpec, known: &BTreeSet<String>) -> Result<(), DeployError> {
+/// While swarm replaces tasks: each time the running tasks change, Caddy
+/// gets them all, the old release's first. Swarm stops an old task as soon
+/// as its replacement is healthy, and Caddy, still sending to the old one,
+/// fails over to the new one instead of answering 502 until the stack has
+/// converged. Best effort: the route written once it has is what counts.
+fn hand_over<'a>(
+    paths: &'a Paths,
+    settings: &'a Settings,
+    app: &'a str,
+    spec: &'a AppSpec,
+    server: Option<&'a Value>,
+) -> impl FnMut() + 'a {
+    let mut written = None;
+    move || {
+        let Some(server) = server else { return };
+        let Ok(addrs) = addresses(paths, app, spec, Mode::Swarm) else {
+            return;
+        };
+        if written.as_ref() != Some(&addrs)
+            && put_server(paths, settings, app, server, &addrs).is_ok()
+        {
+            written = Some(addrs);
+        }
+    }
+}
+
+fn wait_stack(
+    app: &str,
+    spec: &AppSpec,
+    known: &BTreeSet<String>,
+    hand_over: &mut dyn FnMut(),
+) -> Result<(), DeployError> {
     let deadline = Instant::now() + SWARM_TIMEOUT;
     let mut stable_since: Option<Instant> = None;
     let mut progress = health::Progress::default();
     loop {
+        hand_over();
         let problem = stack_problem(app, spec, known)?;
         match problem {
             None => {

@@ -125,6 +125,10 @@ pub enum Upstreams {
         by_port: BTreeMap<u16, Vec<u16>>,
         replicas: u32,
     },
+    /// Swarm task addresses in the order Caddy tries them (during an
+    /// update, the old release's tasks first, the new ones next to fail
+    /// over to), with the fail-over settings of [`Upstreams::Ports`].
+    Tasks { addrs: Vec<String>, replicas: u32 },
 }
 
 /// How long Caddy keeps trying the block's other ports after a refused
@@ -133,6 +137,10 @@ pub enum Upstreams {
 pub const TRY_DURATION: &str = "3s";
 pub const TRY_INTERVAL: &str = "20ms";
 pub const FAIL_DURATION: &str = "5s";
+/// A task swarm stopped leaves an address nothing answers on: the dial
+/// times out instead of being refused, and must leave time within
+/// [`TRY_DURATION`] to try the next task.
+pub const TASK_DIAL_TIMEOUT: &str = "1s";
 
 /// Fail-over settings for a handler dialling published ports, where the
 /// server sets none: with a single instance `first` (the switch puts the
@@ -180,6 +188,7 @@ pub fn resolve_upstreams(
         };
         let mut resolved = Vec::with_capacity(ups.len());
         let mut published: Option<u32> = None;
+        let mut tasks: Option<u32> = None;
         for up in ups.drain(..) {
             let dial = up.get("dial").and_then(Value::as_str).map(str::to_owned);
             let target = dial.as_deref().and_then(split_dial).and_then(|d| {
@@ -198,6 +207,12 @@ pub fn resolve_upstreams(
             })?;
             let targets: Vec<String> = match addrs {
                 Upstreams::Addresses(ips) => ips.iter().map(|ip| format_addr(ip, port)).collect(),
+                Upstreams::Tasks { addrs, replicas } => {
+                    if !addrs.is_empty() {
+                        tasks = Some(tasks.unwrap_or(0).max(*replicas));
+                    }
+                    addrs.iter().map(|ip| format_addr(ip, port)).collect()
+                }
                 Upstreams::Ports { by_port, replicas } => {
                     let ports = by_port.get(&port).map(Vec::as_slice).unwrap_or_default();
                     if !ports.is_empty() {
@@ -225,6 +240,15 @@ pub fn resolve_upstreams(
         *ups = resolved;
         if let Some(replicas) = published {
             fail_over(proxy, replicas);
+        }
+        if let Some(replicas) = tasks {
+            fail_over(proxy, replicas);
+            let t = proxy
+                .entry("transport")
+                .or_insert_with(|| serde_json::json!({"protocol": "http"}));
+            if let Value::Object(t) = t {
+                t.entry("dial_timeout").or_insert(TASK_DIAL_TIMEOUT.into());
+            }
         }
         Ok(())
     })?;
@@ -293,6 +317,51 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("\"web:81\"")
+        );
+    }
+
+    #[test]
+    fn swarm_tasks_keep_their_order_and_fail_over_quickly() {
+        let s = json!({"routes": [
+            {"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "web:8080"}]}]},
+            {"handle": [{"handler": "reverse_proxy",
+                         "transport": {"protocol": "http", "dial_timeout": "5s"},
+                         "upstreams": [{"dial": "api:3000"}]}]}
+        ]});
+        let services = BTreeMap::from([
+            (
+                "web".to_owned(),
+                Upstreams::Tasks {
+                    addrs: vec!["172.18.0.9".into(), "172.18.0.3".into()],
+                    replicas: 1,
+                },
+            ),
+            (
+                "api".to_owned(),
+                Upstreams::Tasks {
+                    addrs: vec!["172.18.0.4".into()],
+                    replicas: 2,
+                },
+            ),
+        ]);
+        let got = resolve_upstreams(&s, &services).unwrap();
+        let web = &got["routes"][0]["handle"][0];
+        assert_eq!(
+            web["upstreams"],
+            json!([{"dial": "172.18.0.9:8080"}, {"dial": "172.18.0.3:8080"}]),
+            "the old task first, the new one to fail over to"
+        );
+        assert_eq!(web["load_balancing"]["selection_policy"]["policy"], "first");
+        assert_eq!(web["transport"]["dial_timeout"], TASK_DIAL_TIMEOUT);
+        assert_eq!(web["health_checks"]["passive"]["max_fails"], 1);
+        let api = &got["routes"][1]["handle"][0];
+        assert_eq!(
+            api["load_balancing"]["selection_policy"]["policy"],
+            "round_robin"
+        );
+        assert_eq!(
+            api["transport"]["dial_timeout"], "5s",
+            "the app's own setting stays"
         );
     }
 

@@ -38,6 +38,11 @@ impl PrivateDockerd {
             child: None,
         };
         run_ok(me.nsenter("ip").args(["link", "set", "lo", "up"]));
+        // as on a kata host: Caddy's reloads hand queued connections over
+        run_ok(
+            me.nsenter("sysctl")
+                .args(["-qw", "net.ipv4.tcp_migrate_req=1"]),
+        );
         let d = me.dir.path();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
         let mut cmd = me.nsenter("dockerd");
