@@ -676,8 +676,8 @@ fn addresses_for(
     if mode == Mode::Compose {
         return compose_upstreams(paths, app, spec, None);
     }
-    // (release, address) of each running task
-    let mut out: BTreeMap<String, Vec<(u64, String)>> = spec
+    // (release, age, address) of each running task
+    let mut out: BTreeMap<String, Vec<(u64, std::cmp::Reverse<usize>, String)>> = spec
         .into_iter()
         .flat_map(|s| s.services.keys())
         .map(|s| (s.clone(), vec![]))
@@ -689,7 +689,8 @@ fn addresses_for(
             out.entry(c.service.clone()).or_default();
         }
     }
-    for c in cs.iter().filter(|c| c.state == "running") {
+    // `docker ps` lists the newest container first
+    for (age, c) in cs.iter().enumerate().filter(|(_, c)| c.state == "running") {
         let Some(list) = out.get_mut(&c.service) else {
             continue;
         };
@@ -699,7 +700,7 @@ fn addresses_for(
             .find(|(id, _)| id.starts_with(&c.id))
             .map(|(_, ip)| ip.clone());
         if let Some(ip) = ip {
-            list.push((c.release.unwrap_or(0), ip));
+            list.push((c.release.unwrap_or(0), std::cmp::Reverse(age), ip));
         }
     }
     let instances = |s: &str| {
@@ -710,12 +711,12 @@ fn addresses_for(
     Ok(out
         .into_iter()
         .map(|(s, mut v)| {
-            // during an update the old release's tasks come first: Caddy
-            // keeps to them and fails over to the new ones when swarm
-            // stops them
+            // while swarm replaces tasks the old ones come first (the old
+            // release's, then the older containers): Caddy keeps to them
+            // and fails over to the new ones when swarm stops them
             v.sort();
             let replicas = instances(&s).max(1);
-            let addrs = v.into_iter().map(|(_, ip)| ip).collect();
+            let addrs = v.into_iter().map(|(_, _, ip)| ip).collect();
             (s, caddy::Upstreams::Tasks { addrs, replicas })
         })
         .collect())
