@@ -327,7 +327,7 @@ fn apply(
                         // switched services take traffic on the new containers
                         Mode::Compose => {
                             let old: BTreeSet<String> = j.old_ids.iter().cloned().collect();
-                            rollout::switch_upstreams(paths, app, &spec, &j.switched, &old)?
+                            rollout::switch_upstreams(paths, app, &spec, &j.switched, &old, None)?
                         }
                         Mode::Swarm => rollout::addresses(paths, app, &spec, Mode::Swarm)?,
                     };

@@ -260,12 +260,13 @@ fn start_and_route(
     r.journal.done(Step::StartNew)?;
     r.journal.begin(Step::Gate)?;
     gate_new(r, old_ids, switch)?;
-    check_all_up(r)?;
+    let now = check_all_up(r)?;
     r.journal.done(Step::Gate)?;
 
     r.journal.begin(Step::SwitchCaddy)?;
     if let Some(server) = r.caddy {
-        let addrs = switch_upstreams(r.paths, r.app, r.spec, switch, old_ids)?;
+        // the containers the check just listed: nothing changed since
+        let addrs = switch_upstreams(r.paths, r.app, r.spec, switch, old_ids, Some(now))?;
         route(r, server, &addrs)?;
     }
     r.journal.done(Step::SwitchCaddy)?;
@@ -274,13 +275,15 @@ fn start_and_route(
 
 /// Compose mode: the upstreams of a switch. Switched services take traffic
 /// on their new containers (those not in `old_ids`): their ports go first
-/// (or alone, with several replicas).
+/// (or alone, with several replicas). `listed`: the app's containers, when
+/// the caller listed them just now.
 pub fn switch_upstreams<S: AsRef<str>>(
     paths: &Paths,
     app: &str,
     spec: &AppSpec,
     switch: &[S],
     old_ids: &BTreeSet<String>,
+    listed: Option<Vec<Container>>,
 ) -> Result<BTreeMap<String, caddy::Upstreams>, DeployError> {
     let services: Vec<&str> = switch.iter().map(AsRef::as_ref).collect();
     let is_new = |id: &str| !old_ids.iter().any(|o| id.starts_with(o.as_str()));
@@ -288,7 +291,11 @@ pub fn switch_upstreams<S: AsRef<str>>(
         services: &services,
         is_new: &is_new,
     };
-    compose_upstreams(paths, app, Some(spec), Some(&sw))
+    let cs = match listed {
+        Some(cs) => cs,
+        None => docker::containers(app)?,
+    };
+    upstreams_of(paths, app, Some(spec), Some(&sw), cs)
 }
 
 /// Before new containers take free ports of a block: when Caddy would try a
@@ -358,7 +365,17 @@ fn compose_upstreams(
     spec: Option<&AppSpec>,
     switch: Option<&crate::ports::Switch>,
 ) -> Result<BTreeMap<String, caddy::Upstreams>, DeployError> {
-    let cs = docker::containers(app)?;
+    upstreams_of(paths, app, spec, switch, docker::containers(app)?)
+}
+
+/// [`compose_upstreams`] from the app's containers `cs`, listed just now.
+fn upstreams_of(
+    paths: &Paths,
+    app: &str,
+    spec: Option<&AppSpec>,
+    switch: Option<&crate::ports::Switch>,
+    cs: Vec<Container>,
+) -> Result<BTreeMap<String, caddy::Upstreams>, DeployError> {
     let blocks = crate::port_store::load(paths, app).map_err(|e| fail(e.to_string()))?;
     let ids: Vec<&str> = cs
         .iter()
@@ -397,7 +414,7 @@ fn compose_upstreams(
 
 /// Every service that should run has a running container (catches a
 /// service whose `up` silently did nothing).
-fn check_all_up(r: &Rollout) -> Result<(), DeployError> {
+fn check_all_up(r: &Rollout) -> Result<Vec<Container>, DeployError> {
     let now = docker::containers(r.app)?;
     for (name, svc) in &r.spec.services {
         if svc.instances == Some(0) || crate::spec::is_one_shot(svc) {
@@ -410,7 +427,7 @@ fn check_all_up(r: &Rollout) -> Result<(), DeployError> {
             return Err(fail(format!("service {name} has no running container")));
         }
     }
-    Ok(())
+    Ok(now)
 }
 
 /// Runs the health gate on every container of `services` that did not exist
