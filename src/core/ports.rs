@@ -320,6 +320,40 @@ pub fn upstreams(
     out
 }
 
+/// A running swarm task on this node: its service, release, place in
+/// `docker ps` (which lists the newest first) and `docker_gwbridge` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub service: String,
+    pub release: u64,
+    pub newer_than: usize,
+    pub ip: String,
+}
+
+/// Swarm mode: each service's task addresses (every one of `services`, an
+/// empty list for one with no task). While swarm replaces tasks the old
+/// ones come first (the old release's, then the older containers): Caddy
+/// keeps to them and fails over to the new ones when swarm stops them.
+pub fn task_upstreams(
+    services: &[String],
+    tasks: &[Task],
+    replicas: &dyn Fn(&str) -> u32,
+) -> BTreeMap<String, crate::caddy::Upstreams> {
+    services
+        .iter()
+        .map(|s| {
+            let mut mine: Vec<&Task> = tasks.iter().filter(|t| &t.service == s).collect();
+            mine.sort_by_key(|t| (t.release, std::cmp::Reverse(t.newer_than), t.ip.clone()));
+            let addrs = mine.into_iter().map(|t| t.ip.clone()).collect();
+            let replicas = replicas(s).max(1);
+            (
+                s.clone(),
+                crate::caddy::Upstreams::Tasks { addrs, replicas },
+            )
+        })
+        .collect()
+}
+
 /// The first upstream dial of every `reverse_proxy` handler in a server:
 /// where Caddy's `first` policy sends each request.
 pub fn first_dials(server: &serde_json::Value) -> Vec<String> {
@@ -518,6 +552,34 @@ mod tests {
 
     fn want(items: &[(&str, u16)]) -> Vec<(String, u16)> {
         items.iter().map(|(k, l)| ((*k).to_owned(), *l)).collect()
+    }
+
+    #[test]
+    fn swarm_tasks_are_listed_old_first() {
+        use crate::caddy::Upstreams;
+        let t = |service: &str, release, newer_than, ip: &str| Task {
+            service: service.into(),
+            release,
+            newer_than,
+            ip: ip.into(),
+        };
+        // `docker ps` order: the new release's task first, then a restart's
+        // replacement of the older one
+        let tasks = [
+            t("web", 4, 0, "172.18.0.2"),
+            t("web", 3, 1, "172.18.0.9"),
+            t("api", 3, 2, "172.18.0.3"),
+            t("api", 3, 3, "172.18.0.8"),
+        ];
+        let services = ["api".to_owned(), "web".to_owned(), "db".to_owned()];
+        let got = task_upstreams(&services, &tasks, &|s| u32::from(s == "api") + 1);
+        let tasks_of = |v: &[&str], replicas| Upstreams::Tasks {
+            addrs: v.iter().map(|s| (*s).to_owned()).collect(),
+            replicas,
+        };
+        assert_eq!(got["web"], tasks_of(&["172.18.0.9", "172.18.0.2"], 1));
+        assert_eq!(got["api"], tasks_of(&["172.18.0.8", "172.18.0.3"], 2));
+        assert_eq!(got["db"], tasks_of(&[], 1));
     }
 
     #[test]

@@ -693,50 +693,35 @@ fn addresses_for(
     if mode == Mode::Compose {
         return compose_upstreams(paths, app, spec, None);
     }
-    // (release, age, address) of each running task
-    let mut out: BTreeMap<String, Vec<(u64, std::cmp::Reverse<usize>, String)>> = spec
-        .into_iter()
-        .flat_map(|s| s.services.keys())
-        .map(|s| (s.clone(), vec![]))
-        .collect();
     // Swarm: task addresses on docker_gwbridge, right while the task runs.
     let (cs, bridge) = (docker::containers_of_stack(app)?, docker::gwbridge_ips()?);
-    if spec.is_none() {
-        for c in &cs {
-            out.entry(c.service.clone()).or_default();
-        }
-    }
-    // `docker ps` lists the newest container first
-    for (age, c) in cs.iter().enumerate().filter(|(_, c)| c.state == "running") {
-        let Some(list) = out.get_mut(&c.service) else {
-            continue;
-        };
-        // `docker ps` shows short ids
-        let ip = bridge
-            .iter()
-            .find(|(id, _)| id.starts_with(&c.id))
-            .map(|(_, ip)| ip.clone());
-        if let Some(ip) = ip {
-            list.push((c.release.unwrap_or(0), std::cmp::Reverse(age), ip));
-        }
-    }
+    let mut services: Vec<String> = match spec {
+        Some(s) => s.services.keys().cloned().collect(),
+        None => cs.iter().map(|c| c.service.clone()).collect(),
+    };
+    services.sort();
+    services.dedup();
+    let tasks: Vec<crate::ports::Task> = cs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.state == "running")
+        .filter_map(|(newer_than, c)| {
+            // `docker ps` shows short ids
+            let (_, ip) = bridge.iter().find(|(id, _)| id.starts_with(&c.id))?;
+            Some(crate::ports::Task {
+                service: c.service.clone(),
+                release: c.release.unwrap_or(0),
+                newer_than,
+                ip: ip.clone(),
+            })
+        })
+        .collect();
     let instances = |s: &str| {
         spec.and_then(|sp| sp.services.get(s))
             .and_then(|svc| svc.instances)
             .unwrap_or(1)
     };
-    Ok(out
-        .into_iter()
-        .map(|(s, mut v)| {
-            // while swarm replaces tasks the old ones come first (the old
-            // release's, then the older containers): Caddy keeps to them
-            // and fails over to the new ones when swarm stops them
-            v.sort();
-            let replicas = instances(&s).max(1);
-            let addrs = v.into_iter().map(|(_, _, ip)| ip).collect();
-            (s, caddy::Upstreams::Tasks { addrs, replicas })
-        })
-        .collect())
+    Ok(crate::ports::task_upstreams(&services, &tasks, &instances))
 }
 
 /// Writes the app's Caddy server with its service dials resolved.
