@@ -267,13 +267,15 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
         doc.insert(k.clone(), v.clone());
     }
     crate::compat::top_level(target, &mut doc, &mut notes);
+    let mut compose = Json::Object(doc);
+    escape_lone_dollars(&mut compose);
 
     let caddy = spec
         .caddy
         .as_ref()
         .map(|n| expand_json(&n.to_json(), &lookup));
     Rendered {
-        compose: Json::Object(doc),
+        compose,
         caddy,
         env: envs,
         warnings: notes.warnings,
@@ -701,6 +703,17 @@ fn container_path(v: &Json) -> Option<String> {
         }
         Json::Object(m) => m.get("target").and_then(Json::as_str).map(str::to_owned),
         _ => None,
+    }
+}
+
+/// Every string of the compose file with its literal `$`s in the form all
+/// three targets read the same way (see [`crate::expand::escape_lone`]).
+fn escape_lone_dollars(v: &mut Json) {
+    match v {
+        Json::String(s) if s.contains('$') => *s = crate::expand::escape_lone(s),
+        Json::Array(a) => a.iter_mut().for_each(escape_lone_dollars),
+        Json::Object(m) => m.values_mut().for_each(escape_lone_dollars),
+        _ => {}
     }
 }
 
