@@ -275,7 +275,7 @@ impl Ctx {
 
 /// Parses and validates `text`. Never panics, whatever the input.
 pub fn parse(text: &str) -> Parsed {
-    let root = match yaml::parse(text) {
+    let mut root = match yaml::parse(text) {
         Ok(n) => n,
         Err(e) => {
             return Parsed {
@@ -288,7 +288,7 @@ pub fn parse(text: &str) -> Parsed {
         }
     };
     let mut cx = Ctx {
-        errors: vec![],
+        errors: crate::extends::resolve(&mut root),
         warnings: vec![],
     };
     let mut spec = parse_root(&mut cx, &root);
@@ -589,9 +589,11 @@ fn parse_service(
         cx.err(n, format!("`{p}` has both `runtime` and `image`: use one"));
     }
     if svc.runtime.is_none() && svc.image.is_none() {
-        if svc.extra.contains_key("build") || m.contains_key("runtime") {
-            // compose builds it from the checkout, or the runtime was already reported
-            // compose builds it from the checkout
+        if svc.extra.contains_key("build") || m.contains_key("runtime") || m.contains_key("extends")
+        {
+            // compose builds it from the checkout, or the runtime or the
+            // `extends` (left only when it could not be resolved) was
+            // already reported
         } else if let Some(r) = default_runtime {
             svc.runtime = Some(r);
         } else if let Some(r) = runtime_from_command(svc.extra.get("command")) {
