@@ -1141,6 +1141,31 @@ mod tests {
     }
 
     #[test]
+    fn env_file_entries_become_paths_for_v1_and_swarm() {
+        let text = "services:\n  web:\n    image: x\n    restart: always\n    env_file:\n      - path: ./default.env\n        required: true\n      - path: ./override.env\n        required: false\n      - plain.env\n";
+        let (v2, _) = render_fixture(text, "demo", Target::V2);
+        assert_eq!(
+            v2.compose["services"]["web"]["env_file"][1],
+            json!({"path": "./override.env", "required": false})
+        );
+        for target in [Target::V1, Target::Stack] {
+            let (out, _) = render_fixture(text, "demo", target);
+            assert_eq!(
+                out.compose["services"]["web"]["env_file"],
+                json!(["./default.env", "./override.env", "plain.env"])
+            );
+            // only the optional file changes meaning
+            let lines: Vec<u64> = out
+                .warnings
+                .iter()
+                .filter(|w| w.message.contains("env_file"))
+                .map(|w| w.pos.unwrap().line)
+                .collect();
+            assert_eq!(lines, vec![8], "{:?}", out.warnings);
+        }
+    }
+
+    #[test]
     fn yaml_11_lookalikes_are_quoted_for_compose_v1() {
         let text = "services:\n  web:\n    image: x\n    environment:\n      A: \"yes\"\n      B: \"on\"\n      C: \"22:22\"\n      D: \"0777\"\n      E: \"null\"\n";
         let yaml = render_fixture(text, "demo", Target::V1).0.yaml();

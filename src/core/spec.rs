@@ -351,6 +351,12 @@ fn parse_root(cx: &mut Ctx, root: &Node) -> Option<AppSpec> {
                 }
             }
             "services" => {}
+            // compose would add the other files' services: without them the
+            // app would deploy incomplete
+            "include" => cx.err(
+                n,
+                "`include` is not supported: kata reads one compose file, so write the included services into this one",
+            ),
             "volumes" => spec.volumes = passthrough_map(cx, n, "volumes"),
             "networks" => spec.networks = passthrough_map(cx, n, "networks"),
             "secrets" => spec.secrets = passthrough_map(cx, n, "secrets"),
@@ -968,6 +974,15 @@ mod tests {
         assert_eq!(spec.services["job"].extra["restart"], "no");
         assert!(is_one_shot(&spec.services["job"]));
         assert!(!spec.services["web"].extra.contains_key("restart"));
+    }
+
+    #[test]
+    fn include_is_refused_at_its_position() {
+        let p = parse("include:\n  - other.yaml\nservices:\n  web:\n    image: x\n");
+        assert!(p.spec.is_none());
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert_eq!(p.errors[0].pos.map(|p| p.line), Some(2));
+        assert!(p.errors[0].message.contains("`include` is not supported"));
     }
 
     #[test]
