@@ -220,7 +220,7 @@ fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
     if out.contains_key("deploy") {
         notes.warn(
             &["services", name, "deploy"],
-            format!("`services.{name}.deploy` is applied only in part by docker-compose 1.x: `replicas` and device reservations, not resource limits, `restart_policy` or update settings"),
+            format!("`services.{name}.deploy` is applied only in part by docker-compose 1.x: `replicas`, device reservations and `restart_policy` (written as `restart:`), not resource limits or update settings"),
         );
     }
 }

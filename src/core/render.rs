@@ -431,6 +431,10 @@ fn render_service(
             format!("`services.{name}.restart` is {r:?} once expanded: it must be one of no, always, on-failure[:N], unless-stopped"),
         );
     }
+    // compose v2 runs the container with `deploy.restart_policy` when there
+    // is one, whatever `restart:` says; docker-compose 1.x only reads
+    // `restart:`, so there it is written as that.
+    let policy = crate::spec::restart_of_policy(Some(&deploy));
     match restart {
         Some(r) if target == Target::Stack => {
             let (cond, max) = match r {
@@ -450,9 +454,21 @@ fn render_service(
                 deploy["restart_policy"] = p;
             }
         }
+        _ if target == Target::V1 && policy.is_some() => {
+            let p = policy.unwrap_or_default();
+            if let Some(r) = restart.filter(|r| *r != p) {
+                notes.warn(
+                    &["services", name, "restart"],
+                    format!("`services.{name}.restart` is {r:?}, but compose applies `deploy.restart_policy` over it: kata writes `restart: {p}` for docker-compose 1.x, which reads only `restart:`"),
+                );
+            }
+            out.insert("restart".into(), json!(p));
+        }
         Some(r) => {
             out.insert("restart".into(), json!(r));
         }
+        // compose v2 gives the container the policy
+        None if target == Target::V2 && policy.is_some() => {}
         None if target != Target::Stack => {
             // A PaaS app comes back after a crash or a host reboot. A runtime
             // service is kata's own kind; a compose service meant `no`.
@@ -1138,6 +1154,34 @@ mod tests {
                 to_yaml(&out.compose["services"]["web"]["ports"])
             );
         }
+    }
+
+    /// compose v2 gives the container `deploy.restart_policy` over
+    /// `restart:` (measured: `on-failure` with `max_attempts: 3` runs as
+    /// on-failure:3, `condition: none` beside `restart: always` as no).
+    #[test]
+    fn deploy_restart_policy_is_the_policy_on_every_target() {
+        let text = "services:\n  web:\n    image: x\n    deploy:\n      restart_policy: {condition: on-failure, max_attempts: 3}\n  job:\n    image: x\n    restart: always\n    deploy:\n      restart_policy: {condition: none}\n";
+        let (v2, _) = render_fixture(text, "demo", Target::V2);
+        let s = &v2.compose["services"];
+        assert!(s["web"].get("restart").is_none(), "the policy applies");
+        assert_eq!(s["job"]["restart"], "always", "as written");
+        assert!(v2.warnings.is_empty(), "{:?}", v2.warnings);
+        let (v1, _) = render_fixture(text, "demo", Target::V1);
+        let s = &v1.compose["services"];
+        assert_eq!(s["web"]["restart"], "on-failure:3");
+        assert_eq!(s["job"]["restart"], "no");
+        let restart_warnings: Vec<u64> = v1
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("applies `deploy.restart_policy`"))
+            .map(|w| w.pos.unwrap().line)
+            .collect();
+        assert_eq!(restart_warnings, vec![8], "{:?}", v1.warnings);
+        let (st, _) = render_fixture(text, "demo", Target::Stack);
+        let s = &st.compose["services"];
+        assert_eq!(s["job"]["deploy"]["restart_policy"]["condition"], "none");
+        assert_eq!(s["web"]["deploy"]["restart_policy"]["max_attempts"], 3);
     }
 
     #[test]

@@ -649,6 +649,20 @@ fn mark_one_shot_jobs(spec: &mut AppSpec) {
     }
 }
 
+/// `deploy.restart_policy` as the `restart:` value it means: compose v2
+/// gives it to the container, over the service's own `restart:`.
+pub fn restart_of_policy(deploy: Option<&Json>) -> Option<String> {
+    let p = deploy?.get("restart_policy")?.as_object()?;
+    Some(match p.get("condition").and_then(Json::as_str) {
+        Some("none") => "no".into(),
+        Some("on-failure") => match p.get("max_attempts").and_then(Json::as_u64) {
+            Some(n) if n > 0 => format!("on-failure:{n}"),
+            _ => "on-failure".into(),
+        },
+        _ => "always".into(),
+    })
+}
+
 /// Whether kata treats `svc` as a one-shot job: its restart policy lets it exit.
 pub fn is_one_shot(svc: &Service) -> bool {
     matches!(svc.extra.get("restart").and_then(Json::as_str), Some(r) if r == "no" || r.starts_with("on-failure"))
