@@ -169,20 +169,13 @@ fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
         }
     }
     if let Some(Json::Object(build)) = out.get_mut("build") {
-        let extra: Vec<String> = build
-            .keys()
-            .filter(|k| !V1_BUILD_KEYS.contains(&k.as_str()) && !k.starts_with("x-"))
-            .cloned()
-            .collect();
-        for k in extra {
-            build.remove(&k);
-            notes.warn(
-                &["services", name, "build", &k],
-                format!(
-                    "`services.{name}.build.{k}` is not supported by docker-compose 1.x; dropped"
-                ),
-            );
-        }
+        drop_keys(
+            build,
+            &["services", name, "build"],
+            V1_BUILD_KEYS,
+            TOOL,
+            notes,
+        );
     }
     for (i, v) in out
         .get_mut("volumes")
@@ -280,20 +273,32 @@ fn drop_network_keys(
     notes: &mut Notes,
 ) {
     for (net, v) in nets.iter_mut() {
-        let Some(m) = v.as_object_mut() else { continue };
-        let extra: Vec<String> = m
-            .keys()
-            .filter(|k| !known.contains(&k.as_str()) && !k.starts_with("x-"))
-            .cloned()
-            .collect();
-        for k in extra {
-            m.remove(&k);
-            let path = [at, &[net.as_str(), k.as_str()]].concat();
-            notes.warn(
-                &path,
-                format!("`{}` is not supported by {tool}; dropped", path.join(".")),
-            );
+        if let Some(m) = v.as_object_mut() {
+            drop_keys(m, &[at, &[net.as_str()]].concat(), known, tool, notes);
         }
+    }
+}
+
+/// Drops the keys of `m` (at `at`) that `tool` does not know, each with a warning.
+fn drop_keys(
+    m: &mut Map<String, Json>,
+    at: &[&str],
+    known: &[&str],
+    tool: &str,
+    notes: &mut Notes,
+) {
+    let extra: Vec<String> = m
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()) && !k.starts_with("x-"))
+        .cloned()
+        .collect();
+    for k in extra {
+        m.remove(&k);
+        let path = [at, &[k.as_str()]].concat();
+        notes.warn(
+            &path,
+            format!("`{}` is not supported by {tool}; dropped", path.join(".")),
+        );
     }
 }
 
@@ -538,5 +543,26 @@ pub(crate) fn top_level(target: Target, doc: &mut Map<String, Json>, notes: &mut
         && let Some(Json::Object(nets)) = doc.get_mut("networks")
     {
         drop_network_keys(nets, &["networks"], STACK_NETWORK_KEYS, tool, notes);
+        // the 3.8 format's ipam has a driver and subnets, nothing more
+        for (net, v) in nets.iter_mut() {
+            let Some(Json::Object(ipam)) = v.get_mut("ipam") else {
+                continue;
+            };
+            let at = ["networks", net, "ipam"];
+            drop_keys(ipam, &at, &["driver", "config"], tool, notes);
+            for (i, c) in ipam
+                .get_mut("config")
+                .and_then(Json::as_array_mut)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if let Some(c) = c.as_object_mut() {
+                    let i = i.to_string();
+                    let at = [&at[..], &["config", &i]].concat();
+                    drop_keys(c, &at, &["subnet"], tool, notes);
+                }
+            }
+        }
     }
 }
