@@ -273,6 +273,26 @@ impl Ctx {
     }
 }
 
+/// [`parse`] for a file as read: text that is not UTF-8 is an error at the
+/// first byte that is not.
+pub fn parse_bytes(bytes: &[u8]) -> Parsed {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text),
+        Err(e) => {
+            let before = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
+            let line = before.matches('\n').count() as u64 + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u64 + 1;
+            Parsed {
+                errors: vec![Diag {
+                    pos: Some(Pos { line, column }),
+                    message: "the file is not UTF-8 text (save it as UTF-8)".into(),
+                }],
+                ..Parsed::default()
+            }
+        }
+    }
+}
+
 /// Parses and validates `text`. Never panics, whatever the input.
 pub fn parse(text: &str) -> Parsed {
     let mut root = match yaml::parse(text) {
@@ -988,6 +1008,24 @@ mod tests {
         assert_eq!(spec.services["job"].extra["restart"], "no");
         assert!(is_one_shot(&spec.services["job"]));
         assert!(!spec.services["web"].extra.contains_key("restart"));
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_an_error_at_its_first_byte() {
+        let p = parse_bytes(b"services:\n  web:\n    image: \xff\xfe\n");
+        assert!(p.spec.is_none());
+        assert_eq!(
+            p.errors[0].pos,
+            Some(Pos {
+                line: 3,
+                column: 12
+            })
+        );
+        assert!(
+            parse_bytes(b"services:\n  web: {image: x}\n")
+                .spec
+                .is_some()
+        );
     }
 
     #[test]

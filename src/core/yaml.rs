@@ -287,6 +287,13 @@ fn tidy(message: &str) -> String {
             "document too large: its aliases expand past kata's limit of {MAX_ALIAS_EVENTS} YAML nodes"
         );
     }
+    if m.starts_with("multiple YAML documents detected") {
+        return "a second YAML document (`---`): kata reads one document; merge them into one"
+            .into();
+    }
+    if m.starts_with("recursive references require") {
+        return "an alias refers to a node that contains it (a recursive anchor)".into();
+    }
     if m.starts_with("budget breached") {
         return "document too large: it expands (through aliases or sheer size) past kata's limit"
             .into();
@@ -345,5 +352,20 @@ mod number_tests {
         assert_eq!(get("e"), Value::Str("12345678901234567890".into()));
         assert_eq!(get("f"), Value::Float(1.5));
         assert_eq!(get("g"), Value::Int(10));
+    }
+
+    /// serde-saphyr's own wording names its API; kata's says what to change.
+    #[test]
+    fn documents_and_recursive_aliases_are_explained() {
+        let e = parse("services:\n  a:\n    image: x\n---\nservices: {}\n").unwrap_err();
+        assert_eq!(e.pos.map(|p| p.line), Some(5));
+        assert!(
+            e.message.starts_with("a second YAML document"),
+            "{}",
+            e.message
+        );
+        let e = parse("services:\n  web: &w\n    image: x\n    labels: *w\n").unwrap_err();
+        assert_eq!(e.pos.map(|p| p.line), Some(4));
+        assert!(e.message.contains("recursive anchor"), "{}", e.message);
     }
 }
