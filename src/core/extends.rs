@@ -7,10 +7,48 @@ use crate::spec::Diag;
 use crate::yaml::{Node, Value};
 use indexmap::IndexMap;
 
+/// compose's merge tags on a value: `!reset` drops what the base service
+/// has for the key, `!override` replaces it instead of merging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    Reset,
+    Override,
+}
+
+/// The lines of `text` whose value carries `!reset` or `!override` (for a
+/// tag that ends its line, the block value's first line): where the tagged
+/// value's node starts.
+pub fn tagged_lines(text: &str) -> Vec<(u64, Tag)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = vec![];
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.split(" #").next().unwrap_or("");
+        for (word, tag) in [("!reset", Tag::Reset), ("!override", Tag::Override)] {
+            let Some(at) = [": ", "- "]
+                .iter()
+                .find_map(|lead| code.find(&format!("{lead}{word}")).map(|a| a + lead.len()))
+            else {
+                continue;
+            };
+            let rest = code[at + word.len()..].trim();
+            let line_of_value = if rest.is_empty() {
+                // the block value starts on the next line with content
+                (i + 1..lines.len())
+                    .find(|j| !lines[*j].trim().is_empty() && !lines[*j].trim().starts_with('#'))
+                    .unwrap_or(i)
+            } else {
+                i
+            };
+            out.push((line_of_value as u64 + 1, tag));
+        }
+    }
+    out
+}
+
 /// Replaces every service that `extends` another by the merged service.
 /// Returns the errors: `extends.file` (kata reads one file), an unknown
-/// service, a cycle.
-pub fn resolve(root: &mut Node) -> Vec<Diag> {
+/// service, a cycle. `tags` are the file's [`tagged_lines`].
+pub fn resolve(root: &mut Node, tags: &[(u64, Tag)]) -> Vec<Diag> {
     let mut errors = vec![];
     let Value::Map(top) = &mut root.value else {
         return errors;
@@ -25,7 +63,7 @@ pub fn resolve(root: &mut Node) -> Vec<Diag> {
     let written = services.clone();
     let mut memo = IndexMap::new();
     for name in written.keys() {
-        if let Some(merged) = resolved(&written, name, &mut vec![], &mut memo, &mut errors) {
+        if let Some(merged) = resolved(&written, name, tags, &mut vec![], &mut memo, &mut errors) {
             services.insert(name.clone(), merged);
         }
     }
@@ -37,6 +75,7 @@ pub fn resolve(root: &mut Node) -> Vec<Diag> {
 fn resolved(
     written: &IndexMap<String, Node>,
     name: &str,
+    tags: &[(u64, Tag)],
     stack: &mut Vec<String>,
     memo: &mut IndexMap<String, Node>,
     errors: &mut Vec<Diag>,
@@ -98,16 +137,21 @@ fn resolved(
         return None;
     }
     stack.push(name.to_owned());
-    let from = resolved(written, &base, stack, memo, errors);
+    let from = resolved(written, &base, tags, stack, memo, errors);
     stack.pop();
     let mut out = match from?.value {
         Value::Map(m) => m,
         _ => IndexMap::new(),
     };
     for (k, v) in local.iter().filter(|(k, _)| *k != "extends") {
-        let merged = match out.get(k) {
-            Some(b) => merge_key(k, b.clone(), v.clone()),
-            None => v.clone(),
+        let tag = tags.iter().find(|(l, _)| *l == v.pos.line).map(|(_, t)| *t);
+        let merged = match (out.get(k), tag) {
+            (_, Some(Tag::Reset)) => {
+                out.shift_remove(k);
+                continue;
+            }
+            (Some(b), None) => merge_key(k, b.clone(), v.clone()),
+            _ => v.clone(),
         };
         out.insert(k.clone(), merged);
     }
@@ -262,7 +306,7 @@ mod tests {
 
     fn service(text: &str, name: &str) -> (serde_json::Value, Vec<Diag>) {
         let mut root = crate::yaml::parse(text).unwrap();
-        let errors = resolve(&mut root);
+        let errors = resolve(&mut root, &tagged_lines(text));
         (root.find(&["services", name]).to_json(), errors)
     }
 
@@ -291,6 +335,18 @@ mod tests {
         assert_eq!(web2["image"], "alpine");
         assert_eq!(web2["environment"]["B"], "3");
         assert!(web2.get("extends").is_none());
+    }
+
+    /// As `docker compose config` reads it: `!reset` drops the base's
+    /// value, `!override` replaces it.
+    #[test]
+    fn reset_and_override_tags_apply_to_the_base() {
+        let text = "services:\n  base:\n    image: x\n    ports: [\"80:80\"]\n    environment: {A: \"1\", B: \"2\"}\n    labels: [a=1]\n  web:\n    extends: base\n    ports: !reset []\n    environment: !override\n      C: \"3\"\n    labels: {b: \"2\"}\n";
+        let (web, errors) = service(text, "web");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(web.get("ports").is_none(), "{web}");
+        assert_eq!(web["environment"], json!({"C": "3"}));
+        assert_eq!(web["labels"], json!({"a": "1", "b": "2"}));
     }
 
     #[test]

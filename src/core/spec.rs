@@ -308,7 +308,7 @@ pub fn parse(text: &str) -> Parsed {
         }
     };
     let mut cx = Ctx {
-        errors: crate::extends::resolve(&mut root),
+        errors: crate::extends::resolve(&mut root, &crate::extends::tagged_lines(text)),
         warnings: vec![],
     };
     let mut spec = parse_root(&mut cx, &root);
