@@ -33,6 +33,8 @@ pub mod env;
 pub mod envfile;
 #[path = "core/expand.rs"]
 pub mod expand;
+#[path = "core/extends.rs"]
+pub mod extends;
 #[path = "core/gate.rs"]
 pub mod gate;
 #[path = "core/model.rs"]

@@ -12,6 +12,7 @@ const CORE: &[&str] = &[
     // parse, validate, merge, expand
     "spec.rs",
     "yaml.rs",
+    "extends.rs",
     "names.rs",
     "env.rs",
     "envfile.rs",

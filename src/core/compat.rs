@@ -115,6 +115,19 @@ const STACK_NETWORK_KEYS: &[&str] = &[
     "name",
 ];
 
+/// Keys of a service's attachment to one network (`networks: {n: {...}}`)
+/// that docker-compose 1.29 knows.
+const V1_SERVICE_NETWORK_KEYS: &[&str] = &[
+    "aliases",
+    "ipv4_address",
+    "ipv6_address",
+    "link_local_ips",
+    "priority",
+];
+
+/// The same for the 3.8 file format.
+const STACK_SERVICE_NETWORK_KEYS: &[&str] = &["aliases", "ipv4_address", "ipv6_address"];
+
 /// Adapts one rendered service to `target`.
 pub(crate) fn service(
     target: Target,
@@ -131,6 +144,9 @@ pub(crate) fn service(
 }
 
 fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
+    const TOOL: &str = "docker-compose 1.x";
+    service_networks(name, out, notes, V1_SERVICE_NETWORK_KEYS, TOOL);
+    env_file_paths(name, out, notes, TOOL);
     for key in V1_UNSUPPORTED {
         if out.remove(*key).is_some() {
             notes.warn(
@@ -153,20 +169,13 @@ fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
         }
     }
     if let Some(Json::Object(build)) = out.get_mut("build") {
-        let extra: Vec<String> = build
-            .keys()
-            .filter(|k| !V1_BUILD_KEYS.contains(&k.as_str()) && !k.starts_with("x-"))
-            .cloned()
-            .collect();
-        for k in extra {
-            build.remove(&k);
-            notes.warn(
-                &["services", name, "build", &k],
-                format!(
-                    "`services.{name}.build.{k}` is not supported by docker-compose 1.x; dropped"
-                ),
-            );
-        }
+        drop_keys(
+            build,
+            &["services", name, "build"],
+            V1_BUILD_KEYS,
+            TOOL,
+            notes,
+        );
     }
     for (i, v) in out
         .get_mut("volumes")
@@ -204,7 +213,7 @@ fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
     if out.contains_key("deploy") {
         notes.warn(
             &["services", name, "deploy"],
-            format!("`services.{name}.deploy` is applied only in part by docker-compose 1.x: `replicas` and device reservations, not resource limits, `restart_policy` or update settings"),
+            format!("`services.{name}.deploy` is applied only in part by docker-compose 1.x: `replicas`, device reservations and `restart_policy` (written as `restart:`), not resource limits or update settings"),
         );
     }
 }
@@ -241,7 +250,93 @@ fn drop_start_interval(name: &str, out: &mut Map<String, Json>, notes: &mut Note
     }
 }
 
+/// Drops the keys of each network attachment that `tool` does not know
+/// (`priority`, `mac_address`, `driver_opts`, ...).
+fn service_networks(
+    name: &str,
+    out: &mut Map<String, Json>,
+    notes: &mut Notes,
+    known: &[&str],
+    tool: &str,
+) {
+    if let Some(Json::Object(nets)) = out.get_mut("networks") {
+        drop_network_keys(nets, &["services", name, "networks"], known, tool, notes);
+    }
+}
+
+/// Drops, from each network object under `at`, the keys `tool` does not know.
+fn drop_network_keys(
+    nets: &mut Map<String, Json>,
+    at: &[&str],
+    known: &[&str],
+    tool: &str,
+    notes: &mut Notes,
+) {
+    for (net, v) in nets.iter_mut() {
+        if let Some(m) = v.as_object_mut() {
+            drop_keys(m, &[at, &[net.as_str()]].concat(), known, tool, notes);
+        }
+    }
+}
+
+/// Drops the keys of `m` (at `at`) that `tool` does not know, each with a warning.
+fn drop_keys(
+    m: &mut Map<String, Json>,
+    at: &[&str],
+    known: &[&str],
+    tool: &str,
+    notes: &mut Notes,
+) {
+    let extra: Vec<String> = m
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()) && !k.starts_with("x-"))
+        .cloned()
+        .collect();
+    for k in extra {
+        m.remove(&k);
+        let path = [at, &[k.as_str()]].concat();
+        notes.warn(
+            &path,
+            format!("`{}` is not supported by {tool}; dropped", path.join(".")),
+        );
+    }
+}
+
+/// `env_file: [{path, required}]` (compose 2.24) as the list of paths the
+/// older formats read; there each file is required.
+fn env_file_paths(name: &str, out: &mut Map<String, Json>, notes: &mut Notes, tool: &str) {
+    let Some(Json::Array(items)) = out.get_mut("env_file") else {
+        return;
+    };
+    for (i, item) in items.iter_mut().enumerate() {
+        let Some(path) = item.get("path").and_then(Json::as_str).map(str::to_owned) else {
+            continue;
+        };
+        let optional = item.get("required") == Some(&Json::Bool(false));
+        *item = json!(path);
+        if optional {
+            notes.warn(
+                &["services", name, "env_file", &i.to_string()],
+                format!("`services.{name}.env_file` entry `{path}` has `required: false`, which {tool} does not know: there the file is required, and the deploy fails when it is missing"),
+            );
+        }
+    }
+}
+
 fn stack_service(name: &str, svc: &Service, out: &mut Map<String, Json>, notes: &mut Notes) {
+    const TOOL: &str = "docker stack deploy";
+    service_networks(name, out, notes, STACK_SERVICE_NETWORK_KEYS, TOOL);
+    env_file_paths(name, out, notes, TOOL);
+    if let Some(Json::Object(res)) = out
+        .get_mut("deploy")
+        .and_then(|d| d.pointer_mut("/resources/reservations"))
+        && res.remove("devices").is_some()
+    {
+        notes.warn(
+            &["services", name, "deploy", "resources", "reservations", "devices"],
+            format!("`services.{name}.deploy.resources.reservations.devices` is not supported by docker stack deploy (swarm reserves devices as `generic_resources` of the node); dropped: the service runs without them"),
+        );
+    }
     if out.contains_key("build") {
         out.remove("build");
         if out.contains_key("image") {
@@ -447,21 +542,26 @@ pub(crate) fn top_level(target: Target, doc: &mut Map<String, Json>, notes: &mut
     if target == Target::Stack
         && let Some(Json::Object(nets)) = doc.get_mut("networks")
     {
+        drop_network_keys(nets, &["networks"], STACK_NETWORK_KEYS, tool, notes);
+        // the 3.8 format's ipam has a driver and subnets, nothing more
         for (net, v) in nets.iter_mut() {
-            let Some(m) = v.as_object_mut() else { continue };
-            let extra: Vec<String> = m
-                .keys()
-                .filter(|k| !STACK_NETWORK_KEYS.contains(&k.as_str()) && !k.starts_with("x-"))
-                .cloned()
-                .collect();
-            for k in extra {
-                m.remove(&k);
-                notes.warn(
-                    &["networks", net, &k],
-                    format!(
-                        "`networks.{net}.{k}` is not supported by docker stack deploy; dropped"
-                    ),
-                );
+            let Some(Json::Object(ipam)) = v.get_mut("ipam") else {
+                continue;
+            };
+            let at = ["networks", net, "ipam"];
+            drop_keys(ipam, &at, &["driver", "config"], tool, notes);
+            for (i, c) in ipam
+                .get_mut("config")
+                .and_then(Json::as_array_mut)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if let Some(c) = c.as_object_mut() {
+                    let i = i.to_string();
+                    let at = [&at[..], &["config", &i]].concat();
+                    drop_keys(c, &at, &["subnet"], tool, notes);
+                }
             }
         }
     }

@@ -117,6 +117,35 @@ pub fn escape(s: &str) -> String {
     s.replace('$', "$$")
 }
 
+/// `s` with every `$` that starts no reference written `$$`. compose v2
+/// reads such a `$` (`cost 5$`, `^/api$`, `a $ b`) as a literal one;
+/// docker-compose 1.x and docker stack deploy refuse the file. `$$` says the
+/// same to all three.
+pub fn escape_lone(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1)) {
+            (b'$', Some(b'$')) => {
+                out.push_str("$$");
+                i += 2;
+                continue;
+            }
+            (b'$', Some(c)) if *c == b'{' || c.is_ascii_alphabetic() || *c == b'_' => out.push('$'),
+            (b'$', _) => out.push_str("$$"),
+            _ => {
+                let next = s[i..].find('$').map_or(s.len(), |n| i + n);
+                out.push_str(&s[i..next]);
+                i = next;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Whether `s` still contains a reference compose would interpolate.
 pub fn has_reference(s: &str) -> bool {
     let b = s.as_bytes();
@@ -189,5 +218,21 @@ mod tests {
         assert!(!has_reference("$$X"));
         assert!(!has_reference("5$"));
         assert_eq!(escape("a$b"), "a$$b");
+    }
+
+    #[test]
+    fn lone_dollars_are_escaped_and_references_kept() {
+        for (input, want) in [
+            ("cost 5$", "cost 5$$"),
+            ("^/api$", "^/api$$"),
+            ("a $ b", "a $$ b"),
+            ("x $1 y $-z $.", "x $$1 y $$-z $$."),
+            ("$$HOME $HOME ${X:-d} $_u", "$$HOME $HOME ${X:-d} $_u"),
+            ("ünï $ ✓", "ünï $$ ✓"),
+            ("$$$", "$$$$"),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(escape_lone(input), want, "{input}");
+        }
     }
 }

@@ -267,13 +267,15 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
         doc.insert(k.clone(), v.clone());
     }
     crate::compat::top_level(target, &mut doc, &mut notes);
+    let mut compose = Json::Object(doc);
+    escape_lone_dollars(&mut compose);
 
     let caddy = spec
         .caddy
         .as_ref()
         .map(|n| expand_json(&n.to_json(), &lookup));
     Rendered {
-        compose: Json::Object(doc),
+        compose,
         caddy,
         env: envs,
         warnings: notes.warnings,
@@ -429,6 +431,10 @@ fn render_service(
             format!("`services.{name}.restart` is {r:?} once expanded: it must be one of no, always, on-failure[:N], unless-stopped"),
         );
     }
+    // compose v2 runs the container with `deploy.restart_policy` when there
+    // is one, whatever `restart:` says; docker-compose 1.x only reads
+    // `restart:`, so there it is written as that.
+    let policy = crate::spec::restart_of_policy(Some(&deploy));
     match restart {
         Some(r) if target == Target::Stack => {
             let (cond, max) = match r {
@@ -448,9 +454,21 @@ fn render_service(
                 deploy["restart_policy"] = p;
             }
         }
+        _ if target == Target::V1 && policy.is_some() => {
+            let p = policy.unwrap_or_default();
+            if let Some(r) = restart.filter(|r| *r != p) {
+                notes.warn(
+                    &["services", name, "restart"],
+                    format!("`services.{name}.restart` is {r:?}, but compose applies `deploy.restart_policy` over it: kata writes `restart: {p}` for docker-compose 1.x, which reads only `restart:`"),
+                );
+            }
+            out.insert("restart".into(), json!(p));
+        }
         Some(r) => {
             out.insert("restart".into(), json!(r));
         }
+        // compose v2 gives the container the policy
+        None if target == Target::V2 && policy.is_some() => {}
         None if target != Target::Stack => {
             // A PaaS app comes back after a crash or a host reboot. A runtime
             // service is kata's own kind; a compose service meant `no`.
@@ -701,6 +719,17 @@ fn container_path(v: &Json) -> Option<String> {
         }
         Json::Object(m) => m.get("target").and_then(Json::as_str).map(str::to_owned),
         _ => None,
+    }
+}
+
+/// Every string of the compose file with its literal `$`s in the form all
+/// three targets read the same way (see [`crate::expand::escape_lone`]).
+fn escape_lone_dollars(v: &mut Json) {
+    match v {
+        Json::String(s) if s.contains('$') => *s = crate::expand::escape_lone(s),
+        Json::Array(a) => a.iter_mut().for_each(escape_lone_dollars),
+        Json::Object(m) => m.values_mut().for_each(escape_lone_dollars),
+        _ => {}
     }
 }
 
@@ -1124,6 +1153,59 @@ mod tests {
                 format!("ports_{target:?}"),
                 to_yaml(&out.compose["services"]["web"]["ports"])
             );
+        }
+    }
+
+    /// compose v2 gives the container `deploy.restart_policy` over
+    /// `restart:` (measured: `on-failure` with `max_attempts: 3` runs as
+    /// on-failure:3, `condition: none` beside `restart: always` as no).
+    #[test]
+    fn deploy_restart_policy_is_the_policy_on_every_target() {
+        let text = "services:\n  web:\n    image: x\n    deploy:\n      restart_policy: {condition: on-failure, max_attempts: 3}\n  job:\n    image: x\n    restart: always\n    deploy:\n      restart_policy: {condition: none}\n";
+        let (v2, _) = render_fixture(text, "demo", Target::V2);
+        let s = &v2.compose["services"];
+        assert!(s["web"].get("restart").is_none(), "the policy applies");
+        assert_eq!(s["job"]["restart"], "always", "as written");
+        assert!(v2.warnings.is_empty(), "{:?}", v2.warnings);
+        let (v1, _) = render_fixture(text, "demo", Target::V1);
+        let s = &v1.compose["services"];
+        assert_eq!(s["web"]["restart"], "on-failure:3");
+        assert_eq!(s["job"]["restart"], "no");
+        let restart_warnings: Vec<u64> = v1
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("applies `deploy.restart_policy`"))
+            .map(|w| w.pos.unwrap().line)
+            .collect();
+        assert_eq!(restart_warnings, vec![8], "{:?}", v1.warnings);
+        let (st, _) = render_fixture(text, "demo", Target::Stack);
+        let s = &st.compose["services"];
+        assert_eq!(s["job"]["deploy"]["restart_policy"]["condition"], "none");
+        assert_eq!(s["web"]["deploy"]["restart_policy"]["max_attempts"], 3);
+    }
+
+    #[test]
+    fn env_file_entries_become_paths_for_v1_and_swarm() {
+        let text = "services:\n  web:\n    image: x\n    restart: always\n    env_file:\n      - path: ./default.env\n        required: true\n      - path: ./override.env\n        required: false\n      - plain.env\n";
+        let (v2, _) = render_fixture(text, "demo", Target::V2);
+        assert_eq!(
+            v2.compose["services"]["web"]["env_file"][1],
+            json!({"path": "./override.env", "required": false})
+        );
+        for target in [Target::V1, Target::Stack] {
+            let (out, _) = render_fixture(text, "demo", target);
+            assert_eq!(
+                out.compose["services"]["web"]["env_file"],
+                json!(["./default.env", "./override.env", "plain.env"])
+            );
+            // only the optional file changes meaning
+            let lines: Vec<u64> = out
+                .warnings
+                .iter()
+                .filter(|w| w.message.contains("env_file"))
+                .map(|w| w.pos.unwrap().line)
+                .collect();
+            assert_eq!(lines, vec![8], "{:?}", out.warnings);
         }
     }
 

@@ -273,9 +273,29 @@ impl Ctx {
     }
 }
 
+/// [`parse`] for a file as read: text that is not UTF-8 is an error at the
+/// first byte that is not.
+pub fn parse_bytes(bytes: &[u8]) -> Parsed {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text),
+        Err(e) => {
+            let before = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
+            let line = before.matches('\n').count() as u64 + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u64 + 1;
+            Parsed {
+                errors: vec![Diag {
+                    pos: Some(Pos { line, column }),
+                    message: "the file is not UTF-8 text (save it as UTF-8)".into(),
+                }],
+                ..Parsed::default()
+            }
+        }
+    }
+}
+
 /// Parses and validates `text`. Never panics, whatever the input.
 pub fn parse(text: &str) -> Parsed {
-    let root = match yaml::parse(text) {
+    let mut root = match yaml::parse(text) {
         Ok(n) => n,
         Err(e) => {
             return Parsed {
@@ -288,7 +308,7 @@ pub fn parse(text: &str) -> Parsed {
         }
     };
     let mut cx = Ctx {
-        errors: vec![],
+        errors: crate::extends::resolve(&mut root, &crate::extends::tagged_lines(text)),
         warnings: vec![],
     };
     let mut spec = parse_root(&mut cx, &root);
@@ -351,6 +371,12 @@ fn parse_root(cx: &mut Ctx, root: &Node) -> Option<AppSpec> {
                 }
             }
             "services" => {}
+            // compose would add the other files' services: without them the
+            // app would deploy incomplete
+            "include" => cx.err(
+                n,
+                "`include` is not supported: kata reads one compose file, so write the included services into this one",
+            ),
             "volumes" => spec.volumes = passthrough_map(cx, n, "volumes"),
             "networks" => spec.networks = passthrough_map(cx, n, "networks"),
             "secrets" => spec.secrets = passthrough_map(cx, n, "secrets"),
@@ -589,9 +615,11 @@ fn parse_service(
         cx.err(n, format!("`{p}` has both `runtime` and `image`: use one"));
     }
     if svc.runtime.is_none() && svc.image.is_none() {
-        if svc.extra.contains_key("build") || m.contains_key("runtime") {
-            // compose builds it from the checkout, or the runtime was already reported
-            // compose builds it from the checkout
+        if svc.extra.contains_key("build") || m.contains_key("runtime") || m.contains_key("extends")
+        {
+            // compose builds it from the checkout, or the runtime or the
+            // `extends` (left only when it could not be resolved) was
+            // already reported
         } else if let Some(r) = default_runtime {
             svc.runtime = Some(r);
         } else if let Some(r) = runtime_from_command(svc.extra.get("command")) {
@@ -639,6 +667,20 @@ fn mark_one_shot_jobs(spec: &mut AppSpec) {
                 .or_insert_with(|| Json::String("no".into()));
         }
     }
+}
+
+/// `deploy.restart_policy` as the `restart:` value it means: compose v2
+/// gives it to the container, over the service's own `restart:`.
+pub fn restart_of_policy(deploy: Option<&Json>) -> Option<String> {
+    let p = deploy?.get("restart_policy")?.as_object()?;
+    Some(match p.get("condition").and_then(Json::as_str) {
+        Some("none") => "no".into(),
+        Some("on-failure") => match p.get("max_attempts").and_then(Json::as_u64) {
+            Some(n) if n > 0 => format!("on-failure:{n}"),
+            _ => "on-failure".into(),
+        },
+        _ => "always".into(),
+    })
 }
 
 /// Whether kata treats `svc` as a one-shot job: its restart policy lets it exit.
@@ -966,6 +1008,33 @@ mod tests {
         assert_eq!(spec.services["job"].extra["restart"], "no");
         assert!(is_one_shot(&spec.services["job"]));
         assert!(!spec.services["web"].extra.contains_key("restart"));
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_an_error_at_its_first_byte() {
+        let p = parse_bytes(b"services:\n  web:\n    image: \xff\xfe\n");
+        assert!(p.spec.is_none());
+        assert_eq!(
+            p.errors[0].pos,
+            Some(Pos {
+                line: 3,
+                column: 12
+            })
+        );
+        assert!(
+            parse_bytes(b"services:\n  web: {image: x}\n")
+                .spec
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn include_is_refused_at_its_position() {
+        let p = parse("include:\n  - other.yaml\nservices:\n  web:\n    image: x\n");
+        assert!(p.spec.is_none());
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert_eq!(p.errors[0].pos.map(|p| p.line), Some(2));
+        assert!(p.errors[0].message.contains("`include` is not supported"));
     }
 
     #[test]

@@ -72,10 +72,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
         Ok(Value::Int(v))
     }
+    // Above i64 (a 20-digit id in an `environment` value) compose keeps
+    // the digits; so does kata, as text.
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        i64::try_from(v)
-            .map(Value::Int)
-            .map_err(|_| E::custom("integer too large"))
+        Ok(i64::try_from(v).map_or_else(|_| Value::Str(v.to_string()), Value::Int))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
@@ -236,9 +236,12 @@ pub struct ParseError {
 pub const MAX_ALIAS_EVENTS: usize = 200_000;
 
 /// Parses a whole document. Duplicate keys are errors; YAML 1.1 booleans such
-/// as `on`/`yes` stay strings (compose v2 reads YAML 1.2).
+/// as `on`/`yes` stay strings (compose v2 reads YAML 1.2). A number with a
+/// leading zero (`mode: 0440`, `0755`) is octal, as both compose versions
+/// read it.
 pub fn parse(text: &str) -> Result<Node, ParseError> {
     let mut options = serde_saphyr::options! { strict_booleans: true };
+    options.legacy_octal_numbers = true;
     // Real compose files use anchors a lot (hundreds of `*alias` uses, one
     // anchor shared by every service), so the alias/anchor ratio heuristic
     // is off; what stops an alias bomb is the size aliases expand to, and
@@ -284,6 +287,13 @@ fn tidy(message: &str) -> String {
             "document too large: its aliases expand past kata's limit of {MAX_ALIAS_EVENTS} YAML nodes"
         );
     }
+    if m.starts_with("multiple YAML documents detected") {
+        return "a second YAML document (`---`): kata reads one document; merge them into one"
+            .into();
+    }
+    if m.starts_with("recursive references require") {
+        return "an alias refers to a node that contains it (a recursive anchor)".into();
+    }
     if m.starts_with("budget breached") {
         return "document too large: it expands (through aliases or sheer size) past kata's limit"
             .into();
@@ -320,5 +330,42 @@ mod alias_tests {
             })
         );
         assert!(e.message.starts_with("document too large"), "{}", e.message);
+    }
+}
+
+#[cfg(test)]
+mod number_tests {
+    use super::*;
+
+    /// compose v2 (go-yaml) and v1 (PyYAML) read `0440` as octal; a number
+    /// past i64 keeps its digits.
+    #[test]
+    fn numbers_read_as_compose_reads_them() {
+        let root =
+            parse("a: 0440\nb: 0755\nc: 0o17\nd: 0\ne: 12345678901234567890\nf: 1.50\ng: 10\n")
+                .unwrap();
+        let get = |k: &str| root.find(&[k]).value.clone();
+        assert_eq!(get("a"), Value::Int(0o440));
+        assert_eq!(get("b"), Value::Int(0o755));
+        assert_eq!(get("c"), Value::Int(0o17));
+        assert_eq!(get("d"), Value::Int(0));
+        assert_eq!(get("e"), Value::Str("12345678901234567890".into()));
+        assert_eq!(get("f"), Value::Float(1.5));
+        assert_eq!(get("g"), Value::Int(10));
+    }
+
+    /// serde-saphyr's own wording names its API; kata's says what to change.
+    #[test]
+    fn documents_and_recursive_aliases_are_explained() {
+        let e = parse("services:\n  a:\n    image: x\n---\nservices: {}\n").unwrap_err();
+        assert_eq!(e.pos.map(|p| p.line), Some(5));
+        assert!(
+            e.message.starts_with("a second YAML document"),
+            "{}",
+            e.message
+        );
+        let e = parse("services:\n  web: &w\n    image: x\n    labels: *w\n").unwrap_err();
+        assert_eq!(e.pos.map(|p| p.line), Some(4));
+        assert!(e.message.contains("recursive anchor"), "{}", e.message);
     }
 }

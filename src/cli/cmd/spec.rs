@@ -11,10 +11,9 @@ const DEFAULT_FILE: &str = "kata-compose.yaml";
 /// Reads and parses `path`, printing warnings; prints every error and
 /// returns None when there is any.
 pub fn load(path: &Path) -> anyhow::Result<Option<AppSpec>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let shown = path.display().to_string();
-    let parsed = spec::parse(&text);
+    let parsed = spec::parse_bytes(&bytes);
     for w in &parsed.warnings {
         ui::warn(w.display(&shown));
     }
