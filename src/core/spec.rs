@@ -683,9 +683,34 @@ pub fn restart_of_policy(deploy: Option<&Json>) -> Option<String> {
     })
 }
 
-/// Whether kata treats `svc` as a one-shot job: its restart policy lets it exit.
+/// `deploy.restart_policy.condition`, when the service sets one.
+fn restart_condition(svc: &Service) -> Option<&str> {
+    svc.extra
+        .get("deploy")?
+        .get("restart_policy")?
+        .get("condition")?
+        .as_str()
+}
+
+/// Whether kata treats `svc` as a one-shot job: its restart policy lets it
+/// exit. `deploy.restart_policy.condition` wins over `restart:`, as in
+/// compose v2 and swarm.
 pub fn is_one_shot(svc: &Service) -> bool {
-    matches!(svc.extra.get("restart").and_then(Json::as_str), Some(r) if r == "no" || r.starts_with("on-failure"))
+    match restart_condition(svc) {
+        Some(c) => c == "none" || c == "on-failure",
+        None => {
+            matches!(svc.extra.get("restart").and_then(Json::as_str), Some(r) if r == "no" || r.starts_with("on-failure"))
+        }
+    }
+}
+
+/// Whether `svc` is never restarted (`restart: "no"`, or a restart policy
+/// of `condition: none`): swarm is done with it once its task completed.
+pub fn runs_once(svc: &Service) -> bool {
+    match restart_condition(svc) {
+        Some(c) => c == "none",
+        None => svc.extra.get("restart").and_then(Json::as_str) == Some("no"),
+    }
 }
 
 /// A runtime guessed from the program a service runs (`node server.js`).
@@ -1008,6 +1033,27 @@ mod tests {
         assert_eq!(spec.services["job"].extra["restart"], "no");
         assert!(is_one_shot(&spec.services["job"]));
         assert!(!spec.services["web"].extra.contains_key("restart"));
+    }
+
+    #[test]
+    fn a_deploy_restart_policy_decides_what_is_a_one_shot_job() {
+        let svc = |keys: &str| {
+            let text = format!("services:\n  s:\n    image: x\n{keys}");
+            parse(&text).spec.unwrap().services["s"].clone()
+        };
+        let policy = |c: &str| format!("    deploy: {{restart_policy: {{condition: {c}}}}}\n");
+        assert!(is_one_shot(&svc(&policy("none"))));
+        assert!(is_one_shot(&svc(&policy("on-failure"))));
+        assert!(!is_one_shot(&svc(&policy("any"))));
+        // the policy wins over `restart:`
+        let both = format!("    restart: \"no\"\n{}", policy("any"));
+        assert!(!is_one_shot(&svc(&both)));
+        assert!(!is_one_shot(&svc("    restart: always\n")));
+        // never restarted: swarm's task completes
+        assert!(runs_once(&svc(&policy("none"))));
+        assert!(runs_once(&svc("    restart: \"no\"\n")));
+        assert!(!runs_once(&svc(&policy("on-failure"))));
+        assert!(!runs_once(&svc("    restart: on-failure\n")));
     }
 
     #[test]

@@ -1149,7 +1149,7 @@ fn stack_problem(
         }
         // A one-shot job (`restart: "no"`, swarm's restart_policy none) is
         // done once its task completed; it never counts as running.
-        if svc.extra.get("restart").and_then(Value::as_str) == Some("no") {
+        if crate::spec::runs_once(svc) {
             let tasks = docker::docker(&[
                 "service",
                 "ps",

@@ -157,3 +157,41 @@ fn one_shot_job_swarm_inner() {
     assert_eq!(tasks.lines().count(), 1, "{tasks}");
     assert!(tasks.starts_with("Complete"), "{tasks}");
 }
+
+/// A job whose `deploy.restart_policy` is `condition: none` (and no
+/// `restart:`) is a one-shot job too, as compose v2 runs it: the deploy
+/// waits for it to complete instead of failing because it exited.
+#[test]
+fn a_job_with_a_none_restart_policy_is_a_one_shot_job() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let kata = Kata::setup();
+    let name = unique("policyjob");
+    let app = LocalApp::new(&kata, &name);
+    app.write(
+        "kata-compose.yaml",
+        &format!(
+            "services:\n  job:\n    image: {BUSYBOX}\n    command: [\"sh\", \"-c\", \"echo done\"]\n    deploy:\n      restart_policy:\n        condition: none\n  web:\n    image: {BUSYBOX}\n    command: [\"sh\", \"-c\", \"mkdir -p /w && echo up > /w/index.html && exec httpd -f -p 8080 -h /w\"]\n"
+        ),
+    )
+    .commit("v1");
+    app.push_ok();
+    assert_eq!(wait_answer(&name, "web", 8080, "/", 60).trim(), "up");
+    let ids = docker_ok([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=kata.app={name}"),
+        "--filter",
+        "label=kata.service=job",
+    ]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let state = docker_ok([
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}}",
+        ids[0],
+    ]);
+    assert_eq!(state.trim(), "exited 0 no", "ran once, never restarted");
+}
