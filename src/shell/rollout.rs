@@ -1001,10 +1001,24 @@ pub fn take_down(app: &str, mode: Mode) -> Result<(), DeployError> {
 pub fn remove_stack(app: &str) -> Result<(), DeployError> {
     docker::docker(&["stack", "rm", app])?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !docker::all_containers_of_stack(app)?.is_empty() && Instant::now() < deadline {
+    loop {
+        let left = docker::all_containers_of_stack(app)?;
+        if left.is_empty() || Instant::now() > deadline {
+            return Ok(());
+        }
+        // `stack rm` removed the services: a container that is not running
+        // is litter swarm may leave (a task that failed as its network
+        // went stays `created`); running ones are still being stopped
+        let litter: Vec<&str> = left
+            .iter()
+            .filter(|c| c.state != "running")
+            .map(|c| c.id.as_str())
+            .collect();
+        if !litter.is_empty() {
+            let _ = docker::run(&crate::argv::rm(&litter));
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
-    Ok(())
 }
 
 /// The IDs of every task the stack has had (none without a stack).

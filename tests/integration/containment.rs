@@ -567,7 +567,9 @@ fn labels_inherited_by_images_are_not_trusted() {
     use crate::support::push::{container_ids, inspect};
     use crate::support::{docker, docker_ok};
     images::ensure_test_images();
-    let _engine = engine_shared();
+    // it replaces the host's kata/static, which other tests' static apps
+    // would rebuild first
+    let _engine = crate::support::engine_exclusive();
     let kata = Kata::setup();
     kata.args(["setup", "--base-image", BUSYBOX]).success();
     let name = unique("label");
