@@ -981,6 +981,12 @@ pub fn take_down(app: &str, mode: Mode) -> Result<(), DeployError> {
     loop {
         let nets = docker::docker(&["network", "ls", "-q", "--filter", &label])?;
         if nets.trim().is_empty() {
+            // a task that failed as its network went leaves its container
+            let left = docker::docker(&["ps", "-aq", "--filter", &label])?;
+            let left: Vec<&str> = left.split_whitespace().collect();
+            if !left.is_empty() {
+                docker::gone_is_fine(docker::run(&crate::argv::rm(&left)))?;
+            }
             return Ok(());
         }
         for id in nets.split_whitespace() {
@@ -1001,9 +1007,20 @@ pub fn take_down(app: &str, mode: Mode) -> Result<(), DeployError> {
 pub fn remove_stack(app: &str) -> Result<(), DeployError> {
     docker::docker(&["stack", "rm", app])?;
     let deadline = Instant::now() + Duration::from_secs(60);
+    // swarm's agent may still create a task's container just after: gone
+    // means gone for a second
+    let mut empty_since: Option<Instant> = None;
     loop {
         let left = docker::all_containers_of_stack(app)?;
-        if left.is_empty() || Instant::now() > deadline {
+        if left.is_empty() {
+            let since = *empty_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_secs(1) {
+                return Ok(());
+            }
+        } else {
+            empty_since = None;
+        }
+        if Instant::now() > deadline {
             return Ok(());
         }
         // `stack rm` removed the services: a container that is not running
