@@ -795,22 +795,25 @@ caddy:
         assert_eq!(plan_for(SPEC, None, &[]).leaves, None);
     }
 
-    #[test]
-    fn a_render_error_keeps_its_warnings_and_plans_nothing() {
-        let spec = "services:\n  web:\n    image: a\n    volumes: [\"/k/data/shop/pg:/pg\"]\n";
-        let spec = crate::spec::parse(spec).spec.unwrap();
-        let paths = Paths::new("/k");
-        let config = Env::default();
-        let inputs = PlanInputs {
-            paths: &paths,
+    /// Compose v2 inputs of release 3 of `shop`: no network, container,
+    /// port or live release.
+    fn bare_inputs<'a>(
+        paths: &'a Paths,
+        spec: &'a AppSpec,
+        config: &'a Env,
+        subnet_state: &'a SubnetState,
+    ) -> PlanInputs<'a> {
+        static PORTS: std::sync::LazyLock<PortState> = std::sync::LazyLock::new(PortState::default);
+        PlanInputs {
+            paths,
             app: "shop",
             release: 3,
             commit: "c",
-            spec: &spec,
+            spec,
             mode: Mode::Compose,
             cli: Some(ComposeCli::V2),
             dot_env: b"",
-            config_env: &config,
+            config_env: config,
             ids: (0, 0),
             home: None,
             settings: PlanSettings {
@@ -821,10 +824,20 @@ caddy:
             networks: &[],
             all_networks: true,
             containers: &[],
-            subnets: &SubnetState::default(),
-            ports: &PortState::default(),
+            subnets: subnet_state,
+            ports: &PORTS,
             previous: Previous::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_render_error_keeps_its_warnings_and_plans_nothing() {
+        let spec = "services:\n  web:\n    image: a\n    volumes: [\"/k/data/shop/pg:/pg\"]\n";
+        let spec = crate::spec::parse(spec).spec.unwrap();
+        let paths = Paths::new("/k");
+        let config = Env::default();
+        let subnets = SubnetState::default();
+        let inputs = bare_inputs(&paths, &spec, &config, &subnets);
         let e = plan(&inputs).unwrap_err();
         assert!(e.message.contains("app shop's data directory"), "{e:?}");
     }
@@ -847,28 +860,9 @@ caddy:
             ..SubnetState::default()
         };
         let inputs = PlanInputs {
-            paths: &paths,
-            app: "shop",
-            release: 3,
-            commit: "c",
-            spec: &spec,
-            mode: Mode::Compose,
-            cli: Some(ComposeCli::V2),
-            dot_env: b"",
-            config_env: &config,
-            ids: (0, 0),
-            home: None,
-            settings: PlanSettings {
-                subnet_pool: subnets::DEFAULT_POOL,
-                subnet_prefix: subnets::DEFAULT_PREFIX,
-                port_range: ports::DEFAULT_RANGE,
-            },
             networks: &own,
             all_networks: false,
-            containers: &[],
-            subnets: &subnets,
-            ports: &PortState::default(),
-            previous: Previous::default(),
+            ..bare_inputs(&paths, &spec, &config, &subnets)
         };
         // its network exists: the app's own networks were enough
         let p = plan(&inputs).unwrap();

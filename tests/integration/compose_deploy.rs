@@ -22,24 +22,28 @@ fn config() -> String {
     std::fs::read_to_string(repo_path("tests/fixtures/compose/busybox-migrate.env")).unwrap()
 }
 
-/// The migration container: (status, exit code, restart count).
-fn migrate_state(app: &str) -> (String, String, String) {
+/// `docker inspect -f format` of the app's one container of `service`.
+fn inspect_one(app: &str, service: &str, format: &str) -> String {
     let ids = docker_ok([
         "ps",
         "-aq",
         "--filter",
         &format!("label=kata.app={app}"),
         "--filter",
-        "label=kata.service=migrate",
+        &format!("label=kata.service={service}"),
     ]);
     let ids: Vec<&str> = ids.split_whitespace().collect();
-    assert_eq!(ids.len(), 1, "one migrate container: {ids:?}");
-    let out = docker_ok([
-        "inspect",
-        "-f",
+    assert_eq!(ids.len(), 1, "one {service} container: {ids:?}");
+    docker_ok(["inspect", "-f", format, ids[0]])
+}
+
+/// The migration container: (status, exit code, restart count).
+fn migrate_state(app: &str) -> (String, String, String) {
+    let out = inspect_one(
+        app,
+        "migrate",
         "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}",
-        ids[0],
-    ]);
+    );
     let mut f = out.split_whitespace().map(str::to_owned);
     (
         f.next().unwrap_or_default(),
@@ -177,21 +181,10 @@ fn a_job_with_a_none_restart_policy_is_a_one_shot_job() {
     .commit("v1");
     app.push_ok();
     assert_eq!(wait_answer(&name, "web", 8080, "/", 60).trim(), "up");
-    let ids = docker_ok([
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=kata.app={name}"),
-        "--filter",
-        "label=kata.service=job",
-    ]);
-    let ids: Vec<&str> = ids.split_whitespace().collect();
-    assert_eq!(ids.len(), 1, "{ids:?}");
-    let state = docker_ok([
-        "inspect",
-        "-f",
+    let state = inspect_one(
+        &name,
+        "job",
         "{{.State.Status}} {{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}}",
-        ids[0],
-    ]);
+    );
     assert_eq!(state.trim(), "exited 0 no", "ran once, never restarted");
 }
