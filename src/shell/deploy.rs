@@ -291,10 +291,7 @@ fn apply(
             let previous = release::live(&all).filter(|p| p.number != n);
             if let Some(p) = previous {
                 if *restore_previous {
-                    if mode_of(p) != mode_of(r) {
-                        rollout::take_down(app, mode_of(r))?;
-                    }
-                    restore(paths, settings, app, p)?;
+                    bring_back(paths, settings, app, mode_of(r), p)?;
                 }
                 release::point_app_at(paths, app, &release::src(paths, app, p.number))?;
             } else if *restore_previous && mode_of(r) == Mode::Swarm {
@@ -367,14 +364,27 @@ fn come_back_across_modes(paths: &Paths, settings: &Settings, app: &str, rel: &R
         p.number,
         mode_of(p)
     ));
-    if let Err(e) =
-        rollout::take_down(app, mode_of(rel)).and_then(|()| restore(paths, settings, app, p))
-    {
+    if let Err(e) = bring_back(paths, settings, app, mode_of(rel), p) {
         ui::warn(format!(
             "could not bring release {} back: {e}; `kata deploy {app}` tries again",
             p.number
         ));
     }
+}
+
+/// Brings live release `p` back after a release in mode `failed` was
+/// undone: what that mode runs goes first when it is not `p`'s.
+fn bring_back(
+    paths: &Paths,
+    settings: &Settings,
+    app: &str,
+    failed: Mode,
+    p: &Release,
+) -> Result<(), DeployError> {
+    if mode_of(p) != failed {
+        rollout::take_down(app, failed)?;
+    }
+    restore(paths, settings, app, p)
 }
 
 /// Starts release `p`'s recorded file again and routes to its containers.
