@@ -6,6 +6,7 @@
 use crate::output::Filter;
 use crate::settings::Timeouts;
 use crate::ui;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -608,6 +609,10 @@ pub struct Snapshot {
     /// `ps` lines: the [`Container`] columns, then the swarm task id,
     /// `kata.app`, `com.docker.stack.namespace` and the published ports.
     lines: Vec<String>,
+    /// Indexes of `lines` by `kata.app` and by stack namespace: `ls` asks
+    /// for every app, and a scan per app would grow with the square.
+    by_app: HashMap<String, Vec<usize>>,
+    by_stack: HashMap<String, Vec<usize>>,
     /// Swarm tasks on this node whose desired state is `running`.
     tasks: std::collections::HashSet<String>,
 }
@@ -616,10 +621,37 @@ impl Snapshot {
     /// Pure: from `docker ps -a` output in [`snapshot`]'s format and the
     /// current task ids.
     pub fn parse(ps_out: &str, task_ids: &str) -> Snapshot {
+        let lines: Vec<String> = ps_out.lines().map(str::to_owned).collect();
+        let mut by_app: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_stack: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, l) in lines.iter().enumerate() {
+            by_app
+                .entry(Self::column(l, 7).to_owned())
+                .or_default()
+                .push(i);
+            by_stack
+                .entry(Self::column(l, 8).to_owned())
+                .or_default()
+                .push(i);
+        }
         Snapshot {
-            lines: ps_out.lines().map(str::to_owned).collect(),
+            lines,
+            by_app,
+            by_stack,
             tasks: task_ids.split_whitespace().map(str::to_owned).collect(),
         }
+    }
+
+    fn lines_of<'a>(
+        &'a self,
+        index: &'a HashMap<String, Vec<usize>>,
+        key: &str,
+    ) -> impl Iterator<Item = &'a str> {
+        index
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|&i| self.lines[i].as_str())
     }
 
     fn column(line: &str, i: usize) -> &str {
@@ -628,12 +660,7 @@ impl Snapshot {
 
     /// What [`containers`] lists for `app`.
     pub fn of_app(&self, app: &str) -> Vec<Container> {
-        let lines: Vec<&str> = self
-            .lines
-            .iter()
-            .map(String::as_str)
-            .filter(|l| Self::column(l, 7) == app)
-            .collect();
+        let lines: Vec<&str> = self.lines_of(&self.by_app, app).collect();
         parse_containers(&lines.join("\n"))
     }
 
@@ -657,10 +684,8 @@ impl Snapshot {
     /// What [`containers_of_stack`] lists for `app`.
     pub fn of_stack(&self, app: &str) -> Vec<Container> {
         let lines: Vec<&str> = self
-            .lines
-            .iter()
-            .map(String::as_str)
-            .filter(|l| Self::column(l, 8) == app && self.tasks.contains(Self::column(l, 6)))
+            .lines_of(&self.by_stack, app)
+            .filter(|l| self.tasks.contains(Self::column(l, 6)))
             .collect();
         parse_containers(&lines.join("\n"))
     }

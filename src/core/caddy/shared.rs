@@ -32,6 +32,7 @@
 use super::listen::{canonical, conflicts};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use thiserror::Error;
 
 const SERVERS: &str = "/config/apps/http/servers";
@@ -373,10 +374,12 @@ fn setting_clash(
     }
 }
 
-fn servers_of(config: &Value) -> Result<Map<String, Value>, Refusal> {
+/// Borrowed: `ls` looks up every app's part in one config, so a copy per
+/// lookup would cost the square of the number of apps.
+fn servers_of(config: &Value) -> Result<Cow<'_, Map<String, Value>>, Refusal> {
     match config.pointer("/apps/http/servers") {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(m)) => Ok(m.clone()),
+        None | Some(Value::Null) => Ok(Cow::Owned(Map::new())),
+        Some(Value::Object(m)) => Ok(Cow::Borrowed(m)),
         Some(other) => Err(Refusal::Unexpected(format!(
             "apps.http.servers is not an object: {other}"
         ))),
@@ -595,7 +598,7 @@ pub fn plan_put(
 
     let calls = if !moved.is_empty() {
         // One change: the old servers go, the shared one comes.
-        let mut all = servers.clone();
+        let mut all = servers.clone().into_owned();
         for m in &moved {
             all.shift_remove(m);
         }
