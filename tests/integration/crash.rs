@@ -732,6 +732,62 @@ fn a_mode_change_killed_while_the_stack_converges_is_undone() {
 #[test]
 #[ignore = "run by a_mode_change_killed_while_the_stack_converges_is_undone on a private swarm"]
 fn mode_change_gate_inner() {
+    mode_change_killed_at("gate", Mode::Compose);
+}
+
+/// The same change killed as its start begins, before the compose
+/// containers were touched: undone, release 1 goes on serving.
+#[test]
+fn a_mode_change_killed_before_the_old_mode_is_taken_down_is_undone() {
+    on_a_private_swarm("mode_change_start_new_inner");
+}
+
+#[test]
+#[ignore = "run by a_mode_change_killed_before_the_old_mode_is_taken_down_is_undone on a private swarm"]
+fn mode_change_start_new_inner() {
+    mode_change_killed_at("start-new", Mode::Compose);
+}
+
+/// The other way, swarm to compose, killed at the gate (the stack already
+/// removed, the compose container up): the next command removes the
+/// compose container and deploys release 1's stack again, routed.
+#[test]
+fn a_mode_change_from_swarm_killed_at_the_gate_is_undone() {
+    on_a_private_swarm("mode_change_from_swarm_gate_inner");
+}
+
+#[test]
+#[ignore = "run by a_mode_change_from_swarm_killed_at_the_gate_is_undone on a private swarm"]
+fn mode_change_from_swarm_gate_inner() {
+    mode_change_killed_at("gate", Mode::Swarm);
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Compose,
+    Swarm,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Compose => "compose",
+            Mode::Swarm => "swarm",
+        }
+    }
+
+    fn other(self) -> Mode {
+        match self {
+            Mode::Compose => Mode::Swarm,
+            Mode::Swarm => Mode::Compose,
+        }
+    }
+}
+
+/// Release 1 in mode `from`; release 2 in the other mode, killed at `step`;
+/// the next command undoes it and release 1 serves in `from` again; release
+/// 3 then deploys in the other mode.
+fn mode_change_killed_at(step: &str, from: Mode) {
     let caddy = Caddy::start();
     let kata = Kata::setup();
     kata.args(["setup", "--caddy-admin", caddy.endpoint()])
@@ -744,39 +800,79 @@ fn mode_change_gate_inner() {
         port,
     };
     let name = f.app.name.clone();
-    f.app
-        .write(
-            "kata-compose.yaml",
-            &format!("{}x-kata-mode: compose\n", web_yaml(port)),
-        )
-        .write("www/index.html", "v1")
-        .commit("v1");
+    let commit_in = |mode: Mode, text: &str| {
+        f.app
+            .write(
+                "kata-compose.yaml",
+                &format!("{}x-kata-mode: {}\n", web_yaml(port), mode.name()),
+            )
+            .write("www/index.html", text)
+            .commit(text);
+    };
+    let stacks = || docker_ok(["stack", "ls", "--format", "{{.Name}}"]);
+    let compose_containers = || {
+        docker_ok([
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project={name}"),
+        ])
+    };
+    commit_in(from, "v1");
     f.app.push_ok();
     assert_eq!(f.body(), "v1");
     let v1 = f.containers();
-    // without x-kata-mode, a swarm manager deploys in swarm mode
-    f.commit("v2");
-    let (code, stderr) = f.push_committed_killed_at("gate");
+    commit_in(from.other(), "v2");
+    let (code, stderr) = f.push_committed_killed_at(step);
     assert_ne!(code, Some(0), "a killed deploy fails the push:\n{stderr}");
-    assert!(
-        stderr.contains("Mode changes from compose to swarm"),
-        "{stderr}"
+    let change = format!(
+        "Mode changes from {} to {}",
+        from.name(),
+        from.other().name()
     );
+    // the change is announced as the old mode is taken down
+    assert_eq!(stderr.contains(&change), step != "start-new", "{stderr}");
     let all = f.next_command(&["config:set", "A=1", "--no-deploy"]);
     assert!(
-        all.contains("release 2 was interrupted at gate; undone"),
+        all.contains(&format!("release 2 was interrupted at {step}; undone")),
         "{all}"
     );
     assert_eq!(f.statuses(), vec![(1, "live".into()), (2, "failed".into())]);
-    let stacks = docker_ok(["stack", "ls", "--format", "{{.Name}}"]);
-    assert!(!stacks.lines().any(|s| s == name), "{stacks}");
-    let now = f.containers();
-    assert_eq!(now.len(), 1, "one compose container: {now:?}");
-    assert_ne!(now, v1, "release 1's container was started again");
-    for _ in 0..20 {
-        assert_eq!(f.body(), "v1");
+    match from {
+        Mode::Compose => {
+            assert!(!stacks().lines().any(|s| s == name), "{}", stacks());
+            let now = f.containers();
+            assert_eq!(now.len(), 1, "one compose container: {now:?}");
+            assert!(now[0].1 == "running", "{now:?}");
+            if step == "start-new" {
+                assert_eq!(now, v1, "release 1's container was never touched");
+            } else {
+                assert_ne!(now, v1, "release 1's container was started again");
+            }
+            for _ in 0..20 {
+                assert_eq!(f.body(), "v1");
+            }
+        }
+        Mode::Swarm => {
+            assert!(
+                compose_containers().trim().is_empty(),
+                "{}",
+                compose_containers()
+            );
+            assert!(stacks().lines().any(|s| s == name), "{}", stacks());
+            f.assert_swarm_serves(1, "v1");
+        }
     }
-    f.commit("v3");
+    commit_in(from.other(), "v3");
     f.app.push_ok();
-    f.assert_swarm_serves(3, "v3");
+    match from.other() {
+        Mode::Swarm => f.assert_swarm_serves(3, "v3"),
+        Mode::Compose => {
+            assert!(!stacks().lines().any(|s| s == name), "{}", stacks());
+            for _ in 0..20 {
+                assert_eq!(f.body(), "v3");
+            }
+        }
+    }
 }
