@@ -84,9 +84,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check a kata-compose.yaml and print `ok` or every error; with
-    /// `--target`, also what the file means on that target: every change kata
-    /// makes, as a positioned warning.
+    /// Check a kata-compose.yaml as a push would (its render for compose v2
+    /// and its Caddy server) and print `ok` or every error, warnings first;
+    /// with `--target`, for those targets, each line tagged with its target.
     Validate {
         file: Option<PathBuf>,
         /// Render for this target too (repeatable: v2, v1, stack).

@@ -217,11 +217,21 @@ pub fn recover(paths: &Paths, app: &str) -> Result<(), DeployError> {
 /// recovers any deploy that did not end: what every command that changes
 /// an app does first.
 pub fn lock_and_recover(paths: &Paths, app: &str) -> Result<crate::lock::Lock, DeployError> {
-    let lock = crate::lock::exclusive(&paths.app_lock(app), || {
-        ui::info(format!("another deploy of {app} is running; waiting"))
-    })?;
+    let lock = lock_app(paths, app)?;
     recover(paths, app)?;
     Ok(lock)
+}
+
+/// Takes the app's lock, saying so, and what holds it when the holder said,
+/// while another command has it.
+pub fn lock_app(paths: &Paths, app: &str) -> std::io::Result<crate::lock::Lock> {
+    crate::lock::exclusive(&paths.app_lock(app), |holder| {
+        ui::info(if holder.is_empty() {
+            format!("another deploy of {app} is running; waiting")
+        } else {
+            format!("waiting: {holder}")
+        })
+    })
 }
 
 /// [`recover`], returning the lines instead of printing them.
@@ -439,11 +449,14 @@ pub fn retire(paths: &Paths, app: &str, n: u64) -> Result<(), DeployError> {
     if !release::dir(paths, app, n).is_dir() {
         return Ok(()); // the app was removed meanwhile
     }
-    let _lock = crate::lock::exclusive(&paths.app_lock(app), || {})?;
+    let lock = crate::lock::exclusive(&paths.app_lock(app), |_| {})?;
     let open = journal::load(paths, app, n)?.is_some_and(|j| j.end.is_none());
     if !open {
         return Ok(());
     }
+    lock.describe(&format!(
+        "release {n} of {app} is retiring the old containers, each within its stop grace period"
+    ));
     for line in recover_quietly(paths, app)? {
         ui::info(line);
     }
@@ -618,14 +631,16 @@ fn run(
         Err(e) => return Err(fail(format!(".env: {e}"))),
     };
 
-    let role = docker::swarm_role()?;
+    // which compose CLI works is asked beside the swarm role, and only
+    // used in compose mode
+    let (compose, role) = docker::both(ComposeCli::detect, docker::swarm_role);
     let stored = state::stored_mode(paths, app)?;
-    let (mode, why) = plan::choose_mode(stored, spec.mode, role).map_err(fail)?;
+    let (mode, why) = plan::choose_mode(stored, spec.mode, role?).map_err(fail)?;
     rel.mode = Some(mode.to_string());
     release::save(paths, app, rel)?;
     rec.update(|j| j.mode = Some(mode.to_string()))?;
     let cli = match mode {
-        Mode::Compose => Some(ComposeCli::detect()?),
+        Mode::Compose => Some(compose?),
         Mode::Swarm => None,
     };
     ui::step(format!("Mode: {mode} ({why})"));
@@ -714,14 +729,18 @@ fn plan_release(
         None => None,
     };
     let (subnets, ports, networks, containers) = match cli {
-        Some(_) => (
-            crate::subnet_store::read(paths, app)
-                .map_err(|e| fail(format!("subnet records: {e}")))?,
-            crate::port_store::read(paths, app).map_err(|e| fail(e.to_string()))?,
+        Some(_) => {
             // the app's own networks are enough when they all exist
-            docker::networks_of(app)?,
-            docker::containers(app)?,
-        ),
+            let (networks, containers) =
+                docker::both(|| docker::networks_of(app), || docker::containers(app));
+            (
+                crate::subnet_store::read(paths, app)
+                    .map_err(|e| fail(format!("subnet records: {e}")))?,
+                crate::port_store::read(paths, app).map_err(|e| fail(e.to_string()))?,
+                networks?,
+                containers?,
+            )
+        }
         None => Default::default(),
     };
     let inputs = PlanInputs {

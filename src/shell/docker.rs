@@ -316,6 +316,17 @@ pub fn docker(args: &[&str]) -> Result<String, DockerError> {
     capture("docker", args)
 }
 
+/// Runs two independent reads at once: each start of the docker CLI costs
+/// tens of milliseconds, and a deploy's first reads do not wait on each
+/// other.
+pub fn both<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|s| {
+        let a = s.spawn(a);
+        let b = b();
+        (a.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), b)
+    })
+}
+
 /// Runs a planned argv (program first, see [`crate::argv`]) and returns
 /// its stdout.
 /// A removal's result, where an object removed since it was listed counts

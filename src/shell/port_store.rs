@@ -71,7 +71,7 @@ pub fn load(paths: &Paths, app: &str) -> Result<AppPorts, StoreError> {
 /// [`write`], so two deploys never hand out one block.
 pub fn lock(paths: &Paths) -> Result<crate::lock::Lock, StoreError> {
     let lock_path = paths.host_lock("ports");
-    crate::lock::exclusive(&lock_path, || {}).map_err(|source| StoreError::Io {
+    crate::lock::exclusive(&lock_path, |_| {}).map_err(|source| StoreError::Io {
         path: lock_path.display().to_string(),
         source,
     })

@@ -45,7 +45,7 @@ fn others(paths: &Paths, app: &str) -> std::io::Result<Vec<Net>> {
 /// Holds the host-wide subnet lock: taken around [`read`], the plan and
 /// [`write`], so two deploys never hand out one subnet.
 pub fn lock(paths: &Paths) -> std::io::Result<crate::lock::Lock> {
-    crate::lock::exclusive(&paths.host_lock("subnets"), || {})
+    crate::lock::exclusive(&paths.host_lock("subnets"), |_| {})
 }
 
 /// What allocation decides from (see [`crate::plan`]): the app's record,

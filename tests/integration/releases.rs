@@ -161,7 +161,36 @@ fn switch_fail_and_roll_back(compose: &str) {
         f.statuses(),
         vec![(1, "superseded".into()), (2, "live".into())]
     );
-    // Only the new container is left, once the old one is retired.
+    // The detached retirer holds the app's lock while the old container
+    // (busybox httpd ignores SIGTERM) waits out its grace period, and says
+    // so to a push that comes meanwhile.
+    let lock_file = f.kata.path(format!("state/locks/{}.lock", f.app.name));
+    wait_for(
+        "the retirer to take the lock",
+        Duration::from_secs(60),
+        || std::fs::read_to_string(&lock_file).is_ok_and(|t| t.contains("is retiring")),
+    );
+
+    // A release whose health check fails never takes traffic.
+    f.app
+        .write("kata-compose.yaml", &web_yaml(f.port, "/missing.html", 2))
+        .write("www/index.html", "broken")
+        .commit("broken");
+    let out = f.app.push_fails();
+    assert!(
+        out.stderr.contains(&format!(
+            "waiting: release 2 of {} is retiring the old containers",
+            f.app.name
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("failed its health check"),
+        "{}",
+        out.stderr
+    );
+    // Only the new container is left: the old one was retired.
     let count = || {
         docker_ok([
             "ps",
@@ -176,18 +205,6 @@ fn switch_fail_and_roll_back(compose: &str) {
         "the old container to be retired",
         Duration::from_secs(60),
         || count() == 1,
-    );
-
-    // A release whose health check fails never takes traffic.
-    f.app
-        .write("kata-compose.yaml", &web_yaml(f.port, "/missing.html", 2))
-        .write("www/index.html", "broken")
-        .commit("broken");
-    let out = f.app.push_fails();
-    assert!(
-        out.stderr.contains("failed its health check"),
-        "{}",
-        out.stderr
     );
     assert!(
         out.stderr

@@ -526,3 +526,54 @@ fn validate_with_targets_reports_each_target() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Without `--target`, `validate` refuses what a push would refuse before
+/// starting anything: a required variable nobody sets (a render error) and a
+/// Caddy route to the admin endpoint; warnings go to stderr, `ok` alone to
+/// stdout.
+#[test]
+fn validate_checks_what_a_push_checks() {
+    let root = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let f = root.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        f
+    };
+    let web = "services:\n  web:\n    image: busybox\n";
+    let required = file(
+        "required.yaml",
+        &format!("{web}    restart: always\n    environment:\n      X: ${{NOPE:?set it}}\n"),
+    );
+    let admin = file(
+        "admin.yaml",
+        &format!(
+            "{web}    restart: always\ncaddy:\n  listen: [\":8080\"]\n  routes:\n    - match: [{{host: [a.test]}}]\n      handle:\n        - handler: reverse_proxy\n          upstreams: [{{dial: \"localhost:2019\"}}]\n"
+        ),
+    );
+    let warned = file("warned.yaml", web);
+    for (f, needle) in [
+        (
+            &required,
+            "required.yaml:6:7: `services.web.environment` requires `NOPE`",
+        ),
+        (&admin, "reaches Caddy's admin endpoint"),
+    ] {
+        let out = kata(root.path()).arg("validate").arg(f).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+    let out = kata(root.path())
+        .arg("validate")
+        .arg(&warned)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no `restart:`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

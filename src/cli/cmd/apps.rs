@@ -5,7 +5,7 @@ use crate::apps::{self, Live};
 use crate::docker::{self, Container};
 use crate::paths::Paths;
 use crate::state::{self, Mode};
-use crate::{lock, secrets, settings, ui};
+use crate::{secrets, settings, ui};
 use anyhow::{Context, bail};
 use std::io::{IsTerminal, Read, Write};
 use std::process::Command;
@@ -559,9 +559,7 @@ pub fn rm(app: &str, force: bool, wipe: bool) -> anyhow::Result<i32> {
             return Ok(1);
         }
     }
-    let _lock = lock::exclusive(&paths.app_lock(&app), || {
-        ui::info(format!("waiting for a deploy of {app} to finish"))
-    })?;
+    let _lock = crate::deploy::lock_app(&paths, &app)?;
     crate::deploy::recover(&paths, &app)?;
     ui::step(format!("Removing {app}"));
     let live = apps::live(&paths, &app)?;
@@ -635,9 +633,7 @@ pub fn run(app: &str, service: &str, cmd: &[String]) -> anyhow::Result<i32> {
 pub fn deploy(app: &str) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
-    let _lock = lock::exclusive(&paths.app_lock(&app), || {
-        ui::info(format!("another deploy of {app} is running; waiting"))
-    })?;
+    let _lock = crate::deploy::lock_app(&paths, &app)?;
     crate::deploy::redeploy(&paths, &app)?;
     Ok(0)
 }

@@ -179,9 +179,7 @@ pub fn sync() -> anyhow::Result<i32> {
         let Ok(text) = std::fs::read(&record) else {
             continue; // the release routes nothing
         };
-        let _lock = crate::lock::exclusive(&paths.app_lock(&app), || {
-            ui::info(format!("waiting for a deploy of {app} to finish"))
-        })?;
+        let _lock = crate::deploy::lock_app(&paths, &app)?;
         let done = serde_json::from_slice(&text)
             .map_err(|e| format!("{} is damaged: {e}", record.display()))
             .and_then(|server| {

@@ -3,7 +3,7 @@
 
 use crate::envfile::{self, Env};
 use crate::paths::Paths;
-use crate::{apps, fsutil, lock, ui};
+use crate::{apps, fsutil, ui};
 use anyhow::{Context, bail};
 
 fn existing(paths: &Paths, raw: &str) -> anyhow::Result<String> {
@@ -103,9 +103,7 @@ fn change_config(
     edit: impl FnOnce(&mut Env) -> Vec<String>,
 ) -> anyhow::Result<i32> {
     // Also before the first push: parallel writers would lose keys.
-    let _lock = lock::exclusive(&paths.app_lock(app), || {
-        ui::info(format!("another deploy of {app} is running; waiting"))
-    })?;
+    let _lock = crate::deploy::lock_app(paths, app)?;
     if apps::exists(paths, app) {
         crate::deploy::recover(paths, app)?;
     }

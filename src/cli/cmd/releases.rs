@@ -2,7 +2,7 @@
 
 use crate::paths::Paths;
 use crate::release::{self, Release};
-use crate::{apps, lock, ui};
+use crate::{apps, ui};
 use anyhow::bail;
 
 fn existing(paths: &Paths, raw: &str) -> anyhow::Result<String> {
@@ -76,9 +76,7 @@ fn utc(secs: u64) -> String {
 pub fn rollback(app: &str, to: Option<u64>) -> anyhow::Result<i32> {
     let paths = Paths::from_env();
     let app = existing(&paths, app)?;
-    let _lock = lock::exclusive(&paths.app_lock(&app), || {
-        ui::info(format!("another deploy of {app} is running; waiting"))
-    })?;
+    let _lock = crate::deploy::lock_app(&paths, &app)?;
     crate::deploy::rollback(&paths, &app, to)?;
     Ok(0)
 }

@@ -33,10 +33,10 @@ pub fn validate(
     let Some(spec) = load(&path)? else {
         return Ok(1);
     };
-    if targets.is_empty() {
-        println!("ok");
-        return Ok(0);
-    }
+    // without --target, what a push checks: the render for the default
+    // target (interpolation, per-target changes) and the Caddy server
+    let quiet = targets.is_empty();
+    let targets = if quiet { &[Target::V2][..] } else { targets };
     let app = match app.or_else(|| spec.app_name.clone()) {
         Some(a) => super::app_arg(&a)?,
         None => "app".to_owned(),
@@ -53,12 +53,17 @@ pub fn validate(
     let shown = path.display().to_string();
     let mut failed = false;
     let mut summary = vec![];
+    let mut caddy = None;
     for &target in targets {
         let out = render::render(&spec, &context(&app, &paths, &config_env), target);
         let tag = target_name(target);
         let tagged = |d: &spec::Diag| spec::Diag {
             pos: d.pos,
-            message: format!("{tag}: {}", d.message),
+            message: if quiet {
+                d.message.clone()
+            } else {
+                format!("{tag}: {}", d.message)
+            },
         };
         for w in &out.warnings {
             ui::warn(tagged(w).display(&shown));
@@ -67,14 +72,39 @@ pub fn validate(
             eprintln!("error: {}", tagged(e).display(&shown));
         }
         failed |= !out.errors.is_empty();
+        caddy = caddy.or(out.caddy);
         summary.push(match (out.errors.len(), out.warnings.len()) {
             (0, 0) => format!("{tag}: ok"),
             (0, w) => format!("{tag}: ok, {w} warning(s)"),
             (e, _) => format!("{tag}: {e} error(s)"),
         });
     }
-    println!("{}", summary.join("\n"));
+    if let Some(Err(e)) = caddy.map(|server| check_caddy(server, &app, &spec, &paths)) {
+        eprintln!("error: {shown}: {e:#}");
+        failed = true;
+    }
+    if quiet {
+        if !failed {
+            println!("ok");
+        }
+    } else {
+        println!("{}", summary.join("\n"));
+    }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// What a deploy refuses in the app's Caddy server before it starts
+/// anything: the shorthand's expansion and a route to the admin endpoint.
+fn check_caddy(
+    server: serde_json::Value,
+    app: &str,
+    spec: &AppSpec,
+    paths: &Paths,
+) -> anyhow::Result<serde_json::Value> {
+    let full = crate::caddy::expand(server, app)?;
+    let settings = crate::settings::load(paths)?;
+    crate::caddy::refuse_admin_reach(&full, spec.services.keys(), &settings.caddy_admin)?;
+    Ok(full)
 }
 
 fn target_name(t: Target) -> &'static str {
@@ -130,13 +160,7 @@ pub fn render(
         match out.caddy {
             // exactly what a deploy sends (before service dials are resolved)
             Some(server) => {
-                let full = crate::caddy::expand(server, &app)?;
-                let settings = crate::settings::load(&paths)?;
-                crate::caddy::refuse_admin_reach(
-                    &full,
-                    spec.services.keys(),
-                    &settings.caddy_admin,
-                )?;
+                let full = check_caddy(server, &app, &spec, &paths)?;
                 println!("{}", serde_json::to_string_pretty(&full)?)
             }
             None => anyhow::bail!("{} has no `caddy:` block", path.display()),

@@ -4,7 +4,7 @@ use crate::access::{self, Grant, Role};
 use crate::git;
 use crate::paths::Paths;
 use crate::ssh::{self, Added, Route};
-use crate::{audit, lock, settings, state, ui};
+use crate::{audit, settings, state, ui};
 use anyhow::Context;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -751,10 +751,7 @@ fn hook(app: &str) -> anyhow::Result<HookDone> {
         return Ok(HookDone::Nothing);
     };
     let short = &commit[..commit.len().min(7)];
-    let _lock = lock::exclusive(&paths.app_lock(&app), || {
-        ui::info(format!("another deploy of {app} is running; waiting"))
-    })
-    .context("taking the app's deploy lock")?;
+    let _lock = crate::deploy::lock_app(&paths, &app).context("taking the app's deploy lock")?;
     // A later push may have moved the branch while we waited: its own hook
     // deploys that commit, so deploying ours now would go backwards.
     let tip = git::rev_parse(&repo, &format!("refs/heads/{branch}"))?;

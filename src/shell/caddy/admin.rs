@@ -190,7 +190,7 @@ impl Admin {
         if HELD.with(|h| h.borrow().contains(path)) {
             return Ok(CaddyLock::none());
         }
-        let lock = crate::lock::exclusive(path, || {
+        let lock = crate::lock::exclusive(path, |_| {
             crate::ui::info("waiting for another Caddy update to finish")
         })
         .map_err(|source| CaddyError::Lock {
