@@ -692,6 +692,35 @@ impl Snapshot {
             .collect()
     }
 
+    /// The running containers of current swarm tasks, each with its
+    /// `docker_gwbridge` address (`bridge`: full id → address, from
+    /// [`gwbridge_ips`]), the address Caddy dials for a task.
+    pub fn task_published(&self, bridge: &[(String, String)]) -> Vec<crate::ports::Published> {
+        self.lines
+            .iter()
+            .filter(|l| {
+                Self::column(l, 3) == "running"
+                    && !Self::column(l, 8).is_empty()
+                    && self.tasks.contains(Self::column(l, 6))
+            })
+            .map(|l| {
+                let id = Self::column(l, 0);
+                crate::ports::Published {
+                    id: id.to_owned(),
+                    app: Self::column(l, 8).to_owned(),
+                    service: Self::column(l, 2).to_owned(),
+                    running: true,
+                    ips: bridge
+                        .iter()
+                        .filter(|(full, _)| !id.is_empty() && full.starts_with(id))
+                        .map(|(_, ip)| ip.clone())
+                        .collect(),
+                    ports: vec![],
+                }
+            })
+            .collect()
+    }
+
     /// What [`containers_of_stack`] lists for `app`.
     pub fn of_stack(&self, app: &str) -> Vec<Container> {
         let lines: Vec<&str> = self
@@ -778,6 +807,15 @@ mod tests {
         assert_eq!(ids(s.of_stack("st")), ["c4"]);
         assert!(s.of_app("nope").is_empty());
         assert!(Snapshot::parse(ps, "").of_stack("st").is_empty());
+        // the current task's container, at its gwbridge address
+        let bridge = [
+            ("c4aaaa".to_owned(), "172.18.0.4".to_owned()),
+            ("c5bbbb".to_owned(), "172.18.0.5".to_owned()),
+        ];
+        let tasks = s.task_published(&bridge);
+        assert_eq!(tasks.len(), 1, "{tasks:?}");
+        assert_eq!((tasks[0].id.as_str(), tasks[0].app.as_str()), ("c4", "st"));
+        assert_eq!(tasks[0].ips, ["172.18.0.4"]);
     }
 
     #[test]

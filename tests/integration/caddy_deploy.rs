@@ -741,6 +741,8 @@ fn swarm_app() {
     let out = app.push_ok();
     assert!(out.stderr.contains("Mode: swarm"), "{}", out.stderr);
     wait_routed(port, &host, "from swarm");
+    // `ls` judges a swarm app's route by its tasks' gwbridge addresses
+    assert_eq!(kata.route_of(&name), "ok");
 
     // kata's health check becomes the service's: a release that passes it
     // takes over...
@@ -779,10 +781,16 @@ fn swarm_app() {
     }
     kata.args(["stop", &name]).success();
     wait_status(port, &host, 502);
+    let route = kata.route_of(&name);
+    assert!(
+        route.starts_with("broken: no container answers on "),
+        "{route}"
+    );
     kata.args(["start", &name]).success();
     for _ in 0..20 {
         assert_eq!(http_get(port, &host, "/").2, "healthy v2", "after start");
     }
+    assert_eq!(kata.route_of(&name), "ok");
 }
 
 /// `instances: 2`: Caddy dials both replicas, and a blue/green redeploy

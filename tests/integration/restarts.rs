@@ -51,17 +51,6 @@ fn kata_with_caddy(caddy: &Caddy) -> Kata {
     kata
 }
 
-fn route_of(kata: &Kata, app: &str) -> String {
-    let out = kata.args(["ls", "--json"]).success();
-    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == app)
-        .map(|r| r["route"].as_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_restarted_container_answers_for_itself_without_kata() {
     let _engine = engine_shared();
@@ -76,14 +65,14 @@ fn a_restarted_container_answers_for_itself_without_kata() {
         // a blue/green switch: the new container holds the block's other port
         push(&app, port, host, "two");
         wait_routed(port, host, "two");
-        assert_eq!(route_of(&kata, &app.name), "ok");
+        assert_eq!(kata.route_of(&app.name), "ok");
         let (id, before) = container_and_port(&app.name);
 
         docker_ok(["restart", "-t", "1", &id]);
         wait_routed(port, host, "two");
         let (_, after) = container_and_port(&app.name);
         eprintln!("docker restart: {before} -> {after}");
-        assert_eq!(route_of(&kata, &app.name), "ok");
+        assert_eq!(kata.route_of(&app.name), "ok");
 
         // a crash, restarted by its policy
         docker_ok(["exec", &id, "touch", "/tmp/crash"]);
@@ -93,7 +82,7 @@ fn a_restarted_container_answers_for_itself_without_kata() {
             || docker_ok(["inspect", "--format", "{{.RestartCount}}", &id]).trim() != "0",
         );
         wait_routed(port, host, "two");
-        assert_eq!(route_of(&kata, &app.name), "ok");
+        assert_eq!(kata.route_of(&app.name), "ok");
     });
 }
 
@@ -118,12 +107,12 @@ fn a_stopped_app_never_answers_with_the_next_apps_content() {
                 assert_ne!(status, 200, "a stopped app answered: {body:?}");
             }
         }
-        let route = route_of(&kata, &a.name);
+        let route = kata.route_of(&a.name);
         assert!(
             route.starts_with("broken: no container answers on 127.0.0.1:"),
             "{route}"
         );
-        assert_eq!(route_of(&kata, &b.name), "ok");
+        assert_eq!(kata.route_of(&b.name), "ok");
         kata.args(["start", &a.name]).success();
         wait_routed(pa, "a.test", "I am A");
         wait_routed(pb, "b.test", "I am B");
@@ -331,8 +320,8 @@ fn engine_restart_in_a_namespace() {
             });
             let after = [container_and_port(&a.name).1, container_and_port(&b.name).1];
             eprintln!("engine restart ({bin}): ports {before:?} -> {after:?}");
-            assert_eq!(route_of(&kata, &a.name), "ok");
-            assert_eq!(route_of(&kata, &b.name), "ok");
+            assert_eq!(kata.route_of(&a.name), "ok");
+            assert_eq!(kata.route_of(&b.name), "ok");
         });
     }
 }

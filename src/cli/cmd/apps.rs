@@ -125,6 +125,12 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
     };
     let mut routes = RouteView {
         published: snapshot.published(),
+        // one more docker command, for all swarm apps at once
+        tasks: if swarm {
+            snapshot.task_published(&docker::gwbridge_ips().unwrap_or_default())
+        } else {
+            vec![]
+        },
         ..RouteView::default()
     };
     let rows: Vec<AppRow> = apps
@@ -160,12 +166,14 @@ pub fn ls(json: bool) -> anyhow::Result<i32> {
 
 /// What `ls` needs to judge routes, read once for all apps: Caddy's config
 /// (on the first routed app), the ports the snapshot's running containers
-/// publish, and only when a dial names a container address, what `docker
+/// publish, the running swarm tasks at their gwbridge addresses, and only
+/// when a compose app's dial names a container address, what `docker
 /// inspect` says of every running kata container.
 #[derive(Default)]
 struct RouteView {
     config: Option<Result<serde_json::Value, String>>,
     published: Vec<crate::ports::Published>,
+    tasks: Vec<crate::ports::Published>,
     inspected: Option<Result<Vec<crate::ports::Published>, String>>,
 }
 
@@ -189,12 +197,11 @@ impl RouteView {
         };
         let part = crate::caddy::shared::find(app, config).ok().flatten();
         let blocks = crate::port_store::load(paths, app).unwrap_or_default();
-        if live.mode == Mode::Swarm && part.is_some() {
-            // task addresses on docker_gwbridge: not judged here
-            return "not checked (swarm)".into();
-        }
         let view = part.as_ref().map(|f| &f.view);
-        let running = if view.is_some_and(dials_addresses) {
+        // a swarm app's part dials its tasks' gwbridge addresses
+        let running = if live.mode == Mode::Swarm {
+            self.tasks.as_slice()
+        } else if view.is_some_and(dials_addresses) {
             let inspected = self
                 .inspected
                 .get_or_insert_with(|| crate::port_store::running().map_err(|e| e.to_string()));

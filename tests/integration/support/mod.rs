@@ -428,6 +428,19 @@ impl Default for Kata {
 }
 
 impl Kata {
+    /// The ROUTE column `kata ls --json` shows for `app` (empty when the
+    /// app is not listed).
+    pub fn route_of(&self, app: &str) -> String {
+        let out = self.args(["ls", "--json"]).success();
+        let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == app)
+            .map(|r| r["route"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
     /// A fresh, empty KATA_ROOT in the system temp dir (nothing is set up).
     pub fn new() -> Kata {
         let root = tempfile::Builder::new()
