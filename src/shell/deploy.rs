@@ -43,8 +43,7 @@ pub fn deploy_new_release(paths: &Paths, app: &str, commit: &str) -> Result<u64,
             short(commit)
         ));
         deploy_release(paths, &settings, app, &rec, ConfigSource::Current, || {
-            crate::git::export_tree(&paths.repo(app), commit, &release::src(paths, app, n))
-                .map_err(DeployError::from)
+            export(paths, app, commit, n)
         })
     })
 }
@@ -528,10 +527,21 @@ pub fn rollback(paths: &Paths, app: &str, to: Option<u64>) -> Result<u64, Deploy
             release::copy_for_rollback(paths, app, to, n)?;
             // The code comes from git again: the old release's `src/` was
             // mounted into its containers, which could have changed it.
-            crate::git::export_tree(&paths.repo(app), &commit, &release::src(paths, app, n))?;
-            Ok(())
+            export(paths, app, &commit, n)
         })
     })
+}
+
+/// Writes `commit`'s tree as release `n`'s code, warning of submodules: a
+/// push carries only their commit ids, and kata fetches nothing.
+fn export(paths: &Paths, app: &str, commit: &str, n: u64) -> Result<(), DeployError> {
+    let dest = release::src(paths, app, n);
+    for path in crate::git::export_tree(&paths.repo(app), commit, &dest)? {
+        ui::warn(format!(
+            "`{path}` is a git submodule: kata deploys the pushed tree only, so it is an empty directory (commit its files into the repository, or fetch them in a build step)"
+        ));
+    }
+    Ok(())
 }
 
 /// Removes old releases beyond `keep`, and damaged release directories (no

@@ -349,8 +349,10 @@ pub fn fix_dangling_head(repo: &Path, branch: &str) -> Result<(), GitError> {
 /// Writes the exact tree of `commit` into `dest` (created if missing, must be
 /// empty), without a `.git`, and without touching the repo's HEAD or index:
 /// a throwaway index (`GIT_INDEX_FILE`) is filled with `read-tree` and written
-/// out with `checkout-index`. File modes and symlinks are kept.
-pub fn export_tree(repo: &Path, commit: &str, dest: &Path) -> Result<(), GitError> {
+/// out with `checkout-index`. File modes and symlinks are kept. Returns the
+/// paths of the tree's submodules: a push carries only their commit ids,
+/// so each is an empty directory.
+pub fn export_tree(repo: &Path, commit: &str, dest: &Path) -> Result<Vec<String>, GitError> {
     let sha = rev_parse(repo, &format!("{commit}^{{commit}}"))?
         .ok_or_else(|| GitError::UnknownCommit(commit.to_owned()))?;
     match std::fs::read_dir(dest) {
@@ -385,7 +387,21 @@ pub fn export_tree(repo: &Path, commit: &str, dest: &Path) -> Result<(), GitErro
             "--force",
         ]);
     run(co)?;
-    Ok(())
+    let mut ls = command(repo);
+    ls.env("GIT_INDEX_FILE", &index)
+        .args(["ls-files", "--stage", "-z"]);
+    Ok(gitlinks(&run(ls)?))
+}
+
+/// The paths of submodule entries (mode 160000) in `git ls-files --stage
+/// -z` output.
+fn gitlinks(stage: &str) -> Vec<String> {
+    stage
+        .split('\0')
+        .filter_map(|e| e.split_once('\t'))
+        .filter(|(meta, _)| meta.starts_with("160000 "))
+        .map(|(_, path)| path.to_owned())
+        .collect()
 }
 
 #[cfg(test)]
@@ -402,6 +418,18 @@ mod tests {
             new: new.into(),
             refname: r.into(),
         }
+    }
+
+    #[test]
+    fn submodules_are_the_gitlink_entries() {
+        let stage = [
+            "100644 7898192 0\ta",
+            "160000 e4c92ab 0\tlibs/sub",
+            "160000 e4c92ab 0\tweird\tname",
+        ]
+        .join("\0");
+        assert_eq!(gitlinks(&stage), ["libs/sub", "weird\tname"]);
+        assert!(gitlinks("").is_empty());
     }
 
     #[test]

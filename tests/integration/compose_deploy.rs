@@ -188,3 +188,33 @@ fn a_job_with_a_none_restart_policy_is_a_one_shot_job() {
     );
     assert_eq!(state.trim(), "exited 0 no", "ran once, never restarted");
 }
+
+/// A push carries a submodule's commit id, not its files: kata deploys the
+/// tree it got, with the submodule an empty directory, and says so.
+#[test]
+fn a_submodule_is_named_in_a_warning() {
+    images::ensure_test_images();
+    let _engine = engine_shared();
+    let kata = Kata::setup();
+    let name = unique("submodule");
+    let app = LocalApp::new(&kata, &name);
+    app.write(
+        "kata-compose.yaml",
+        &format!(
+            "services:\n  web:\n    image: {BUSYBOX}\n    command: [\"sh\", \"-c\", \"mkdir -p /w && ls -a /app/libs/theme > /w/index.html && exec httpd -f -p 8080 -h /w\"]\n    volumes:\n      - app:/app\n"
+        ),
+    )
+    .commit("v1")
+    .commit_submodule("libs/theme", "theme as a submodule");
+    let out = app.push_ok();
+    assert!(
+        out.stderr.contains(
+            "`libs/theme` is a git submodule: kata deploys the pushed tree only, so it is an empty directory"
+        ),
+        "{}",
+        out.stderr
+    );
+    // the app runs, and sees the submodule's path as an empty directory
+    let listing = wait_answer(&name, "web", 8080, "/", 60);
+    assert_eq!(listing.split_whitespace().collect::<Vec<_>>(), [".", ".."]);
+}

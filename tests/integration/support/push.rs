@@ -91,6 +91,16 @@ impl LocalApp {
         self
     }
 
+    /// Commits a submodule entry at `path` (a gitlink to this repo's HEAD),
+    /// as `git submodule add` leaves one, without fetching anything.
+    pub fn commit_submodule(&self, path: &str, message: &str) -> &LocalApp {
+        let head = self.git_ok(&["rev-parse", "HEAD"]);
+        let entry = format!("160000,{},{path}", head.trim());
+        self.git_ok(&["update-index", "--add", "--cacheinfo", &entry]);
+        self.git_ok(&["commit", "-q", "-m", message]);
+        self
+    }
+
     /// `git push kata main`, whatever its exit status.
     pub fn push(&self) -> Outcome {
         self.push_ref("main")
