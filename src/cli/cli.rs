@@ -218,7 +218,7 @@ pub enum Command {
     /// Show the deployed app's kata-compose.yaml.
     #[command(name = "config:stack")]
     ConfigStack { app: String },
-    /// Show the deployed app's generated .docker-compose.yaml.
+    /// Show the compose file the live release runs (its `docker-compose.yaml`).
     #[command(name = "config:docker")]
     ConfigDocker { app: String },
     /// Show the app's live part in Caddy as server JSON.
