@@ -82,6 +82,11 @@ fn render_refuses_dials_and_listens_on_the_admin_endpoint() {
     for host in &aliases {
         let dial = format!("{host}:{admin_port}");
         let out = render(&dial, "");
+        // parallel tests add and remove docker networks, whose gateway
+        // addresses are the host's only while they exist
+        if out.status.success() && !machine_aliases().contains(host) {
+            continue;
+        }
         assert!(!out.status.success(), "{dial} rendered:\n{}", out.stdout);
         assert!(
             out.stderr.contains(&format!(
