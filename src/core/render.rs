@@ -175,6 +175,7 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
         if target == Target::Stack {
             swarm_rollout(&mut out, name, svc, &routed, &mut notes);
         }
+        crate::scalars::service(&mut out);
         crate::compat::service(target, name, svc, &mut out, &mut notes);
         for (key, v) in &out {
             if let Some(var) = required_unset(v) {
@@ -269,6 +270,9 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
     crate::compat::top_level(target, &mut doc, &mut notes);
     let mut compose = Json::Object(doc);
     escape_lone_dollars(&mut compose);
+    if target != Target::V2 {
+        drop_unset_alternatives(&mut compose, &mut vec![], target, &mut notes);
+    }
 
     let caddy = spec
         .caddy
@@ -729,6 +733,42 @@ fn escape_lone_dollars(v: &mut Json) {
         Json::String(s) if s.contains('$') => *s = crate::expand::escape_lone(s),
         Json::Array(a) => a.iter_mut().for_each(escape_lone_dollars),
         Json::Object(m) => m.values_mut().for_each(escape_lone_dollars),
+        _ => {}
+    }
+}
+
+/// `${NAME:+alt}` for a name nothing sets is empty, as compose v2 reads it;
+/// docker-compose 1.x and swarm, which have no `+` forms, get it written so.
+fn drop_unset_alternatives(v: &mut Json, at: &mut Vec<String>, target: Target, notes: &mut Notes) {
+    match v {
+        Json::String(s) => {
+            if let Some(resolved) = crate::expand::drop_unset_alternatives(s) {
+                let tool = match target {
+                    Target::V1 => "docker-compose 1.x",
+                    _ => "docker stack deploy",
+                };
+                let path: Vec<&str> = at.iter().map(String::as_str).collect();
+                notes.warn(
+                    &path,
+                    format!("`{}` has `${{NAME:+…}}` for a name neither the file's `environment` nor the app's config sets, which {tool} cannot read: kata writes it as compose resolves it, empty", path.join(".")),
+                );
+                *s = resolved;
+            }
+        }
+        Json::Array(a) => {
+            for (i, e) in a.iter_mut().enumerate() {
+                at.push(i.to_string());
+                drop_unset_alternatives(e, at, target, notes);
+                at.pop();
+            }
+        }
+        Json::Object(m) => {
+            for (k, e) in m.iter_mut() {
+                at.push(k.clone());
+                drop_unset_alternatives(e, at, target, notes);
+                at.pop();
+            }
+        }
         _ => {}
     }
 }
