@@ -269,6 +269,7 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
     }
     crate::compat::top_level(target, &mut doc, &mut notes);
     let mut compose = Json::Object(doc);
+    crate::scalars::top_level(&mut compose);
     escape_lone_dollars(&mut compose);
     if target != Target::V2 {
         drop_unset_alternatives(&mut compose, &mut vec![], target, &mut notes);

@@ -4,7 +4,9 @@
 //! docker-compose 1.x and `docker stack deploy` check types strictly and
 //! refuse such a file, or read it another way (1.x labels a `true` as
 //! `True`). kata writes each value in the type compose v2 reads it as, so
-//! that every target reads the same value. Measured against the real tools.
+//! that every target reads the same value; the labels of top-level
+//! networks, volumes, secrets and configs too. Measured against the real
+//! tools.
 
 use serde_json::{Map, Value as Json, json};
 
@@ -100,20 +102,34 @@ pub(crate) fn service(out: &mut Map<String, Json>) {
         });
     }
     for p in STRING_MAPS {
-        let label = p.last() == Some(&"labels");
-        each(&mut svc, p, &mut |m| {
-            for v in m.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
-                match v {
-                    Json::Bool(b) => *v = json!(b.to_string()),
-                    Json::Null if label => *v = json!(""),
-                    _ => {}
-                }
-            }
-        });
+        string_map(&mut svc, p);
     }
     if let Json::Object(m) = svc {
         *out = m;
     }
+}
+
+/// The labels of the top-level networks, volumes, secrets and configs, as
+/// compose v2 reads them (`true` is `"true"`).
+pub(crate) fn top_level(doc: &mut Json) {
+    for section in ["networks", "volumes", "secrets", "configs"] {
+        string_map(doc, &[section, "*", "labels"]);
+    }
+}
+
+/// The mapping at `path` with its booleans as strings (and, for labels, a
+/// missing value as `""`).
+fn string_map(v: &mut Json, path: &[&str]) {
+    let label = path.last() == Some(&"labels");
+    each(v, path, &mut |m| {
+        for v in m.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+            match v {
+                Json::Bool(b) => *v = json!(b.to_string()),
+                Json::Null if label => *v = json!(""),
+                _ => {}
+            }
+        }
+    });
 }
 
 /// Calls `f` on every value at `path` below `v`.
@@ -143,6 +159,18 @@ mod tests {
         };
         service(&mut m);
         Json::Object(m)
+    }
+
+    #[test]
+    fn top_level_labels_are_strings() {
+        let mut doc = json!({"networks": {"lan": {"labels": {"x": true, "y": null, "z": 1}}},
+            "volumes": {"v": {"labels": {"x": false}}}, "secrets": {"s": null}});
+        top_level(&mut doc);
+        assert_eq!(
+            doc,
+            json!({"networks": {"lan": {"labels": {"x": "true", "y": "", "z": 1}}},
+                "volumes": {"v": {"labels": {"x": "false"}}}, "secrets": {"s": null}})
+        );
     }
 
     #[test]

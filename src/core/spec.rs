@@ -240,6 +240,25 @@ pub const COMPOSE_SERVICE_KEYS: &[&str] = &[
     "working_dir",
 ];
 
+/// Service keys that compose v2, docker-compose 1.x and swarm all refuse
+/// unless they are strings (`user: 1000` included: measured).
+const STRING_KEYS: &[&str] = &[
+    "user",
+    "hostname",
+    "domainname",
+    "working_dir",
+    "stop_signal",
+    "ipc",
+    "pid",
+    "cgroup_parent",
+    "network_mode",
+    "container_name",
+    "userns_mode",
+    "isolation",
+    "mac_address",
+    "platform",
+];
+
 struct Ctx {
     errors: Vec<Diag>,
     warnings: Vec<Diag>,
@@ -598,6 +617,16 @@ fn parse_service(
             | "entrypoint" => {
                 check_shape(cx, key, v, &kp);
                 svc.extra.insert(key.clone(), v.to_json());
+            }
+            k if STRING_KEYS.contains(&k) && !matches!(v.value, Value::Str(_) | Value::Null) => {
+                let hint = v
+                    .scalar_string()
+                    .map(|s| format!(": compose refuses it unquoted (write `{k}: \"{s}\"`)"))
+                    .unwrap_or_default();
+                cx.err(
+                    v,
+                    format!("`{kp}` must be a string, found {}{hint}", v.kind()),
+                );
             }
             k if COMPOSE_SERVICE_KEYS.contains(&k) || k.starts_with("x-") => {
                 svc.extra.insert(key.clone(), v.to_json());
@@ -1021,6 +1050,23 @@ mod tests {
         assert_eq!(spec.services["gpu"].extra["runtime"], "nvidia");
         assert_eq!(spec.services["gpu"].runtime, None);
         assert_eq!(spec.services["web"].runtime, Some(Runtime::Python));
+    }
+
+    #[test]
+    fn string_keys_written_as_numbers_are_refused_where_they_stand() {
+        let p = parse(
+            "services:\n  s:\n    image: x\n    user: 1000\n    hostname: true\n    pid:\n    working_dir: /srv\n",
+        );
+        let got: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "kata-compose.yaml:4:11: `services.s.user` must be a string, found an integer: compose refuses it unquoted (write `user: \"1000\"`)",
+                "kata-compose.yaml:5:15: `services.s.hostname` must be a string, found a boolean: compose refuses it unquoted (write `hostname: \"true\"`)",
+            ]
+        );
+        let p = parse("services:\n  s:\n    image: x\n    user: 1000:1000\n");
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
     }
 
     #[test]
