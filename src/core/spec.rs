@@ -572,6 +572,7 @@ fn parse_service(
         return None;
     }
     let m = cx.map(n, &p)?;
+    check_durations(cx, n, &p);
     let mut svc = Service::default();
     // compose's own `runtime:` names an OCI runtime (runc, nvidia,
     // io.containerd.wasmedge.v1) for a service with an image or a build.
@@ -758,6 +759,84 @@ fn runtime_from_command(cmd: Option<&Json>) -> Option<Runtime> {
         }
         _ => None,
     }
+}
+
+/// compose's durations, below a service. Every compose refuses a number or
+/// a duration without a unit (`interval: 30`, `"30"`), docker-compose 1.x
+/// with a traceback; kata says so at the value.
+const DURATIONS: &[&[&str]] = &[
+    &["healthcheck", "interval"],
+    &["healthcheck", "timeout"],
+    &["healthcheck", "start_period"],
+    &["healthcheck", "start_interval"],
+    &["stop_grace_period"],
+    &["deploy", "update_config", "delay"],
+    &["deploy", "update_config", "monitor"],
+    &["deploy", "rollback_config", "delay"],
+    &["deploy", "rollback_config", "monitor"],
+    &["deploy", "restart_policy", "delay"],
+    &["deploy", "restart_policy", "window"],
+];
+
+fn check_durations(cx: &mut Ctx, svc: &Node, p: &str) {
+    // kata's own HTTP check (`path:`) reads its durations itself
+    let kata_check = svc.get("healthcheck").and_then(|h| h.get("path")).is_some();
+    for path in DURATIONS {
+        if kata_check && path[0] == "healthcheck" {
+            continue;
+        }
+        let mut at = Some(svc);
+        for step in *path {
+            at = at.and_then(|n| n.get(step));
+        }
+        let Some(v) = at else { continue };
+        let ok = match &v.value {
+            Value::Str(s) => is_duration(s) || crate::expand::has_reference(s),
+            Value::Null => true,
+            _ => false,
+        };
+        if !ok {
+            let found = match &v.value {
+                Value::Str(s) => format!("{s:?}"),
+                _ => v.kind().to_owned(),
+            };
+            cx.err(
+                v,
+                format!("`{p}.{}` must be a duration with a unit, like 30s, 1m30s or 500ms; found {found}", path.join(".")),
+            );
+        }
+    }
+}
+
+/// A Go duration as compose reads it: `0`, or numbers each with a unit
+/// (`1h2m3.5s`, `500ms`, `10us`).
+fn is_duration(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if s == "0" {
+        return true;
+    }
+    let mut rest = s;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let num = rest
+            .bytes()
+            .take_while(|c| c.is_ascii_digit() || *c == b'.')
+            .count();
+        if num == 0 || rest[..num].matches('.').count() > 1 || &rest[..num] == "." {
+            return false;
+        }
+        rest = &rest[num..];
+        let Some(unit) = ["ns", "us", "µs", "ms", "s", "m", "h"]
+            .into_iter()
+            .find(|u| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))
+        else {
+            return false;
+        };
+        rest = &rest[unit.len()..];
+    }
+    true
 }
 
 /// Type checks for the passthrough keys whose references kata verifies.
@@ -1053,20 +1132,50 @@ mod tests {
     }
 
     #[test]
-    fn string_keys_written_as_numbers_are_refused_where_they_stand() {
-        let p = parse(
-            "services:\n  s:\n    image: x\n    user: 1000\n    hostname: true\n    pid:\n    working_dir: /srv\n",
-        );
-        let got: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
+    fn durations_need_a_unit() {
+        for (d, ok) in [
+            ("30s", true),
+            ("1m30s", true),
+            ("1h2m3.5s", true),
+            ("500ms", true),
+            ("10us", true),
+            ("0", true),
+            ("30", false),
+            ("1.5", false),
+            ("5 s", false),
+            ("s", false),
+            ("", false),
+            ("1d", false),
+        ] {
+            assert_eq!(is_duration(d), ok, "{d}");
+        }
         assert_eq!(
-            got,
+            errors_of(
+                "services:\n  s:\n    image: x\n    stop_grace_period: ${GRACE:-10s}\n    healthcheck:\n      test: [CMD, \"true\"]\n      interval: 30\n      timeout: \"5\"\n    deploy:\n      restart_policy: {delay: 5s, window: 2m}\n  k:\n    image: x\n    healthcheck: {path: /, interval: 5}\n"
+            ),
+            [
+                "kata-compose.yaml:7:17: `services.s.healthcheck.interval` must be a duration with a unit, like 30s, 1m30s or 500ms; found an integer",
+                "kata-compose.yaml:8:16: `services.s.healthcheck.timeout` must be a duration with a unit, like 30s, 1m30s or 500ms; found \"5\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn string_keys_written_as_numbers_are_refused_where_they_stand() {
+        assert_eq!(
+            errors_of(
+                "services:\n  s:\n    image: x\n    user: 1000\n    hostname: true\n    pid:\n    working_dir: /srv\n"
+            ),
             [
                 "kata-compose.yaml:4:11: `services.s.user` must be a string, found an integer: compose refuses it unquoted (write `user: \"1000\"`)",
                 "kata-compose.yaml:5:15: `services.s.hostname` must be a string, found a boolean: compose refuses it unquoted (write `hostname: \"true\"`)",
             ]
         );
-        let p = parse("services:\n  s:\n    image: x\n    user: 1000:1000\n");
-        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert!(errors_of("services:\n  s:\n    image: x\n    user: 1000:1000\n").is_empty());
+    }
+
+    fn errors_of(text: &str) -> Vec<String> {
+        parse(text).errors.iter().map(|e| e.to_string()).collect()
     }
 
     #[test]
