@@ -176,6 +176,7 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
             swarm_rollout(&mut out, name, svc, &routed, &mut notes);
         }
         crate::scalars::service(&mut out);
+        drop_repeated_items(&mut out);
         crate::compat::service(target, name, svc, &mut out, &mut notes);
         for (key, v) in &out {
             if let Some(var) = required_unset(v) {
@@ -735,6 +736,36 @@ fn escape_lone_dollars(v: &mut Json) {
         Json::Array(a) => a.iter_mut().for_each(escape_lone_dollars),
         Json::Object(m) => m.values_mut().for_each(escape_lone_dollars),
         _ => {}
+    }
+}
+
+/// Lists compose v2 reads as sets: a repeated item (`- "8080:80"` twice)
+/// is one. docker-compose 1.x and swarm refuse the repetition.
+const SET_LISTS: &[&str] = &[
+    "ports",
+    "expose",
+    "cap_add",
+    "cap_drop",
+    "dns",
+    "dns_search",
+    "devices",
+    "tmpfs",
+    "volumes",
+    "sysctls",
+];
+
+fn drop_repeated_items(out: &mut Map<String, Json>) {
+    for key in SET_LISTS {
+        if let Some(Json::Array(items)) = out.get_mut(*key) {
+            let mut seen: Vec<Json> = Vec::with_capacity(items.len());
+            items.retain(|i| {
+                let first = !seen.contains(i);
+                if first {
+                    seen.push(i.clone());
+                }
+                first
+            });
+        }
     }
 }
 
