@@ -22,6 +22,13 @@ const V1_UNSUPPORTED: &[&str] = &[
     "gpus",
 ];
 
+/// The options of each mount section docker-compose 1.29 knows.
+const V1_MOUNT_KEYS: &[(&str, &[&str])] = &[
+    ("bind", &["propagation"]),
+    ("volume", &["nocopy"]),
+    ("tmpfs", &["size"]),
+];
+
 /// `build:` keys docker-compose 1.29 knows.
 const V1_BUILD_KEYS: &[&str] = &[
     "context",
@@ -186,22 +193,7 @@ fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
             notes,
         );
     }
-    for (i, v) in items(out, "volumes").enumerate() {
-        for (section, opt) in [("bind", "create_host_path"), ("volume", "subpath")] {
-            if let Some(sec) = v.get_mut(section).and_then(Json::as_object_mut)
-                && sec.remove(opt).is_some()
-            {
-                let sec_empty = sec.is_empty();
-                if sec_empty && let Some(m) = v.as_object_mut() {
-                    m.remove(section);
-                }
-                notes.warn(
-                    &["services", name, "volumes", &i.to_string()],
-                    format!("`{section}.{opt}` in `services.{name}.volumes` is not supported by docker-compose 1.x; dropped"),
-                );
-            }
-        }
-    }
+    mount_options(name, out, notes, TOOL, V1_MOUNT_KEYS);
     // 1.29's long port syntax has no host_ip and no range of published
     // ports: the short form says the same.
     port_keys(name, out, notes, TOOL);
@@ -216,7 +208,6 @@ fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
             *p = json!(short);
         }
     }
-    tmpfs_mode(name, out, notes, TOOL);
     short_devices(out);
     if out.contains_key("deploy") {
         notes.warn(
@@ -272,16 +263,41 @@ fn port_keys(name: &str, out: &mut Map<String, Json>, notes: &mut Notes, tool: &
     }
 }
 
-/// A tmpfs mount's `mode` is newer than 1.29 and the 3.8 format.
-fn tmpfs_mode(name: &str, out: &mut Map<String, Json>, notes: &mut Notes, tool: &str) {
+/// Drops the options of each mount section (`bind:`, `volume:`, `tmpfs:`)
+/// that `tool` does not know.
+fn mount_options(
+    name: &str,
+    out: &mut Map<String, Json>,
+    notes: &mut Notes,
+    tool: &str,
+    known: &[(&str, &[&str])],
+) {
     for (i, v) in items(out, "volumes").enumerate() {
-        if let Some(t) = v.get_mut("tmpfs").and_then(Json::as_object_mut)
-            && t.remove("mode").is_some()
-        {
-            notes.warn(
-                &["services", name, "volumes", &i.to_string(), "tmpfs", "mode"],
-                format!("`tmpfs.mode` in `services.{name}.volumes` is not supported by {tool}; dropped: the mount gets Docker's default mode (1777)"),
-            );
+        for (section, keys) in known {
+            let Some(sec) = v.get_mut(*section).and_then(Json::as_object_mut) else {
+                continue;
+            };
+            let extra: Vec<String> = sec
+                .keys()
+                .filter(|k| !keys.contains(&k.as_str()))
+                .cloned()
+                .collect();
+            for opt in extra {
+                sec.remove(&opt);
+                let why = match (*section, opt.as_str()) {
+                    ("tmpfs", "mode") => ": the mount gets Docker's default mode (1777)",
+                    _ => "",
+                };
+                notes.warn(
+                    &["services", name, "volumes", &i.to_string(), section, &opt],
+                    format!("`{section}.{opt}` in `services.{name}.volumes` is not supported by {tool}; dropped{why}"),
+                );
+            }
+            if sec.is_empty()
+                && let Some(m) = v.as_object_mut()
+            {
+                m.remove(*section);
+            }
         }
     }
 }
@@ -551,7 +567,7 @@ fn stack_service(name: &str, svc: &Service, out: &mut Map<String, Json>, notes: 
     drop_start_interval(name, out, notes, "docker stack deploy");
     drop_pids_limit(name, out, notes, TOOL);
     port_keys(name, out, notes, TOOL);
-    tmpfs_mode(name, out, notes, TOOL);
+    mount_options(name, out, notes, TOOL, &[("tmpfs", &["size"])]);
     short_devices(out);
     tmpfs_bytes(out);
     for (i, p) in items(out, "ports").enumerate() {
