@@ -240,6 +240,25 @@ pub const COMPOSE_SERVICE_KEYS: &[&str] = &[
     "working_dir",
 ];
 
+const MODELS_WHY: &str = "kata runs no AI models for compose";
+
+/// compose v2's service keys that kata leaves out, and why.
+const NOT_SUPPORTED: &[(&str, &str)] = &[
+    (
+        "label_file",
+        "kata reads no label files: write the labels under `labels:`",
+    ),
+    (
+        "use_api_socket",
+        "kata gives no container the Docker engine's socket or credentials",
+    ),
+    ("models", MODELS_WHY),
+    (
+        "provider",
+        "kata runs no provider services: give the service an `image:`",
+    ),
+];
+
 /// Service keys that compose v2, docker-compose 1.x and swarm all refuse
 /// unless they are strings (`user: 1000` included: measured).
 const STRING_KEYS: &[&str] = &[
@@ -416,6 +435,10 @@ fn parse_root(cx: &mut Ctx, root: &Node) -> Option<AppSpec> {
             k if k.starts_with("x-") => {
                 spec.extensions.insert(k.to_owned(), n.to_json());
             }
+            "models" => cx.warn(
+                n,
+                format!("`models` is compose's, but kata does not support it; ignored: {}", MODELS_WHY),
+            ),
             other => cx.warn(n, format!("unknown top-level key `{other}` ignored")),
         }
     }
@@ -631,6 +654,12 @@ fn parse_service(
             }
             k if COMPOSE_SERVICE_KEYS.contains(&k) || k.starts_with("x-") => {
                 svc.extra.insert(key.clone(), v.to_json());
+            }
+            k if let Some((_, why)) = NOT_SUPPORTED.iter().find(|(u, _)| *u == k) => {
+                cx.warn(
+                    v,
+                    format!("`{kp}` is compose's, but kata does not support it; ignored: {why}"),
+                );
             }
             other => cx.warn(v, format!("unknown key `{p}.{other}` ignored")),
         }
@@ -1172,6 +1201,22 @@ mod tests {
             ]
         );
         assert!(errors_of("services:\n  s:\n    image: x\n    user: 1000:1000\n").is_empty());
+    }
+
+    #[test]
+    fn compose_keys_kata_leaves_out_say_so() {
+        let p = parse(
+            "services:\n  s:\n    image: x\n    label_file: ./labels\n    use_api_socket: true\nmodels:\n  llm: {model: ai/x}\n",
+        );
+        let got: Vec<String> = p.warnings.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "kata-compose.yaml:7:3: `models` is compose's, but kata does not support it; ignored: kata runs no AI models for compose",
+                "kata-compose.yaml:4:17: `services.s.label_file` is compose's, but kata does not support it; ignored: kata reads no label files: write the labels under `labels:`",
+                "kata-compose.yaml:5:21: `services.s.use_api_socket` is compose's, but kata does not support it; ignored: kata gives no container the Docker engine's socket or credentials",
+            ]
+        );
     }
 
     fn errors_of(text: &str) -> Vec<String> {
