@@ -451,7 +451,14 @@ fn env_file_paths(name: &str, out: &mut Map<String, Json>, notes: &mut Notes, to
             continue;
         };
         let optional = item.get("required") == Some(&Json::Bool(false));
+        let format = item.get("format").and_then(Json::as_str).map(str::to_owned);
         *item = json!(path);
+        if let Some(f) = format {
+            notes.warn(
+                &["services", name, "env_file", &i.to_string(), "format"],
+                format!("`services.{name}.env_file` entry `{path}` has `format: {f}`, which {tool} does not know: there the file is read as a `.env` file (quotes and `$` references are interpreted)"),
+            );
+        }
         if optional {
             notes.warn(
                 &["services", name, "env_file", &i.to_string()],

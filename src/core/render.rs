@@ -1258,7 +1258,7 @@ mod tests {
 
     #[test]
     fn env_file_entries_become_paths_for_v1_and_swarm() {
-        let text = "services:\n  web:\n    image: x\n    restart: always\n    env_file:\n      - path: ./default.env\n        required: true\n      - path: ./override.env\n        required: false\n      - plain.env\n";
+        let text = "services:\n  web:\n    image: x\n    restart: always\n    env_file:\n      - path: ./default.env\n        required: true\n      - path: ./override.env\n        required: false\n      - plain.env\n      - path: ./raw.env\n        format: raw\n";
         let (v2, _) = render_fixture(text, "demo", Target::V2);
         assert_eq!(
             v2.compose["services"]["web"]["env_file"][1],
@@ -1268,16 +1268,16 @@ mod tests {
             let (out, _) = render_fixture(text, "demo", target);
             assert_eq!(
                 out.compose["services"]["web"]["env_file"],
-                json!(["./default.env", "./override.env", "plain.env"])
+                json!(["./default.env", "./override.env", "plain.env", "./raw.env"])
             );
-            // only the optional file changes meaning
+            // only the optional file and the raw one change meaning
             let lines: Vec<u64> = out
                 .warnings
                 .iter()
                 .filter(|w| w.message.contains("env_file"))
                 .map(|w| w.pos.unwrap().line)
                 .collect();
-            assert_eq!(lines, vec![8], "{:?}", out.warnings);
+            assert_eq!(lines, vec![8, 12], "{:?}", out.warnings);
         }
     }
 
