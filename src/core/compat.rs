@@ -122,6 +122,19 @@ const STACK_NETWORK_KEYS: &[&str] = &[
     "name",
 ];
 
+/// Network keys docker-compose 1.29 knows.
+const V1_NETWORK_KEYS: &[&str] = &[
+    "driver",
+    "driver_opts",
+    "ipam",
+    "external",
+    "internal",
+    "enable_ipv6",
+    "attachable",
+    "labels",
+    "name",
+];
+
 /// Keys of a service's attachment to one network (`networks: {n: {...}}`)
 /// that docker-compose 1.29 knows.
 const V1_SERVICE_NETWORK_KEYS: &[&str] = &[
@@ -657,6 +670,7 @@ pub(crate) fn top_level(target: Target, doc: &mut Map<String, Json>, notes: &mut
     // the services' references to it.
     for (section, key, instead) in [
         ("configs", "content", "`file:`"),
+        ("configs", "environment", "`file:`"),
         ("secrets", "environment", "`file:`"),
     ] {
         let dropped: Vec<String> = doc
@@ -712,6 +726,11 @@ pub(crate) fn top_level(target: Target, doc: &mut Map<String, Json>, notes: &mut
                 }
             }
         }
+    }
+    if target == Target::V1
+        && let Some(Json::Object(nets)) = doc.get_mut("networks")
+    {
+        drop_network_keys(nets, &["networks"], V1_NETWORK_KEYS, tool, notes);
     }
     if target == Target::Stack
         && let Some(Json::Object(nets)) = doc.get_mut("networks")
