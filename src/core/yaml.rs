@@ -268,10 +268,31 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
             Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => rest,
             _ => first,
         };
+        // A tab in the indentation is reported at the scalar before it;
+        // point at the tab itself.
+        if message.contains(" tab")
+            && let Some(tab) = indenting_tab(text)
+        {
+            return ParseError {
+                pos: Some(tab),
+                message: "a tab in the indentation: YAML indents with spaces only".into(),
+            };
+        }
         ParseError {
             pos,
             message: tidy(message),
         }
+    })
+}
+
+/// The position of the first tab in a line's leading whitespace.
+fn indenting_tab(text: &str) -> Option<Pos> {
+    text.lines().enumerate().find_map(|(i, line)| {
+        let lead = line.len() - line.trim_start_matches([' ', '\t']).len();
+        line[..lead].find('\t').map(|col| Pos {
+            line: i as u64 + 1,
+            column: col as u64 + 1,
+        })
     })
 }
 
@@ -300,6 +321,9 @@ fn tidy(message: &str) -> String {
     }
     if m.starts_with("recursive references require") {
         return "an alias refers to a node that contains it (a recursive anchor)".into();
+    }
+    if m.starts_with("non-finite float") {
+        return "an infinite or not-a-number value (`.inf`, `.nan`), which compose v2 and docker-compose 1.x read differently: quote it if it is text".into();
     }
     if m.starts_with("budget breached") {
         return "document too large: it expands (through aliases or sheer size) past kata's limit"
@@ -374,5 +398,25 @@ mod number_tests {
         let e = parse("services:\n  web: &w\n    image: x\n    labels: *w\n").unwrap_err();
         assert_eq!(e.pos.map(|p| p.line), Some(4));
         assert!(e.message.contains("recursive anchor"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_tab_in_the_indentation_is_pointed_at() {
+        let e = parse("services:\n  app:\n    image: x\n\trestart: always\n").unwrap_err();
+        assert_eq!(e.pos, Some(Pos { line: 4, column: 1 }));
+        assert_eq!(
+            e.message,
+            "a tab in the indentation: YAML indents with spaces only"
+        );
+        // a tab inside a block scalar is text
+        assert!(parse("a: |\n  x\n  \ty\n").is_ok());
+    }
+
+    #[test]
+    fn infinite_numbers_ask_for_quotes() {
+        let e = parse("a:\n  b: .inf\n").unwrap_err();
+        assert_eq!(e.pos, Some(Pos { line: 2, column: 6 }));
+        assert!(e.message.contains("quote it"), "{}", e.message);
+        assert!(parse("a:\n  b: \".inf\"\n").is_ok());
     }
 }
