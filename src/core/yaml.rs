@@ -270,7 +270,9 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
         };
         // A tab in the indentation is reported at the scalar before it;
         // point at the tab itself.
-        if message.contains(" tab")
+        if message
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w == "tab" || w == "tabs")
             && let Some(tab) = indenting_tab(text)
         {
             return ParseError {
@@ -408,6 +410,8 @@ mod number_tests {
             e.message,
             "a tab in the indentation: YAML indents with spaces only"
         );
+        let e = parse("services:\n  web:\n\timage: x\n").unwrap_err();
+        assert_eq!(e.pos, Some(Pos { line: 3, column: 1 }));
         // a tab inside a block scalar is text
         assert!(parse("a: |\n  x\n  \ty\n").is_ok());
     }
