@@ -814,11 +814,9 @@ fn check_durations(cx: &mut Ctx, svc: &Node, p: &str) {
         if kata_check && path[0] == "healthcheck" {
             continue;
         }
-        let mut at = Some(svc);
-        for step in *path {
-            at = at.and_then(|n| n.get(step));
-        }
-        let Some(v) = at else { continue };
+        let Some(v) = path.iter().try_fold(svc, |n, step| n.get(step)) else {
+            continue;
+        };
         let ok = match &v.value {
             Value::Str(s) => is_duration(s) || crate::expand::has_reference(s),
             Value::Null => true,
@@ -832,6 +830,29 @@ fn check_durations(cx: &mut Ctx, svc: &Node, p: &str) {
             cx.err(
                 v,
                 format!("`{p}.{}` must be a duration with a unit, like 30s, 1m30s or 500ms; found {found}", path.join(".")),
+            );
+        }
+    }
+    // Byte sizes compose reads only as strings (`512M`), and option maps
+    // whose values every compose refuses as booleans.
+    for path in [
+        ["deploy", "resources", "limits", "memory"],
+        ["deploy", "resources", "reservations", "memory"],
+    ] {
+        let v = path.iter().try_fold(svc, |n, step| n.get(step));
+        if let Some(v) = v.filter(|v| !matches!(v.value, Value::Str(_) | Value::Null)) {
+            cx.err(
+                v,
+                format!("`{p}.{}` must be a size like 512M or 1G, found {}: compose refuses it unquoted", path.join("."), v.kind()),
+            );
+        }
+    }
+    let options = svc.get("logging").and_then(|l| l.get("options"));
+    for (k, v) in options.and_then(Node::as_map).into_iter().flatten() {
+        if matches!(v.value, Value::Bool(_)) {
+            cx.err(
+                v,
+                format!("`{p}.logging.options.{k}` must be a string or a number, found a boolean: compose refuses it unquoted (write \"{}\")", v.scalar_string().unwrap_or_default()),
             );
         }
     }
@@ -1215,6 +1236,19 @@ mod tests {
                 "kata-compose.yaml:7:3: `models` is compose's, but kata does not support it; ignored: kata runs no AI models for compose",
                 "kata-compose.yaml:4:17: `services.s.label_file` is compose's, but kata does not support it; ignored: kata reads no label files: write the labels under `labels:`",
                 "kata-compose.yaml:5:21: `services.s.use_api_socket` is compose's, but kata does not support it; ignored: kata gives no container the Docker engine's socket or credentials",
+            ]
+        );
+    }
+
+    #[test]
+    fn sizes_and_logging_options_in_the_types_compose_reads() {
+        assert_eq!(
+            errors_of(
+                "services:\n  s:\n    image: x\n    logging:\n      options: {compress: true, max-file: 3}\n    deploy:\n      resources:\n        limits: {memory: 536870912}\n        reservations: {memory: 64M}\n"
+            ),
+            [
+                "kata-compose.yaml:8:26: `services.s.deploy.resources.limits.memory` must be a size like 512M or 1G, found an integer: compose refuses it unquoted",
+                "kata-compose.yaml:5:27: `services.s.logging.options.compress` must be a string or a number, found a boolean: compose refuses it unquoted (write \"true\")",
             ]
         );
     }
