@@ -55,6 +55,8 @@ pub mod ports;
 pub mod render;
 #[path = "core/route_status.rs"]
 pub mod route_status;
+#[path = "core/scalars.rs"]
+pub mod scalars;
 #[path = "core/secrets.rs"]
 pub mod secrets;
 #[path = "core/spec.rs"]

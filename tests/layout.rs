@@ -24,6 +24,7 @@ const CORE: &[&str] = &[
     "render.rs",
     "binds.rs",
     "compat.rs",
+    "scalars.rs",
     "notes.rs",
     // the docker and compose command lines kata runs; a release's plan
     "argv.rs",

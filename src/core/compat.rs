@@ -22,6 +22,13 @@ const V1_UNSUPPORTED: &[&str] = &[
     "gpus",
 ];
 
+/// The options of each mount section docker-compose 1.29 knows.
+const V1_MOUNT_KEYS: &[(&str, &[&str])] = &[
+    ("bind", &["propagation"]),
+    ("volume", &["nocopy"]),
+    ("tmpfs", &["size"]),
+];
+
 /// `build:` keys docker-compose 1.29 knows.
 const V1_BUILD_KEYS: &[&str] = &[
     "context",
@@ -115,6 +122,19 @@ const STACK_NETWORK_KEYS: &[&str] = &[
     "name",
 ];
 
+/// Network keys docker-compose 1.29 knows.
+const V1_NETWORK_KEYS: &[&str] = &[
+    "driver",
+    "driver_opts",
+    "ipam",
+    "external",
+    "internal",
+    "enable_ipv6",
+    "attachable",
+    "labels",
+    "name",
+];
+
 /// Keys of a service's attachment to one network (`networks: {n: {...}}`)
 /// that docker-compose 1.29 knows.
 const V1_SERVICE_NETWORK_KEYS: &[&str] = &[
@@ -156,6 +176,15 @@ fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
         }
     }
     drop_start_interval(name, out, notes, "docker-compose 1.x");
+    drop_pids_limit(name, out, notes, TOOL);
+    v1_pull_policy(name, out, notes);
+    // compose v2 disables a check with `disable: true` whatever else it
+    // says; 1.29 refuses other keys beside it.
+    if let Some(Json::Object(h)) = out.get_mut("healthcheck")
+        && h.get("disable") == Some(&Json::Bool(true))
+    {
+        h.retain(|k, _| k == "disable");
+    }
     if let Some(Json::Object(deps)) = out.get_mut("depends_on") {
         for (dep, cond) in deps.iter_mut() {
             for opt in ["required", "restart"] {
@@ -177,39 +206,22 @@ fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
             notes,
         );
     }
-    for (i, v) in out
-        .get_mut("volumes")
-        .and_then(Json::as_array_mut)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for (section, opt) in [("bind", "create_host_path"), ("volume", "subpath")] {
-            if let Some(sec) = v.get_mut(section).and_then(Json::as_object_mut)
-                && sec.remove(opt).is_some()
-            {
-                let sec_empty = sec.is_empty();
-                if sec_empty && let Some(m) = v.as_object_mut() {
-                    m.remove(section);
-                }
-                notes.warn(
-                    &["services", name, "volumes", &i.to_string()],
-                    format!("`{section}.{opt}` in `services.{name}.volumes` is not supported by docker-compose 1.x; dropped"),
-                );
-            }
-        }
-    }
-    // 1.29's long port syntax has no host_ip: the short form says the same.
-    for p in out
-        .get_mut("ports")
-        .and_then(Json::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(short) = short_port(p) {
+    mount_options(name, out, notes, TOOL, V1_MOUNT_KEYS);
+    // 1.29's long port syntax has no host_ip and no range of published
+    // ports: the short form says the same.
+    port_keys(name, out, notes, TOOL);
+    for p in items(out, "ports") {
+        let range = p
+            .get("published")
+            .and_then(Json::as_str)
+            .is_some_and(|s| s.contains('-'));
+        if (p.get("host_ip").is_some() || range)
+            && let Some(short) = short_port(p)
+        {
             *p = json!(short);
         }
     }
+    short_devices(out);
     if out.contains_key("deploy") {
         notes.warn(
             &["services", name, "deploy"],
@@ -218,10 +230,9 @@ fn v1_service(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
     }
 }
 
-/// `{target, published, host_ip, protocol}` as `host_ip:published:target/protocol`.
+/// `{target, published, host_ip, protocol}` as `[host_ip:]published:target/protocol`.
 fn short_port(p: &Json) -> Option<String> {
     let m = p.as_object()?;
-    let ip = m.get("host_ip")?.as_str()?;
     let scalar = |k: &str| match m.get(k)? {
         Json::String(s) => Some(s.clone()),
         Json::Number(n) => Some(n.to_string()),
@@ -229,12 +240,97 @@ fn short_port(p: &Json) -> Option<String> {
     };
     let target = scalar("target")?;
     let published = scalar("published").unwrap_or_default();
-    let mut s = format!("{ip}:{published}:{target}");
+    let mut s = match m.get("host_ip").and_then(Json::as_str) {
+        Some(ip) => format!("{ip}:{published}:{target}"),
+        None => format!("{published}:{target}"),
+    };
     if let Some(proto) = scalar("protocol") {
         s.push('/');
         s.push_str(&proto);
     }
     Some(s)
+}
+
+/// The items of the list `out[key]`, if it is one.
+fn items<'a>(out: &'a mut Map<String, Json>, key: &str) -> impl Iterator<Item = &'a mut Json> {
+    out.get_mut(key)
+        .and_then(Json::as_array_mut)
+        .into_iter()
+        .flatten()
+}
+
+/// A long-form port's `name` and `app_protocol` (compose 2.x) are unknown
+/// to 1.29 and the 3.8 format; they only name the port.
+fn port_keys(name: &str, out: &mut Map<String, Json>, notes: &mut Notes, tool: &str) {
+    for (i, p) in items(out, "ports").enumerate() {
+        for key in ["name", "app_protocol"] {
+            if let Some(m) = p.as_object_mut()
+                && m.remove(key).is_some()
+            {
+                notes.warn(
+                    &["services", name, "ports", &i.to_string(), key],
+                    format!("`{key}` in `services.{name}.ports` is not supported by {tool}; dropped (it only names the port)"),
+                );
+            }
+        }
+    }
+}
+
+/// Drops the options of each mount section (`bind:`, `volume:`, `tmpfs:`)
+/// that `tool` does not know.
+fn mount_options(
+    name: &str,
+    out: &mut Map<String, Json>,
+    notes: &mut Notes,
+    tool: &str,
+    known: &[(&str, &[&str])],
+) {
+    for (i, v) in items(out, "volumes").enumerate() {
+        for (section, keys) in known {
+            let Some(sec) = v.get_mut(*section).and_then(Json::as_object_mut) else {
+                continue;
+            };
+            let extra: Vec<String> = sec
+                .keys()
+                .filter(|k| !keys.contains(&k.as_str()))
+                .cloned()
+                .collect();
+            for opt in extra {
+                sec.remove(&opt);
+                let why = match (*section, opt.as_str()) {
+                    ("tmpfs", "mode") => ": the mount gets Docker's default mode (1777)",
+                    _ => "",
+                };
+                notes.warn(
+                    &["services", name, "volumes", &i.to_string(), section, &opt],
+                    format!("`{section}.{opt}` in `services.{name}.volumes` is not supported by {tool}; dropped{why}"),
+                );
+            }
+            if sec.is_empty()
+                && let Some(m) = v.as_object_mut()
+            {
+                m.remove(*section);
+            }
+        }
+    }
+}
+
+/// Long-form devices (`{source, target, permissions}`, compose 2.x) in the
+/// short form 1.29 and the 3.8 format read: `source:target[:permissions]`.
+fn short_devices(out: &mut Map<String, Json>) {
+    for d in items(out, "devices") {
+        let Some(m) = d.as_object() else { continue };
+        let part = |k: &str| m.get(k).and_then(Json::as_str);
+        let Some(source) = part("source") else {
+            continue;
+        };
+        let target = part("target").unwrap_or(source);
+        let short = match part("permissions") {
+            Some(p) => format!("{source}:{target}:{p}"),
+            None => format!("{source}:{target}"),
+        };
+        *d = json!(short);
+    }
 }
 
 fn drop_start_interval(name: &str, out: &mut Map<String, Json>, notes: &mut Notes, tool: &str) {
@@ -247,6 +343,61 @@ fn drop_start_interval(name: &str, out: &mut Map<String, Json>, notes: &mut Note
                 "`services.{name}.healthcheck.start_interval` is not supported by {tool}; dropped"
             ),
         );
+    }
+}
+
+/// `deploy.resources.limits.pids` is newer than 1.29 and the 3.8 format.
+fn drop_pids_limit(name: &str, out: &mut Map<String, Json>, notes: &mut Notes, tool: &str) {
+    drop_resource(
+        name,
+        out,
+        notes,
+        ["limits", "pids"],
+        &format!(
+            "is not supported by {tool}; dropped: the service runs without a process limit (`pids_limit:` sets one for compose)"
+        ),
+    );
+}
+
+/// Drops `deploy.resources.<section>.<key>`, with a warning saying `why`.
+fn drop_resource(
+    name: &str,
+    out: &mut Map<String, Json>,
+    notes: &mut Notes,
+    [section, key]: [&str; 2],
+    why: &str,
+) {
+    if let Some(Json::Object(m)) = out
+        .get_mut("deploy")
+        .and_then(|d| d.pointer_mut(&format!("/resources/{section}")))
+        && m.remove(key).is_some()
+    {
+        notes.warn(
+            &["services", name, "deploy", "resources", section, key],
+            format!("`services.{name}.deploy.resources.{section}.{key}` {why}"),
+        );
+    }
+}
+
+/// docker-compose 1.29 knows `always`, `never`, `build` and
+/// `if_not_present`, compose v2's `missing` by that name; it has no
+/// periodic pulls (`daily`, `weekly`, `every_12h`).
+fn v1_pull_policy(name: &str, out: &mut Map<String, Json>, notes: &mut Notes) {
+    let Some(p) = out.get("pull_policy").and_then(Json::as_str) else {
+        return;
+    };
+    match p {
+        "always" | "never" | "build" | "if_not_present" => {}
+        "missing" => {
+            out.insert("pull_policy".into(), json!("if_not_present"));
+        }
+        p => {
+            notes.warn(
+                &["services", name, "pull_policy"],
+                format!("`services.{name}.pull_policy: {p}` is not supported by docker-compose 1.x, which has no periodic pulls; dropped: the image is pulled when it is missing"),
+            );
+            out.remove("pull_policy");
+        }
     }
 }
 
@@ -313,7 +464,14 @@ fn env_file_paths(name: &str, out: &mut Map<String, Json>, notes: &mut Notes, to
             continue;
         };
         let optional = item.get("required") == Some(&Json::Bool(false));
+        let format = item.get("format").and_then(Json::as_str).map(str::to_owned);
         *item = json!(path);
+        if let Some(f) = format {
+            notes.warn(
+                &["services", name, "env_file", &i.to_string(), "format"],
+                format!("`services.{name}.env_file` entry `{path}` has `format: {f}`, which {tool} does not know: there the file is read as a `.env` file (quotes and `$` references are interpreted)"),
+            );
+        }
         if optional {
             notes.warn(
                 &["services", name, "env_file", &i.to_string()],
@@ -327,16 +485,13 @@ fn stack_service(name: &str, svc: &Service, out: &mut Map<String, Json>, notes: 
     const TOOL: &str = "docker stack deploy";
     service_networks(name, out, notes, STACK_SERVICE_NETWORK_KEYS, TOOL);
     env_file_paths(name, out, notes, TOOL);
-    if let Some(Json::Object(res)) = out
-        .get_mut("deploy")
-        .and_then(|d| d.pointer_mut("/resources/reservations"))
-        && res.remove("devices").is_some()
-    {
-        notes.warn(
-            &["services", name, "deploy", "resources", "reservations", "devices"],
-            format!("`services.{name}.deploy.resources.reservations.devices` is not supported by docker stack deploy (swarm reserves devices as `generic_resources` of the node); dropped: the service runs without them"),
-        );
-    }
+    drop_resource(
+        name,
+        out,
+        notes,
+        ["reservations", "devices"],
+        "is not supported by docker stack deploy (swarm reserves devices as `generic_resources` of the node); dropped: the service runs without them",
+    );
     if out.contains_key("build") {
         out.remove("build");
         if out.contains_key("image") {
@@ -430,13 +585,12 @@ fn stack_service(name: &str, svc: &Service, out: &mut Map<String, Json>, notes: 
         );
     }
     drop_start_interval(name, out, notes, "docker stack deploy");
-    for (i, p) in out
-        .get_mut("ports")
-        .and_then(Json::as_array_mut)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    drop_pids_limit(name, out, notes, TOOL);
+    port_keys(name, out, notes, TOOL);
+    mount_options(name, out, notes, TOOL, &[("tmpfs", &["size"])]);
+    short_devices(out);
+    tmpfs_bytes(out);
+    for (i, p) in items(out, "ports").enumerate() {
         let at = ["services", name, "ports", &i.to_string()];
         match p {
             Json::String(s) if host_ip_of(s).is_some() => notes.warn(
@@ -450,15 +604,48 @@ fn stack_service(name: &str, svc: &Service, out: &mut Map<String, Json>, notes: 
                         format!("swarm has no `host_ip`: `services.{name}.ports` publishes on every interface"),
                     );
                 }
-                if let Some(Json::String(n)) = m.get("published")
-                    && let Ok(n) = n.parse::<u64>()
+                // The 3.8 long form publishes one port; the short form a range.
+                if let Some(range) = m.get("published").and_then(Json::as_str).filter(|s| s.contains('-')).map(str::to_owned)
+                    && let Some(short) = short_port(p)
                 {
-                    m.insert("published".into(), json!(n));
+                    notes.warn(
+                        &at,
+                        format!("swarm publishes every port of {range} to the target of `services.{name}.ports` (compose publishes one free port of the range)"),
+                    );
+                    *p = json!(short);
                 }
             }
             _ => {}
         }
     }
+}
+
+/// A tmpfs `size` with a unit (`64m`), which compose reads as bytes, in
+/// bytes: the 3.8 format wants an integer.
+fn tmpfs_bytes(out: &mut Map<String, Json>) {
+    for v in items(out, "volumes") {
+        if let Some(size) = v.pointer_mut("/tmpfs/size")
+            && let Some(n) = size.as_str().and_then(bytes)
+        {
+            *size = json!(n);
+        }
+    }
+}
+
+/// compose's byte sizes: a number with an optional unit b, k, m, g (or
+/// kb, mb, gb), in any case.
+fn bytes(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, unit) = s.split_at(digits);
+    let scale: u64 = match unit.trim_end_matches('b') {
+        _ if unit.is_empty() || unit == "b" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    n.parse::<u64>().ok()?.checked_mul(scale)
 }
 
 /// The host address of a short port (`127.0.0.1:8080:80`), if it has one.
@@ -483,6 +670,7 @@ pub(crate) fn top_level(target: Target, doc: &mut Map<String, Json>, notes: &mut
     // the services' references to it.
     for (section, key, instead) in [
         ("configs", "content", "`file:`"),
+        ("configs", "environment", "`file:`"),
         ("secrets", "environment", "`file:`"),
     ] {
         let dropped: Vec<String> = doc
@@ -539,6 +727,11 @@ pub(crate) fn top_level(target: Target, doc: &mut Map<String, Json>, notes: &mut
             }
         }
     }
+    if target == Target::V1
+        && let Some(Json::Object(nets)) = doc.get_mut("networks")
+    {
+        drop_network_keys(nets, &["networks"], V1_NETWORK_KEYS, tool, notes);
+    }
     if target == Target::Stack
         && let Some(Json::Object(nets)) = doc.get_mut("networks")
     {
@@ -563,6 +756,26 @@ pub(crate) fn top_level(target: Target, doc: &mut Map<String, Json>, notes: &mut
                     drop_keys(c, &at, &["subnet"], tool, notes);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmpfs_sizes_are_read_in_compose_units() {
+        for (s, want) in [
+            ("64m", Some(64 << 20)),
+            ("1G", Some(1 << 30)),
+            ("512kb", Some(512 << 10)),
+            ("100", Some(100)),
+            ("100b", Some(100)),
+            ("1.5g", None),
+            ("lots", None),
+        ] {
+            assert_eq!(bytes(s), want, "{s}");
         }
     }
 }

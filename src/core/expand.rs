@@ -146,6 +146,42 @@ pub fn escape_lone(s: &str) -> String {
     out
 }
 
+/// `s` with each `${NAME:+alt}` and `${NAME+alt}` it still holds written
+/// as compose resolves it for a name nothing sets: empty. After [`expand`]
+/// only names no layer sets are left, and docker-compose 1.x and
+/// `docker stack deploy` have no `+` forms (they refuse the file). None
+/// when `s` has none.
+pub fn drop_unset_alternatives(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let (mut i, mut lit, mut changed) = (0, 0, false);
+    while i < b.len() {
+        match (b[i], b.get(i + 1)) {
+            (b'$', Some(b'$')) => i += 2,
+            (b'$', Some(b'{')) => {
+                let Some(close) = matching_brace(s, i + 1) else {
+                    break;
+                };
+                let inner = &s[i + 2..close];
+                let name_len = inner
+                    .bytes()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                    .count();
+                let (name, rest) = inner.split_at(name_len);
+                if is_name(name) && (rest.starts_with(":+") || rest.starts_with('+')) {
+                    out.push_str(&s[lit..i]);
+                    lit = close + 1;
+                    changed = true;
+                }
+                i = close + 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&s[lit..]);
+    changed.then_some(out)
+}
+
 /// Whether `s` still contains a reference compose would interpolate.
 pub fn has_reference(s: &str) -> bool {
     let b = s.as_bytes();
@@ -208,6 +244,20 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(expand(input, &lk), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn alternatives_of_unset_names_are_empty() {
+        for (input, want) in [
+            ("${NOPE:+on}", Some("")),
+            ("a${NOPE+on}b ${X:-d}", Some("ab ${X:-d}")),
+            ("x ${NOPE:+${INNER}} y", Some("x  y")),
+            ("$${NOPE:+on}", None),
+            ("${NOPE:-d} ${NOPE}", None),
+            ("${unclosed:+", None),
+        ] {
+            assert_eq!(drop_unset_alternatives(input).as_deref(), want, "{input}");
         }
     }
 

@@ -175,6 +175,8 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
         if target == Target::Stack {
             swarm_rollout(&mut out, name, svc, &routed, &mut notes);
         }
+        crate::scalars::service(&mut out);
+        drop_repeated_items(&mut out);
         crate::compat::service(target, name, svc, &mut out, &mut notes);
         for (key, v) in &out {
             if let Some(var) = required_unset(v) {
@@ -268,7 +270,11 @@ pub fn render(spec: &AppSpec, cx: &Context, target: Target) -> Rendered {
     }
     crate::compat::top_level(target, &mut doc, &mut notes);
     let mut compose = Json::Object(doc);
+    crate::scalars::top_level(&mut compose);
     escape_lone_dollars(&mut compose);
+    if target != Target::V2 {
+        drop_unset_alternatives(&mut compose, &mut vec![], target, &mut notes);
+    }
 
     let caddy = spec
         .caddy
@@ -733,6 +739,72 @@ fn escape_lone_dollars(v: &mut Json) {
     }
 }
 
+/// Lists compose v2 reads as sets: a repeated item (`- "8080:80"` twice)
+/// is one. docker-compose 1.x and swarm refuse the repetition.
+const SET_LISTS: &[&str] = &[
+    "ports",
+    "expose",
+    "cap_add",
+    "cap_drop",
+    "dns",
+    "dns_search",
+    "devices",
+    "tmpfs",
+    "volumes",
+    "sysctls",
+];
+
+fn drop_repeated_items(out: &mut Map<String, Json>) {
+    for key in SET_LISTS {
+        if let Some(Json::Array(items)) = out.get_mut(*key) {
+            let mut seen: Vec<Json> = Vec::with_capacity(items.len());
+            items.retain(|i| {
+                let first = !seen.contains(i);
+                if first {
+                    seen.push(i.clone());
+                }
+                first
+            });
+        }
+    }
+}
+
+/// `${NAME:+alt}` for a name nothing sets is empty, as compose v2 reads it;
+/// docker-compose 1.x and swarm, which have no `+` forms, get it written so.
+fn drop_unset_alternatives(v: &mut Json, at: &mut Vec<String>, target: Target, notes: &mut Notes) {
+    match v {
+        Json::String(s) => {
+            if let Some(resolved) = crate::expand::drop_unset_alternatives(s) {
+                let tool = match target {
+                    Target::V1 => "docker-compose 1.x",
+                    _ => "docker stack deploy",
+                };
+                let path: Vec<&str> = at.iter().map(String::as_str).collect();
+                notes.warn(
+                    &path,
+                    format!("`{}` has `${{NAME:+…}}` for a name neither the file's `environment` nor the app's config sets, which {tool} cannot read: kata writes it as compose resolves it, empty", path.join(".")),
+                );
+                *s = resolved;
+            }
+        }
+        Json::Array(a) => {
+            for (i, e) in a.iter_mut().enumerate() {
+                at.push(i.to_string());
+                drop_unset_alternatives(e, at, target, notes);
+                at.pop();
+            }
+        }
+        Json::Object(m) => {
+            for (k, e) in m.iter_mut() {
+                at.push(k.clone());
+                drop_unset_alternatives(e, at, target, notes);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Expands variables in every string of a JSON value (keys stay as written).
 pub fn expand_json(v: &Json, lookup: &dyn Fn(&str) -> Option<String>) -> Json {
     match v {
@@ -1186,7 +1258,7 @@ mod tests {
 
     #[test]
     fn env_file_entries_become_paths_for_v1_and_swarm() {
-        let text = "services:\n  web:\n    image: x\n    restart: always\n    env_file:\n      - path: ./default.env\n        required: true\n      - path: ./override.env\n        required: false\n      - plain.env\n";
+        let text = "services:\n  web:\n    image: x\n    restart: always\n    env_file:\n      - path: ./default.env\n        required: true\n      - path: ./override.env\n        required: false\n      - plain.env\n      - path: ./raw.env\n        format: raw\n";
         let (v2, _) = render_fixture(text, "demo", Target::V2);
         assert_eq!(
             v2.compose["services"]["web"]["env_file"][1],
@@ -1196,16 +1268,16 @@ mod tests {
             let (out, _) = render_fixture(text, "demo", target);
             assert_eq!(
                 out.compose["services"]["web"]["env_file"],
-                json!(["./default.env", "./override.env", "plain.env"])
+                json!(["./default.env", "./override.env", "plain.env", "./raw.env"])
             );
-            // only the optional file changes meaning
+            // only the optional file and the raw one change meaning
             let lines: Vec<u64> = out
                 .warnings
                 .iter()
                 .filter(|w| w.message.contains("env_file"))
                 .map(|w| w.pos.unwrap().line)
                 .collect();
-            assert_eq!(lines, vec![8], "{:?}", out.warnings);
+            assert_eq!(lines, vec![8, 12], "{:?}", out.warnings);
         }
     }
 

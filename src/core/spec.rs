@@ -240,6 +240,44 @@ pub const COMPOSE_SERVICE_KEYS: &[&str] = &[
     "working_dir",
 ];
 
+const MODELS_WHY: &str = "kata runs no AI models for compose";
+
+/// compose v2's service keys that kata leaves out, and why.
+const NOT_SUPPORTED: &[(&str, &str)] = &[
+    (
+        "label_file",
+        "kata reads no label files: write the labels under `labels:`",
+    ),
+    (
+        "use_api_socket",
+        "kata gives no container the Docker engine's socket or credentials",
+    ),
+    ("models", MODELS_WHY),
+    (
+        "provider",
+        "kata runs no provider services: give the service an `image:`",
+    ),
+];
+
+/// Service keys that compose v2, docker-compose 1.x and swarm all refuse
+/// unless they are strings (`user: 1000` included: measured).
+const STRING_KEYS: &[&str] = &[
+    "user",
+    "hostname",
+    "domainname",
+    "working_dir",
+    "stop_signal",
+    "ipc",
+    "pid",
+    "cgroup_parent",
+    "network_mode",
+    "container_name",
+    "userns_mode",
+    "isolation",
+    "mac_address",
+    "platform",
+];
+
 struct Ctx {
     errors: Vec<Diag>,
     warnings: Vec<Diag>,
@@ -397,6 +435,10 @@ fn parse_root(cx: &mut Ctx, root: &Node) -> Option<AppSpec> {
             k if k.starts_with("x-") => {
                 spec.extensions.insert(k.to_owned(), n.to_json());
             }
+            "models" => cx.warn(
+                n,
+                format!("`models` is compose's, but kata does not support it; ignored: {}", MODELS_WHY),
+            ),
             other => cx.warn(n, format!("unknown top-level key `{other}` ignored")),
         }
     }
@@ -553,6 +595,7 @@ fn parse_service(
         return None;
     }
     let m = cx.map(n, &p)?;
+    check_durations(cx, n, &p);
     let mut svc = Service::default();
     // compose's own `runtime:` names an OCI runtime (runc, nvidia,
     // io.containerd.wasmedge.v1) for a service with an image or a build.
@@ -599,8 +642,24 @@ fn parse_service(
                 check_shape(cx, key, v, &kp);
                 svc.extra.insert(key.clone(), v.to_json());
             }
+            k if STRING_KEYS.contains(&k) && !matches!(v.value, Value::Str(_) | Value::Null) => {
+                let hint = v
+                    .scalar_string()
+                    .map(|s| format!(": compose refuses it unquoted (write `{k}: \"{s}\"`)"))
+                    .unwrap_or_default();
+                cx.err(
+                    v,
+                    format!("`{kp}` must be a string, found {}{hint}", v.kind()),
+                );
+            }
             k if COMPOSE_SERVICE_KEYS.contains(&k) || k.starts_with("x-") => {
                 svc.extra.insert(key.clone(), v.to_json());
+            }
+            k if let Some((_, why)) = NOT_SUPPORTED.iter().find(|(u, _)| *u == k) => {
+                cx.warn(
+                    v,
+                    format!("`{kp}` is compose's, but kata does not support it; ignored: {why}"),
+                );
             }
             other => cx.warn(v, format!("unknown key `{p}.{other}` ignored")),
         }
@@ -729,6 +788,105 @@ fn runtime_from_command(cmd: Option<&Json>) -> Option<Runtime> {
         }
         _ => None,
     }
+}
+
+/// compose's durations, below a service. Every compose refuses a number or
+/// a duration without a unit (`interval: 30`, `"30"`), docker-compose 1.x
+/// with a traceback; kata says so at the value.
+const DURATIONS: &[&[&str]] = &[
+    &["healthcheck", "interval"],
+    &["healthcheck", "timeout"],
+    &["healthcheck", "start_period"],
+    &["healthcheck", "start_interval"],
+    &["stop_grace_period"],
+    &["deploy", "update_config", "delay"],
+    &["deploy", "update_config", "monitor"],
+    &["deploy", "rollback_config", "delay"],
+    &["deploy", "rollback_config", "monitor"],
+    &["deploy", "restart_policy", "delay"],
+    &["deploy", "restart_policy", "window"],
+];
+
+fn check_durations(cx: &mut Ctx, svc: &Node, p: &str) {
+    // kata's own HTTP check (`path:`) reads its durations itself
+    let kata_check = svc.get("healthcheck").and_then(|h| h.get("path")).is_some();
+    for path in DURATIONS {
+        if kata_check && path[0] == "healthcheck" {
+            continue;
+        }
+        let Some(v) = path.iter().try_fold(svc, |n, step| n.get(step)) else {
+            continue;
+        };
+        let ok = match &v.value {
+            Value::Str(s) => is_duration(s) || crate::expand::has_reference(s),
+            Value::Null => true,
+            _ => false,
+        };
+        if !ok {
+            let found = match &v.value {
+                Value::Str(s) => format!("{s:?}"),
+                _ => v.kind().to_owned(),
+            };
+            cx.err(
+                v,
+                format!("`{p}.{}` must be a duration with a unit, like 30s, 1m30s or 500ms; found {found}", path.join(".")),
+            );
+        }
+    }
+    // Byte sizes compose reads only as strings (`512M`), and option maps
+    // whose values every compose refuses as booleans.
+    for path in [
+        ["deploy", "resources", "limits", "memory"],
+        ["deploy", "resources", "reservations", "memory"],
+    ] {
+        let v = path.iter().try_fold(svc, |n, step| n.get(step));
+        if let Some(v) = v.filter(|v| !matches!(v.value, Value::Str(_) | Value::Null)) {
+            cx.err(
+                v,
+                format!("`{p}.{}` must be a size like 512M or 1G, found {}: compose refuses it unquoted", path.join("."), v.kind()),
+            );
+        }
+    }
+    let options = svc.get("logging").and_then(|l| l.get("options"));
+    for (k, v) in options.and_then(Node::as_map).into_iter().flatten() {
+        if matches!(v.value, Value::Bool(_)) {
+            cx.err(
+                v,
+                format!("`{p}.logging.options.{k}` must be a string or a number, found a boolean: compose refuses it unquoted (write \"{}\")", v.scalar_string().unwrap_or_default()),
+            );
+        }
+    }
+}
+
+/// A Go duration as compose reads it: `0`, or numbers each with a unit
+/// (`1h2m3.5s`, `500ms`, `10us`).
+fn is_duration(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if s == "0" {
+        return true;
+    }
+    let mut rest = s;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let num = rest
+            .bytes()
+            .take_while(|c| c.is_ascii_digit() || *c == b'.')
+            .count();
+        if num == 0 || rest[..num].matches('.').count() > 1 || &rest[..num] == "." {
+            return false;
+        }
+        rest = &rest[num..];
+        let Some(unit) = ["ns", "us", "µs", "ms", "s", "m", "h"]
+            .into_iter()
+            .find(|u| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))
+        else {
+            return false;
+        };
+        rest = &rest[unit.len()..];
+    }
+    true
 }
 
 /// Type checks for the passthrough keys whose references kata verifies.
@@ -1021,6 +1179,82 @@ mod tests {
         assert_eq!(spec.services["gpu"].extra["runtime"], "nvidia");
         assert_eq!(spec.services["gpu"].runtime, None);
         assert_eq!(spec.services["web"].runtime, Some(Runtime::Python));
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        for (d, ok) in [
+            ("30s", true),
+            ("1m30s", true),
+            ("1h2m3.5s", true),
+            ("500ms", true),
+            ("10us", true),
+            ("0", true),
+            ("30", false),
+            ("1.5", false),
+            ("5 s", false),
+            ("s", false),
+            ("", false),
+            ("1d", false),
+        ] {
+            assert_eq!(is_duration(d), ok, "{d}");
+        }
+        assert_eq!(
+            errors_of(
+                "services:\n  s:\n    image: x\n    stop_grace_period: ${GRACE:-10s}\n    healthcheck:\n      test: [CMD, \"true\"]\n      interval: 30\n      timeout: \"5\"\n    deploy:\n      restart_policy: {delay: 5s, window: 2m}\n  k:\n    image: x\n    healthcheck: {path: /, interval: 5}\n"
+            ),
+            [
+                "kata-compose.yaml:7:17: `services.s.healthcheck.interval` must be a duration with a unit, like 30s, 1m30s or 500ms; found an integer",
+                "kata-compose.yaml:8:16: `services.s.healthcheck.timeout` must be a duration with a unit, like 30s, 1m30s or 500ms; found \"5\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn string_keys_written_as_numbers_are_refused_where_they_stand() {
+        assert_eq!(
+            errors_of(
+                "services:\n  s:\n    image: x\n    user: 1000\n    hostname: true\n    pid:\n    working_dir: /srv\n"
+            ),
+            [
+                "kata-compose.yaml:4:11: `services.s.user` must be a string, found an integer: compose refuses it unquoted (write `user: \"1000\"`)",
+                "kata-compose.yaml:5:15: `services.s.hostname` must be a string, found a boolean: compose refuses it unquoted (write `hostname: \"true\"`)",
+            ]
+        );
+        assert!(errors_of("services:\n  s:\n    image: x\n    user: 1000:1000\n").is_empty());
+    }
+
+    #[test]
+    fn compose_keys_kata_leaves_out_say_so() {
+        let p = parse(
+            "services:\n  s:\n    image: x\n    label_file: ./labels\n    use_api_socket: true\nmodels:\n  llm: {model: ai/x}\n",
+        );
+        let got: Vec<String> = p.warnings.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "kata-compose.yaml:7:3: `models` is compose's, but kata does not support it; ignored: kata runs no AI models for compose",
+                "kata-compose.yaml:4:17: `services.s.label_file` is compose's, but kata does not support it; ignored: kata reads no label files: write the labels under `labels:`",
+                "kata-compose.yaml:5:21: `services.s.use_api_socket` is compose's, but kata does not support it; ignored: kata gives no container the Docker engine's socket or credentials",
+            ]
+        );
+    }
+
+    #[test]
+    fn sizes_and_logging_options_in_the_types_compose_reads() {
+        assert_eq!(
+            errors_of(
+                "services:\n  s:\n    image: x\n    logging:\n      options: {compress: true, max-file: 3}\n    deploy:\n      resources:\n        limits: {memory: 536870912}\n        reservations: {memory: 64M}\n"
+            ),
+            [
+                "kata-compose.yaml:8:26: `services.s.deploy.resources.limits.memory` must be a size like 512M or 1G, found an integer: compose refuses it unquoted",
+                "kata-compose.yaml:5:27: `services.s.logging.options.compress` must be a string or a number, found a boolean: compose refuses it unquoted (write \"true\")",
+            ]
+        );
+    }
+
+    fn errors_of(text: &str) -> Vec<String> {
+        parse(text).errors.iter().map(|e| e.to_string()).collect()
     }
 
     #[test]

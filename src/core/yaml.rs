@@ -178,6 +178,13 @@ impl Node {
         }
         at
     }
+    /// The value of `key`, when this is a mapping that has it.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(m) => m.get(key),
+            _ => None,
+        }
+    }
     pub fn as_seq(&self) -> Option<&[Node]> {
         match &self.value {
             Value::Seq(s) => Some(s),
@@ -261,10 +268,33 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
             Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => rest,
             _ => first,
         };
+        // A tab in the indentation is reported at the scalar before it;
+        // point at the tab itself.
+        if message
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w == "tab" || w == "tabs")
+            && let Some(tab) = indenting_tab(text)
+        {
+            return ParseError {
+                pos: Some(tab),
+                message: "a tab in the indentation: YAML indents with spaces only".into(),
+            };
+        }
         ParseError {
             pos,
             message: tidy(message),
         }
+    })
+}
+
+/// The position of the first tab in a line's leading whitespace.
+fn indenting_tab(text: &str) -> Option<Pos> {
+    text.lines().enumerate().find_map(|(i, line)| {
+        let lead = line.len() - line.trim_start_matches([' ', '\t']).len();
+        line[..lead].find('\t').map(|col| Pos {
+            line: i as u64 + 1,
+            column: col as u64 + 1,
+        })
     })
 }
 
@@ -293,6 +323,9 @@ fn tidy(message: &str) -> String {
     }
     if m.starts_with("recursive references require") {
         return "an alias refers to a node that contains it (a recursive anchor)".into();
+    }
+    if m.starts_with("non-finite float") {
+        return "an infinite or not-a-number value (`.inf`, `.nan`), which compose v2 and docker-compose 1.x read differently: quote it if it is text".into();
     }
     if m.starts_with("budget breached") {
         return "document too large: it expands (through aliases or sheer size) past kata's limit"
@@ -367,5 +400,27 @@ mod number_tests {
         let e = parse("services:\n  web: &w\n    image: x\n    labels: *w\n").unwrap_err();
         assert_eq!(e.pos.map(|p| p.line), Some(4));
         assert!(e.message.contains("recursive anchor"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_tab_in_the_indentation_is_pointed_at() {
+        let e = parse("services:\n  app:\n    image: x\n\trestart: always\n").unwrap_err();
+        assert_eq!(e.pos, Some(Pos { line: 4, column: 1 }));
+        assert_eq!(
+            e.message,
+            "a tab in the indentation: YAML indents with spaces only"
+        );
+        let e = parse("services:\n  web:\n\timage: x\n").unwrap_err();
+        assert_eq!(e.pos, Some(Pos { line: 3, column: 1 }));
+        // a tab inside a block scalar is text
+        assert!(parse("a: |\n  x\n  \ty\n").is_ok());
+    }
+
+    #[test]
+    fn infinite_numbers_ask_for_quotes() {
+        let e = parse("a:\n  b: .inf\n").unwrap_err();
+        assert_eq!(e.pos, Some(Pos { line: 2, column: 6 }));
+        assert!(e.message.contains("quote it"), "{}", e.message);
+        assert!(parse("a:\n  b: \".inf\"\n").is_ok());
     }
 }
