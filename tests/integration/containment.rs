@@ -292,8 +292,7 @@ fn config_values_never_reach_a_command_line() {
     let app = LocalApp::new(&kata, &name);
     app.write(
         "kata-compose.yaml",
-        &format!(
-            r#"build:
+        r#"build:
   commands:
     - echo "values-arrived $(printf %s "$DOCKER_TOKEN/$PLAIN_SECRET" | sha256sum | cut -c1-16)"
     - sleep 4
@@ -303,8 +302,7 @@ services:
     root: public
     environment:
       PORT: "8000"
-"#
-        ),
+"#,
     )
     .write("public/index.html", "ok\n")
     .commit("v1");
