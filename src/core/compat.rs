@@ -43,7 +43,9 @@ const V1_BUILD_KEYS: &[&str] = &[
     "isolation",
 ];
 
-/// Service keys of the 3.8 file format (`docker stack config` rejects others).
+/// Service keys of the 3.8 file format (`docker stack config` rejects
+/// others), less `container_name`, which the format has and `docker stack
+/// deploy` does not support.
 const STACK_KEYS: &[&str] = &[
     "build",
     "cap_add",
@@ -51,7 +53,6 @@ const STACK_KEYS: &[&str] = &[
     "cgroup_parent",
     "command",
     "configs",
-    "container_name",
     "credential_spec",
     "depends_on",
     "deploy",
@@ -540,31 +541,19 @@ fn stack_service(name: &str, svc: &Service, out: &mut Map<String, Json>, notes: 
             format!("`services.{name}.scale` becomes `deploy.replicas` for docker stack deploy"),
         );
     }
-    if out.remove("container_name").is_some() {
+    if out.remove("runtime").is_some() {
         notes.warn(
-            &["services", name, "container_name"],
-            format!(
-                "`services.{name}.container_name` is not supported by docker stack deploy; dropped"
-            ),
+            &["services", name, "runtime"],
+            format!("`services.{name}.runtime` is not supported by docker stack deploy (swarm has no per-service OCI runtime); dropped"),
         );
     }
-    let unknown: Vec<String> = out
-        .keys()
-        .filter(|k| !STACK_KEYS.contains(&k.as_str()) && !k.starts_with("x-"))
-        .cloned()
-        .collect();
-    for k in unknown {
-        out.remove(&k);
-        let why = if k == "runtime" {
-            " (swarm has no per-service OCI runtime)"
-        } else {
-            ""
-        };
-        notes.warn(
-            &["services", name, &k],
-            format!("`services.{name}.{k}` is not supported by docker stack deploy{why}; dropped"),
-        );
-    }
+    drop_keys(
+        out,
+        &["services", name],
+        STACK_KEYS,
+        "docker stack deploy",
+        notes,
+    );
     for k in STACK_IGNORED {
         if out.contains_key(*k) {
             notes.warn(

@@ -1257,6 +1257,40 @@ mod tests {
     }
 
     #[test]
+    fn swarm_drops_container_name_and_runtime_with_a_warning() {
+        let text = "services:\n  web:\n    image: x\n    restart: always\n    container_name: fixed\n    runtime: runc\n";
+        let (st, _) = render_fixture(text, "demo", Target::Stack);
+        let web = &st.compose["services"]["web"];
+        assert!(
+            web.get("container_name").is_none() && web.get("runtime").is_none(),
+            "{web}"
+        );
+        let dropped: Vec<(u64, &str)> = st
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("not supported by docker stack deploy"))
+            .map(|w| (w.pos.unwrap().line, w.message.as_str()))
+            .collect();
+        assert_eq!(
+            dropped,
+            vec![
+                (
+                    6,
+                    "`services.web.runtime` is not supported by docker stack deploy (swarm has no per-service OCI runtime); dropped"
+                ),
+                (
+                    5,
+                    "`services.web.container_name` is not supported by docker stack deploy; dropped"
+                ),
+            ],
+            "{:?}",
+            st.warnings
+        );
+        let (v2, _) = render_fixture(text, "demo", Target::V2);
+        assert_eq!(v2.compose["services"]["web"]["container_name"], "fixed");
+    }
+
+    #[test]
     fn env_file_entries_become_paths_for_v1_and_swarm() {
         let text = "services:\n  web:\n    image: x\n    restart: always\n    env_file:\n      - path: ./default.env\n        required: true\n      - path: ./override.env\n        required: false\n      - plain.env\n      - path: ./raw.env\n        format: raw\n";
         let (v2, _) = render_fixture(text, "demo", Target::V2);
